@@ -1,0 +1,35 @@
+"""temstream: live segmentation, tracking and recording of in-situ TEM movies.
+
+The package imports nothing heavy at start-up; use the subpackages:
+
+- :mod:`temstream.stream`   wire protocols, frame sources and publishers (ZeroMQ)
+- :mod:`temstream.pipeline` the threaded runner (ingest -> segment -> link -> sinks)
+- :mod:`temstream.record`   the HDF5 recorder and readers of recordings
+- :mod:`temstream.models`   segmenters (classical baseline, U-Nets) and inference backends
+- :mod:`temstream.tracking` instances, the online linker and trajectory analysis
+- :mod:`temstream.sim`      the liquid-cell TEM simulator with ground truth
+- :mod:`temstream.gui`      the pyqtgraph dashboard
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "read_particles"]
+
+
+def read_particles(path):
+    """Read the particle table of a recording as a pandas DataFrame.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A temstream HDF5 recording.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per particle per frame, trackpy-compatible columns
+        (``frame``, ``particle``, ``x``, ``y``, ...).
+    """
+    from temstream.record import read_particles as _read
+
+    return _read(path)

@@ -1,0 +1,3 @@
+from temstream.cli import main
+
+raise SystemExit(main())

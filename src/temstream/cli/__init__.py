@@ -1,0 +1,79 @@
+"""The single ``temstream`` command.
+
+Each subcommand lives in its own module ``temstream.cli.<name>`` with two functions:
+``add_parser(subparsers)`` and ``run(args) -> int``. This module is the only place that
+configures logging and turns known errors into one-line messages with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from temstream import __version__
+from temstream.config import ConfigError
+
+#: subcommand name -> module (imported lazily, only the one that runs is loaded fully)
+COMMANDS = {
+    "demo": "temstream.cli.demo",
+    "run": "temstream.cli.run",
+    "process": "temstream.cli.process",
+    "replay": "temstream.cli.replay",
+    "sim": "temstream.cli.sim",
+    "train": "temstream.cli.train",
+    "evaluate": "temstream.cli.evaluate",
+    "export": "temstream.cli.export",
+    "gui": "temstream.cli.gui",
+    "bench": "temstream.cli.bench",
+    "info": "temstream.cli.info",
+}
+
+
+class UsageError(Exception):
+    """A user error worth a one-line message and exit status 2 (missing file, bad option)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="temstream",
+        description="Live segmentation, tracking and recording of in-situ TEM movies.",
+        epilog="Example: temstream demo --frames 300 --out demo.h5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"temstream {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # command not built yet
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``temstream`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, UsageError) as exc:
+        print(f"temstream {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"temstream {args.command}: error: file not found: {exc.filename or exc}",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"temstream {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,38 @@
+"""Options shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from temstream.config import Config, load_config
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` and trailing ``section.key=value`` overrides."""
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="TOML preset: a path, or a name in ./config (e.g. live, replay)",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE",
+        help="configuration overrides, e.g. tracking.search_range=12",
+    )
+
+
+def config_from_args(args: argparse.Namespace, **extra: dict) -> Config:
+    """Load the configuration named by ``args`` and apply command-line options on top."""
+    config = load_config(args.config, args.overrides)
+    if extra:
+        config = config.replace(**{k: v for k, v in extra.items() if v})
+    return config
+
+
+def new_parser(sub, name: str, help: str, example: str, description: str | None = None):
+    """A subparser whose ``--help`` ends with an example."""
+    parser = sub.add_parser(
+        name, help=help, description=description or help,
+        epilog=f"Example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_options(parser)
+    return parser

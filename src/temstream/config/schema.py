@@ -1,0 +1,303 @@
+"""The configuration schema: frozen dataclasses, validated on load.
+
+A configuration is built from the defaults below, then a TOML preset, then ``key=value``
+overrides from the command line (``tracking.search_range=12``). Any unknown key or value of
+the wrong type raises :class:`ConfigError` with a one-line message that names the key.
+
+Stages never read this object directly: the CLI passes plain keyword arguments from it, so
+every stage stays usable from a notebook without TOML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range (one-line message)."""
+
+
+def _choice(default: str, *choices: str) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
+def _range(default: float, lo: float | None = None, hi: float | None = None) -> Any:
+    return field(default=default, metadata={"range": (lo, hi)})
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where frames come from."""
+
+    connect: str = "tcp://127.0.0.1:5555"
+    protocol: str = _choice("native", "native", "dectris-v2", "dectris-v1")
+    socket: str = _choice("pull", "pull", "sub")
+    bind: bool = False
+    rcvhwm: int = _range(64, 1, None)
+    idle_timeout_s: float = _range(0.0, 0.0, None)  # 0 = wait for frames forever
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How the runner moves frames between stages."""
+
+    flow: str = _choice("live", "live", "lossless")
+    queue_size: int = _range(4, 1, 100000)
+    frames: int = _range(0, 0, None)  # 0 = until the end of the series / Ctrl-C
+    stop_at_series_end: bool = True
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Conversion of raw counts into the model input."""
+
+    median: bool = False  # 3x3 median prefilter (Groschner et al.)
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Which segmenter runs and where."""
+
+    model: str = "classical"  # classical | default | bilayer | path to a checkpoint
+    backend: str = _choice("auto", "auto", "torch", "onnxruntime", "tensorrt")
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threshold: float = _range(0.0, 0.0, 1.0)  # 0 = take it from the model card
+
+
+@dataclass(frozen=True)
+class ClassicalConfig:
+    """The classical baseline segmenter (smoothing + automatic threshold + morphology)."""
+
+    sigma: float = _range(1.5, 0.0, 50.0)
+    method: str = _choice("otsu", "otsu", "li", "triangle", "yen")
+    polarity: str = _choice("dark", "dark", "bright")
+    opening_radius: int = _range(1, 0, 20)
+    min_area: int = _range(16, 0, None)
+    fill_holes: bool = True
+
+
+@dataclass(frozen=True)
+class InstancesConfig:
+    """Label image and per-particle properties from the class probabilities."""
+
+    min_area: int = _range(8, 0, None)
+    split_touching: bool = False  # watershed on the distance transform
+    n_fold: int = _range(4, 1, 12)  # orientation symmetry: 4 cubes, 3 triangles, 2 rods
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """The online linker."""
+
+    search_range: float = _range(10.0, 0.0, None)
+    memory: int = _range(0, 0, None)
+    predict: bool = False  # velocity predictor
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """The HDF5 recorder."""
+
+    raw_frames: bool = True
+    frames_compression: str = _choice(
+        "none", "none", "blosc2-lz4", "blosc2-zstd", "bitshuffle-lz4", "gzip"
+    )
+    labels_compression: str = _choice(
+        "blosc2-zstd", "none", "blosc2-lz4", "blosc2-zstd", "bitshuffle-lz4", "gzip"
+    )
+    flush_interval_s: float = _range(1.0, 0.01, 60.0)
+    queue_size: int = _range(64, 1, 100000)
+
+
+@dataclass(frozen=True)
+class ResultsConfig:
+    """The results feed for closed-loop control (ZeroMQ PUB)."""
+
+    publish: str = ""  # endpoint to bind, e.g. tcp://127.0.0.1:5556; empty = off
+    labels: bool = False  # append the label image to each message
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The simulated detector used by ``temstream demo``."""
+
+    scenario: str = "dispersed"
+    size: int = _range(256, 32, 8192)
+    fps: float = _range(30.0, 0.1, 100000.0)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GuiConfig:
+    """The dashboard."""
+
+    fps: float = _range(30.0, 1.0, 240.0)
+    tail_length: int = _range(30, 0, 10000)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of a temstream run."""
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    classical: ClassicalConfig = field(default_factory=ClassicalConfig)
+    instances: InstancesConfig = field(default_factory=InstancesConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    results: ResultsConfig = field(default_factory=ResultsConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    gui: GuiConfig = field(default_factory=GuiConfig)
+
+    def replace(self, **sections: dict[str, Any]) -> Config:
+        """Return a copy with some keys changed: ``cfg.replace(tracking={"memory": 2})``."""
+        data = dataclasses.asdict(self)
+        _merge(data, sections, "")
+        return _build(Config, data, "")
+
+
+def _type_name(tp: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _check_value(key: str, f: dataclasses.Field, tp: Any, value: Any) -> Any:
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    else:  # pragma: no cover - schema only uses the types above
+        raise TypeError(f"unsupported schema type {tp!r} for {key}")
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(
+            f"config key '{key}': {value!r} is not one of {', '.join(map(repr, choices))}"
+        )
+    lo, hi = f.metadata.get("range", (None, None))
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f"[{'' if lo is None else lo}, {'' if hi is None else hi}]"
+        raise ConfigError(f"config key '{key}': {value!r} is outside {bounds}")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key '{prefix.rstrip('.')}': expected a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown config key '{prefix}{key}' (known here: {known})")
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, data[name], f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_value(f"{prefix}{name}", f, tp, data[name])
+    return cls(**kwargs)
+
+
+def _merge(base: dict, update: dict, prefix: str) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, f"{prefix}{key}.")
+        else:
+            base[key] = value
+
+
+def parse_overrides(items: typing.Iterable[str]) -> dict[str, Any]:
+    """Turn ``["tracking.search_range=12", "segment.model=default"]`` into a nested dict.
+
+    Values are read as TOML (``12`` is an integer, ``true`` a boolean, ``"a b"`` a string);
+    anything that is not valid TOML is taken as a plain string.
+    """
+    nested: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key '{key}': conflicts with another override")
+        node[parts[-1]] = value
+    return nested
+
+
+def resolve_preset(name: str | Path) -> Path:
+    """Find a preset: a path to a TOML file, or a name in the ``config/`` folder."""
+    path = Path(name)
+    candidates = [path, Path("config") / f"{name}.toml", Path("config") / str(name)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"config file not found: {name}")
+
+
+def load_config(
+    path: str | Path | None = None, overrides: typing.Iterable[str] | dict = ()
+) -> Config:
+    """Load and validate a configuration.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A TOML preset (a file path, or a name in the top-level ``config/`` folder).
+    overrides : iterable of str or dict
+        ``section.key=value`` strings (or an already nested dict) applied last.
+
+    Returns
+    -------
+    Config
+        The validated, frozen configuration.
+
+    Raises
+    ------
+    ConfigError
+        With a one-line message naming the offending key.
+    """
+    data = dataclasses.asdict(Config())
+    if path is not None:
+        preset = resolve_preset(path)
+        try:
+            _merge(data, tomllib.loads(preset.read_text()), "")
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {preset}: {exc}") from None
+    if not isinstance(overrides, dict):
+        overrides = parse_overrides(overrides)
+    _merge(data, overrides, "")
+    return _build(Config, data, "")
+
+
+def config_to_toml(config: Config) -> str:
+    """The configuration as TOML text (written into every recording)."""
+    import tomli_w
+
+    return tomli_w.dumps(dataclasses.asdict(config))
+

@@ -1,0 +1,1 @@
+"""The pyqtgraph dashboard (the only subpackage that imports Qt)."""

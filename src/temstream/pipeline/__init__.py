@@ -1,0 +1,1 @@
+"""The threaded runner: ingest -> preprocess -> segment -> instances -> link -> sinks."""

@@ -1,0 +1,1 @@
+"""Liquid-cell TEM movie simulator with ground truth (pure numpy/scipy)."""

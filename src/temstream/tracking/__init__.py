@@ -1,0 +1,1 @@
+"""Instances from segmentations, the online linker and trajectory analysis (numpy/scipy/numba)."""
