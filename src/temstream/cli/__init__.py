@@ -13,6 +13,7 @@ import logging
 import sys
 
 from temstream import __version__
+from temstream.cli._common import add_overrides
 from temstream.config import ConfigError
 
 #: subcommand name -> module (imported lazily, only the one that runs is loaded fully)
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
+    for subparser in sub.choices.values():
+        add_overrides(subparser)
     return parser
 
 
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, UsageError, ValueError) as exc:
         print(f"temstream {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:

@@ -8,11 +8,17 @@ from temstream.config import Config, load_config
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE`` and trailing ``section.key=value`` overrides."""
+    """``--config FILE``; the trailing ``KEY=VALUE`` overrides are added by :func:`add_overrides`."""
     parser.add_argument(
         "--config", metavar="FILE",
         help="TOML preset: a path, or a name in ./config (e.g. live, replay)",
     )
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    """Trailing ``section.key=value`` overrides; added last so they follow the positionals."""
+    if any(a.dest == "overrides" for a in parser._actions):
+        return
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
         help="configuration overrides, e.g. tracking.search_range=12",

@@ -1,0 +1,91 @@
+"""Wiring: build the runner from a configuration (the only place that joins all parts)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from temstream.config import Config, config_to_toml
+from temstream.pipeline.runner import Runner
+from temstream.pipeline.stages import Instances, Link, Preprocess
+
+log = logging.getLogger(__name__)
+
+
+def load_segmenter_from_config(config: Config):
+    """The segmenter named by ``segment.model`` (classical options from ``[classical]``)."""
+    from temstream.models import load_segmenter
+
+    c = config.classical
+    threshold = config.segment.threshold or None
+    return load_segmenter(config.segment.model, backend=config.segment.backend,
+                          device=config.segment.device, threshold=threshold,
+                          sigma=c.sigma, method=c.method, polarity=c.polarity,
+                          opening_radius=c.opening_radius, min_area=c.min_area,
+                          fill_holes=c.fill_holes)
+
+
+def build_runner(config: Config, source, *, out: str | Path | None = None,
+                 sinks: list | None = None, flow: str | None = None) -> Runner:
+    """A :class:`Runner` for ``source`` with every stage and sink the configuration asks for."""
+    segmenter = load_segmenter_from_config(config)
+    threshold = config.segment.threshold or getattr(segmenter, "threshold", 0.5)
+    inst = config.instances
+    all_sinks = list(sinks or [])
+    if out:
+        from temstream.record import RecorderSink
+
+        r = config.record
+        all_sinks.insert(0, RecorderSink(
+            out, config_toml=config_to_toml(config), raw_frames=r.raw_frames,
+            frames_compression=r.frames_compression, labels_compression=r.labels_compression,
+            flush_interval_s=r.flush_interval_s, queue_size=r.queue_size,
+            attrs={"model": getattr(segmenter, "name", str(config.segment.model))}))
+    if config.results.publish:
+        from temstream.stream.results import ResultsPublisher
+
+        all_sinks.append(ResultsPublisher(config.results.publish, labels=config.results.labels))
+    return Runner(
+        source,
+        preprocess=Preprocess(median=config.preprocess.median),
+        segment=segmenter,
+        instances=Instances(classes=segmenter.classes, threshold=threshold,
+                            min_area=inst.min_area, split_touching=inst.split_touching,
+                            n_fold=inst.n_fold),
+        link=Link(search_range=config.tracking.search_range, memory=config.tracking.memory,
+                  predict=config.tracking.predict, n_fold=inst.n_fold),
+        sinks=all_sinks,
+        flow=flow or config.pipeline.flow,
+        queue_size=config.pipeline.queue_size,
+        max_frames=config.pipeline.frames,
+        stop_at_series_end=config.pipeline.stop_at_series_end,
+        idle_timeout_s=config.source.idle_timeout_s,
+    )
+
+
+@contextmanager
+def stop_on_signals(runner: Runner) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask the runner to stop cleanly (a second Ctrl-C interrupts)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if runner.summary.stopped_by and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.warning("%s: stopping after the queued frames", name)
+        runner.stop(name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)

@@ -1,0 +1,72 @@
+"""``temstream info``: a summary of a recording."""
+
+from __future__ import annotations
+
+import json
+
+from temstream.cli._common import new_parser
+
+
+def add_parser(sub) -> None:
+    p = new_parser(sub, "info", "summarise a temstream recording",
+                   "temstream info demo.h5")
+    p.add_argument("file", help="a temstream .h5 recording")
+    p.add_argument("--config-text", action="store_true", help="also print the stored config")
+    p.set_defaults(func=run)
+
+
+def describe(path) -> str:
+    """Human-readable summary of a recording."""
+    import h5py
+    import hdf5plugin  # noqa: F401
+    import numpy as np
+
+    from temstream.record import read_frames_info, read_particles
+
+    lines = [f"recording      {path}"]
+    with h5py.File(path, "r") as f:
+        a = f.attrs
+        lines.append(f"format         {a.get('format', '?')} v{a.get('format_version', '?')}, "
+                     f"EMD {a.get('version_major', '?')}.{a.get('version_minor', '?')}, "
+                     f"temstream {a.get('temstream_version', '?')}")
+        lines.append(f"closed cleanly {bool(a.get('closed_cleanly', False))}")
+        for name in f["data"]:
+            ds = f["data"][name]["data"]
+            comp = ds.compression or (list(ds._filters)[0] if ds._filters else "none")
+            lines.append(f"/data/{name:<8} {ds.shape} {ds.dtype} ({comp})")
+        px = f["microscope"].attrs.get("pixel_size_nm") if "microscope" in f else None
+        lines.append(f"pixel size     {px} nm" if px else "pixel size     unknown")
+        model = a.get("model")
+        if model:
+            lines.append(f"model          {model}")
+    info = read_frames_info(path)
+    particles = read_particles(path)
+    status = info["status"].value_counts().to_dict()
+    reasons = info.loc[info["status"] == "dropped", "reason"].value_counts().to_dict()
+    lines.append(f"frames seen    {len(info)}: processed {status.get('processed', 0)}, "
+                 f"dropped {status.get('dropped', 0)} {reasons if reasons else ''}".rstrip())
+    processed = info[info["status"] == "processed"]
+    if len(processed):
+        lat = processed["latency_ms"].to_numpy()
+        lat = lat[np.isfinite(lat)]
+        if lat.size:
+            lines.append(f"latency        p50 {np.percentile(lat, 50):.1f} ms, "
+                         f"p99 {np.percentile(lat, 99):.1f} ms")
+    n_tracks = particles.loc[particles["particle"] >= 0, "particle"].nunique()
+    per_frame = len(particles) / max(1, len(processed))
+    lines.append(f"particles      {len(particles)} rows, {per_frame:.1f} per frame, "
+                 f"{n_tracks} tracks")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    import h5py
+
+    print(describe(args.file))
+    if args.config_text:
+        with h5py.File(args.file, "r") as f:
+            print("\n# configuration\n" + f.attrs.get("config", ""))
+            summary = f.attrs.get("summary")
+            if summary:
+                print("# run summary\n" + json.dumps(json.loads(summary), indent=2))
+    return 0

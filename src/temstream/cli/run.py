@@ -1,0 +1,41 @@
+"""``temstream run``: the live pipeline on a ZeroMQ stream."""
+
+from __future__ import annotations
+
+from temstream.cli._common import config_from_args, new_parser
+from temstream.cli._pipeline import build_runner, stop_on_signals
+
+
+def add_parser(sub) -> None:
+    p = new_parser(sub, "run", "segment, track and record a live detector stream",
+                   "temstream run --connect tcp://127.0.0.1:5555 --out live.h5 "
+                   "tracking.search_range=12")
+    p.add_argument("--connect", metavar="ENDPOINT",
+                   help="where the detector/replay publishes (default tcp://127.0.0.1:5555)")
+    p.add_argument("--protocol", choices=["native", "dectris-v2", "dectris-v1"])
+    p.add_argument("--out", metavar="FILE.h5", help="record to this file")
+    p.add_argument("--frames", type=int, help="stop after N frames")
+    p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
+    p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
+    p.add_argument("--flow", choices=["live", "lossless"], help="drop oldest, or back-pressure")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from temstream.stream.sources import ZmqSource
+
+    config = config_from_args(
+        args, source={"connect": args.connect, "protocol": args.protocol},
+        pipeline={"frames": args.frames, "flow": args.flow},
+        segment={"model": args.model, "backend": args.backend})
+    s = config.source
+    source = ZmqSource(s.connect, protocol=s.protocol, socket=s.socket, bind=s.bind,
+                       rcvhwm=s.rcvhwm)
+    runner = build_runner(config, source, out=args.out)
+    print(f"listening on {s.connect} ({s.protocol}, {config.pipeline.flow}); Ctrl-C to stop")
+    with stop_on_signals(runner):
+        summary = runner.run()
+    print(summary.format())
+    if args.out:
+        print(f"recorded to {args.out}")
+    return 0

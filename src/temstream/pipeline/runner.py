@@ -1,0 +1,461 @@
+"""The pipeline runner: threads, bounded queues, timing, frame accounting and shutdown.
+
+Three threads move frames along::
+
+    ingest  --[compute queue]-->  compute (preprocess, segment, instances)
+            --[link queue]----->  link + sinks (recorder, results feed, display)
+
+Stages know nothing of threads; the runner calls them. Under the ``live`` flow policy a full
+compute queue drops its *oldest* frame (counted, reason ``queue-full``); under ``lossless`` the
+ingest thread blocks, which back-pressures the sender (PUSH/PULL). Every frame index seen ends
+exactly once as processed or dropped with a reason, and gaps in the detector's numbering are
+recorded as dropped with reason ``gap``. An exception in any stage stops the run and is re-raised
+from :meth:`Runner.run` as :class:`StageError` with the frame index.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from temstream.stream.events import Frame, SeriesEnd, SeriesStart
+
+log = logging.getLogger(__name__)
+
+MAX_GAP_ROWS = 100_000  # a numbering jump larger than this is recorded as one summary row
+_POLL_S = 0.1
+
+
+class StageError(RuntimeError):
+    """A stage raised; ``stage`` and ``frame`` say where."""
+
+    def __init__(self, stage: str, frame: int | None, cause: BaseException):
+        where = f" on frame {frame}" if frame is not None else ""
+        super().__init__(f"stage '{stage}' failed{where}: {type(cause).__name__}: {cause}")
+        self.stage, self.frame, self.cause = stage, frame, cause
+
+
+class Source(Protocol):
+    stats: Any
+
+    def receive(self, timeout_ms: int = 100) -> Frame | SeriesStart | SeriesEnd | None: ...
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    """Receives results in frame order. All methods are called from the link thread."""
+
+    def series_start(self, event: SeriesStart) -> None: ...
+
+    def write(self, result: FrameResult) -> None: ...
+
+    def dropped(self, row: dict) -> None: ...
+
+    def close(self, summary: RunSummary) -> None: ...
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline knows about one processed frame."""
+
+    frame: Frame
+    image: np.ndarray | None = None  # preprocessed input of the segmenter
+    probabilities: np.ndarray | None = None  # (C, H, W) float32
+    labels: np.ndarray | None = None  # (H, W) int32 instance labels
+    table: dict[str, np.ndarray] = field(default_factory=dict)  # one row per particle
+    stamps: dict[str, float] = field(default_factory=dict)  # perf_counter after each stage
+
+    @property
+    def index(self) -> int:
+        return self.frame.frame
+
+    def info_row(self) -> dict:
+        """The ``/frames_info`` row of this frame (durations in ms)."""
+        s = self.stamps
+        order = ["received", "preprocess", "segment", "instances", "link"]
+        row = {"frame": self.index, "series": self.frame.series, "status": "processed",
+               "reason": "", "timestamp": _nan(self.frame.timestamp),
+               "receive_time": self.frame.receive_time,
+               "n_particles": len(self.table.get("x", ()))}
+        for prev, name in zip(order, order[1:]):
+            row[f"{name}_ms"] = 1e3 * (s.get(name, np.nan) - s.get(prev, np.nan))
+        row["queue_ms"] = 1e3 * (s.get("dequeued", np.nan) - s["received"])
+        row["latency_ms"] = 1e3 * (s.get("link", np.nan) - s["received"])
+        return row
+
+
+def _nan(x: float | None) -> float:
+    return np.nan if x is None else float(x)
+
+
+@dataclass
+class RunSummary:
+    """Totals of a run; printed by the CLI and stored in the recording."""
+
+    received: int = 0
+    processed: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    malformed: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    particles: list[int] = field(default_factory=list, repr=False)
+    tracks: int = 0
+    series: list[int] = field(default_factory=list)
+    stopped_by: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def latency_ms(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    def as_dict(self) -> dict:
+        return {
+            "received": self.received, "processed": self.processed,
+            "dropped": dict(self.dropped), "dropped_total": sum(self.dropped.values()),
+            "malformed": dict(self.malformed), "elapsed_s": round(self.elapsed_s, 3),
+            "fps": round(self.fps, 2), "latency_p50_ms": round(self.latency_ms(50), 2),
+            "latency_p99_ms": round(self.latency_ms(99), 2),
+            "particles_per_frame": round(float(np.mean(self.particles)), 2)
+            if self.particles else 0.0,
+            "tracks": self.tracks, "series": list(self.series), "stopped_by": self.stopped_by,
+        }
+
+    def format(self) -> str:
+        d = self.as_dict()
+        drops = ", ".join(f"{k} {v}" for k, v in d["dropped"].items()) or "none"
+        bad = ", ".join(f"{k} {v}" for k, v in d["malformed"].items()) or "none"
+        return "\n".join([
+            f"frames received   {d['received']}",
+            f"frames processed  {d['processed']}",
+            f"frames dropped    {d['dropped_total']} ({drops})",
+            f"malformed msgs    {bad}",
+            f"throughput        {d['fps']:.1f} frames/s over {d['elapsed_s']:.1f} s",
+            f"latency           p50 {d['latency_p50_ms']:.1f} ms, p99 {d['latency_p99_ms']:.1f} ms",
+            f"particles/frame   {d['particles_per_frame']:.1f}",
+            f"tracks            {d['tracks']}",
+        ])
+
+
+class _FrameQueue:
+    """A bounded FIFO that can drop its oldest frame (``live``) or block (``lossless``).
+
+    Control items (series boundaries, the end marker) are never dropped.
+    """
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._items: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item, *, drop_oldest: bool, stop: threading.Event) -> Any:
+        """Add ``item``; returns a dropped frame item (live) or None."""
+        with self._cond:
+            while len(self._items) >= self.maxsize:
+                if drop_oldest:
+                    for i, old in enumerate(self._items):
+                        if isinstance(old, FrameResult):
+                            del self._items[i]
+                            self._items.append(item)
+                            self._cond.notify()
+                            return old
+                if stop.is_set() and not drop_oldest:
+                    break  # shutting down: let the item through so nothing is lost silently
+                self._cond.wait(_POLL_S)
+            self._items.append(item)
+            self._cond.notify()
+            return None
+
+    def get(self, timeout: float) -> Any:
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            if not self._items:
+                raise TimeoutError
+            item = self._items.popleft()
+            self._cond.notify()
+            return item
+
+
+_END = object()  # end-of-stream marker travelling behind the last frame
+
+
+class Runner:
+    """Run a source through the stages into the sinks.
+
+    Parameters
+    ----------
+    source : Source
+        Yields frames and series boundaries (:mod:`temstream.stream.sources`).
+    preprocess : callable (H, W) -> (H, W)
+    segment : callable (H, W) -> (C, H, W) float32 probabilities
+    instances : callable (probabilities, image) -> (labels (H, W) int32, table dict)
+    link : callable (table) -> ids (N,) int64
+    sinks : list of Sink
+    flow : {"live", "lossless"}
+    queue_size : int
+        Frames the compute queue holds.
+    max_frames : int
+        Stop after this many frames were received (0 = no limit).
+    stop_at_series_end : bool
+        Stop when a series ends (else wait for the next series).
+    idle_timeout_s : float
+        Stop when no message arrived for this long (0 = wait forever).
+    """
+
+    def __init__(self, source: Source, *, preprocess: Callable, segment: Callable,
+                 instances: Callable, link: Callable, sinks: list | None = None,
+                 flow: str = "live", queue_size: int = 4, max_frames: int = 0,
+                 stop_at_series_end: bool = True, idle_timeout_s: float = 0.0):
+        if flow not in ("live", "lossless"):
+            raise ValueError(f"flow must be 'live' or 'lossless', got {flow!r}")
+        self.source = source
+        self.stages = [("preprocess", preprocess), ("segment", segment),
+                       ("instances", instances)]
+        self.link = link
+        self.sinks = list(sinks or [])
+        self.flow = flow
+        self.max_frames = max_frames
+        self.stop_at_series_end = stop_at_series_end
+        self.idle_timeout_s = idle_timeout_s
+        self.compute_q = _FrameQueue(queue_size)
+        self.link_q = _FrameQueue(max(2, queue_size))
+        self.summary = RunSummary()
+        self._stop = threading.Event()
+        self._errors: list[StageError] = []
+        self._lock = threading.Lock()
+        self._pending_drops: collections.deque = collections.deque()
+        self._last_index: dict[int, int] = {}
+        self._track_ids: set[int] = set()
+
+    # -- control -------------------------------------------------------------------------
+    def stop(self, reason: str = "stop requested") -> None:
+        """Ask the run to finish: ingest stops, queued frames are still processed."""
+        if not self.summary.stopped_by:
+            self.summary.stopped_by = reason
+        self._stop.set()
+
+    @property
+    def queue_depths(self) -> dict[str, int]:
+        return {"compute": len(self.compute_q), "link": len(self.link_q)}
+
+    def _fail(self, stage: str, frame: int | None, exc: BaseException) -> None:
+        log.debug("stage %s failed", stage, exc_info=exc)
+        self._errors.append(StageError(stage, frame, exc))
+        self.stop(f"error in {stage}")
+
+    # -- accounting ----------------------------------------------------------------------
+    def _drop(self, frame: Frame, reason: str) -> None:
+        row = {"frame": frame.frame, "series": frame.series, "status": "dropped",
+               "reason": reason, "timestamp": _nan(frame.timestamp),
+               "receive_time": frame.receive_time, "n_particles": 0}
+        self._drop_row(row)
+
+    def _drop_row(self, row: dict) -> None:
+        with self._lock:
+            self.summary.dropped[row["reason"]] = self.summary.dropped.get(row["reason"], 0) + 1
+        self._pending_drops.append(row)  # handed to the sinks by the link thread, in order
+
+    def _check_gap(self, frame: Frame) -> None:
+        last = self._last_index.get(frame.series)
+        self._last_index[frame.series] = max(frame.frame, last if last is not None else -1)
+        if last is None or frame.frame <= last + 1:
+            if last is not None and frame.frame <= last:
+                log.warning("frame %d of series %d arrived after frame %d (out of order or "
+                            "repeated)", frame.frame, frame.series, last)
+            return
+        missing = frame.frame - last - 1
+        base = {"series": frame.series, "status": "dropped", "reason": "gap",
+                "timestamp": np.nan, "receive_time": frame.receive_time, "n_particles": 0}
+        if missing > MAX_GAP_ROWS:
+            log.warning("series %d jumps from frame %d to %d", frame.series, last, frame.frame)
+            self._drop_row({**base, "frame": last + 1, "reason": f"gap of {missing} frames"})
+            return
+        for idx in range(last + 1, frame.frame):
+            self._drop_row({**base, "frame": idx})
+
+    # -- threads -------------------------------------------------------------------------
+    def _ingest(self) -> None:
+        last_message = time.monotonic()
+        received = 0
+        try:
+            while not self._stop.is_set():
+                event = self.source.receive(timeout_ms=int(_POLL_S * 1000))
+                if event is None:
+                    if self.idle_timeout_s and time.monotonic() - last_message > self.idle_timeout_s:
+                        self.stop("idle timeout")
+                    continue
+                last_message = time.monotonic()
+                if isinstance(event, Frame):
+                    received += 1
+                    self.summary.received = received
+                    self._check_gap(event)
+                    item = FrameResult(frame=event, stamps={"received": time.perf_counter()})
+                    old = self.compute_q.put(item, drop_oldest=self.flow == "live",
+                                             stop=self._stop)
+                    if old is not None:
+                        self._drop(old.frame, "queue-full")
+                    if self.max_frames and received >= self.max_frames:
+                        self.stop("frame limit")
+                elif isinstance(event, SeriesStart):
+                    self.summary.series.append(event.series)
+                    self.compute_q.put(event, drop_oldest=False, stop=self._stop)
+                elif isinstance(event, SeriesEnd):
+                    self.compute_q.put(event, drop_oldest=False, stop=self._stop)
+                    if self.stop_at_series_end:
+                        self.stop("end of series")
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            self._fail("ingest", None, exc)
+        finally:
+            self.compute_q.put(_END, drop_oldest=False, stop=threading.Event())
+
+    def _compute(self) -> None:
+        item = None
+        name = "compute"
+        try:
+            while True:
+                try:
+                    item = self.compute_q.get(_POLL_S)
+                except TimeoutError:
+                    if self._errors:
+                        return
+                    continue
+                if isinstance(item, FrameResult):
+                    if self._errors:
+                        self._drop(item.frame, "error")
+                        continue
+                    s = item.stamps
+                    s["dequeued"] = time.perf_counter()
+                    name, fn = self.stages[0]
+                    item.image = fn(item.frame.image)
+                    s[name] = time.perf_counter()
+                    name, fn = self.stages[1]
+                    item.probabilities = fn(item.image)
+                    s[name] = time.perf_counter()
+                    name, fn = self.stages[2]
+                    item.labels, item.table = fn(item.probabilities, item.frame.image)
+                    s[name] = time.perf_counter()
+                self.link_q.put(item, drop_oldest=False, stop=self._stop)
+                if item is _END:
+                    return
+        except BaseException as exc:  # noqa: BLE001
+            frame = item.index if isinstance(item, FrameResult) else None
+            self._fail(name, frame, exc)
+            if isinstance(item, FrameResult):
+                self._drop(item.frame, "error")
+            self.link_q.put(_END, drop_oldest=False, stop=threading.Event())
+
+    def _flush_drops(self) -> None:
+        while self._pending_drops:
+            row = self._pending_drops.popleft()
+            for sink in self.sinks:
+                sink.dropped(row)
+
+    def _link_and_sink(self) -> None:
+        item = None
+        stage = "link"
+        try:
+            while True:
+                try:
+                    item = self.link_q.get(_POLL_S)
+                except TimeoutError:
+                    self._flush_drops()
+                    continue
+                self._flush_drops()
+                if item is _END:
+                    return
+                if isinstance(item, SeriesStart):
+                    for sink in self.sinks:
+                        sink.series_start(item)
+                    continue
+                if isinstance(item, SeriesEnd):
+                    continue
+                if self._errors:
+                    self._drop(item.frame, "error")
+                    continue
+                stage = "link"
+                ids = np.asarray(self.link(item.table), dtype=np.int64)
+                item.table["particle"] = ids
+                item.stamps["link"] = time.perf_counter()
+                stage = "sinks"
+                for sink in self.sinks:
+                    sink.write(item)
+                self._track_ids.update(ids[ids >= 0].tolist())
+                self.summary.processed += 1
+                self.summary.latencies_ms.append(
+                    1e3 * (item.stamps["link"] - item.stamps["received"]))
+                self.summary.particles.append(len(ids))
+        except BaseException as exc:  # noqa: BLE001
+            frame = item.index if isinstance(item, FrameResult) else None
+            self._fail(stage, frame, exc)
+        finally:
+            self._flush_drops()
+
+    def run(self) -> RunSummary:
+        """Run until the end of the series, the frame limit, :meth:`stop` or an error.
+
+        Returns
+        -------
+        RunSummary
+
+        Raises
+        ------
+        StageError
+            If a stage raised; the recording (sinks) is closed first.
+        """
+        threads = [threading.Thread(target=fn, name=f"temstream-{name}", daemon=True)
+                   for name, fn in (("ingest", self._ingest), ("compute", self._compute),
+                                    ("link", self._link_and_sink))]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(_POLL_S)  # short joins keep signal handlers responsive
+        except KeyboardInterrupt:
+            self.stop("interrupted")
+            for t in threads:
+                t.join(30)
+        self.summary.elapsed_s = time.perf_counter() - t0
+        self.summary.tracks = len(self._track_ids)
+        self.summary.malformed = dict(getattr(self.source, "malformed", {}) or {})
+        # frames still queued after an error never reached a sink: account for them now
+        for q in (self.compute_q, self.link_q):
+            while True:
+                try:
+                    item = q.get(0)
+                except TimeoutError:
+                    break
+                if isinstance(item, FrameResult):
+                    self._drop(item.frame, "error")
+        close_errors = []
+        for sink in self.sinks:
+            try:
+                self._flush_drops_to(sink)
+                sink.close(self.summary)
+            except Exception as exc:  # noqa: BLE001
+                close_errors.append(exc)
+        self.source.close()
+        if self._errors:
+            raise self._errors[0]
+        if close_errors:
+            raise StageError("sinks", None, close_errors[0])
+        return self.summary
+
+    def _flush_drops_to(self, sink) -> None:
+        for row in list(self._pending_drops):
+            sink.dropped(row)
+        if sink is self.sinks[-1]:
+            self._pending_drops.clear()

@@ -1,0 +1,69 @@
+"""Adapters that turn the compute parts into pipeline stages (plain callables, no threads).
+
+- :class:`Preprocess`: optional 3x3 median of the raw frame (dtype kept: 16-bit range intact).
+- :class:`Instances`: class probabilities -> (labels, particle table) via
+  :func:`temstream.tracking.instances.extract_instances`.
+- :class:`Link`: particle table -> track ids via :class:`temstream.tracking.linking.Linker`;
+  writes the unwrapped orientation back into the table.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+class Preprocess:
+    """Raw frame -> segmenter input. Keeps the dtype (normalisation happens in the model).
+
+    Parameters
+    ----------
+    median : bool
+        Apply a 3x3 median filter (removes hot pixels and X-ray spikes).
+    """
+
+    def __init__(self, median: bool = False):
+        self.median = median
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if not self.median:
+            return image
+        if image.dtype in (np.uint8, np.uint16, np.float32):
+            return cv2.medianBlur(np.ascontiguousarray(image), 3)
+        return cv2.medianBlur(image.astype(np.float32), 3)
+
+
+class Instances:
+    """Probabilities (C, H, W) -> instance labels (H, W) int32 and a per-particle table."""
+
+    def __init__(self, *, classes: tuple[str, ...], threshold: float = 0.5, min_area: int = 8,
+                 split_touching: bool = False, n_fold: int = 4):
+        from temstream.tracking.instances import extract_instances
+
+        self._extract = extract_instances
+        self.kwargs = dict(classes=tuple(classes), threshold=threshold, min_area=min_area,
+                           split_touching=split_touching, n_fold=n_fold)
+
+    def __call__(self, probabilities: np.ndarray, raw: np.ndarray | None = None):
+        return self._extract(probabilities, intensity=None, **self.kwargs)
+
+
+class Link:
+    """Feed each frame's particle table to the online linker; returns the ids.
+
+    The linker unwraps orientations along each track; the unwrapped angles replace ``angle``.
+    """
+
+    def __init__(self, *, search_range: float, memory: int = 0, predict: bool = False,
+                 n_fold: int = 4):
+        from temstream.tracking.linking import Linker
+
+        self.linker = Linker(search_range, memory=memory,
+                             predictor="velocity" if predict else None, n_fold=n_fold)
+
+    def __call__(self, table: dict) -> np.ndarray:
+        ids = self.linker.step(table)
+        unwrapped = getattr(self.linker, "unwrapped_angle", None)
+        if unwrapped is not None and "angle" in table and len(unwrapped) == len(ids):
+            table["angle"] = np.asarray(unwrapped)
+        return ids

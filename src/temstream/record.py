@@ -1,0 +1,477 @@
+"""HDF5 recordings in the EMD v0.2 layout (readable by ncempy and rosettasciio).
+
+Layout (see ``docs/recording.md``)::
+
+    /                 attrs: version_major=0, version_minor=2, temstream_version, config (TOML),
+                             format="temstream-recording", closed_cleanly, summary (JSON)
+    /data/frames      emd_group_type=1: data (N, H, W) raw frames (optional),
+                      dim1 time [s], dim2 y [nm or px], dim3 x [nm or px]
+    /data/labels      emd_group_type=1: data (N, H, W) uint32 instance labels, 0 = background
+    /particles        compound table, one row per particle per frame (trackpy column names)
+    /frames_info      compound table, one row per frame index seen (processed or dropped)
+    /microscope /sample /user /comments   metadata groups (attrs), as EMD readers expect
+
+Arrays are stored C-order ``(N, H, W)``: ncempy reads them as they are, rosettasciio returns
+the transpose ``(W, H, N)`` with correctly calibrated axes (``axis_order`` attr documents it).
+The writer flushes at least every ``flush_interval_s`` so a killed run leaves a readable file
+with every flushed frame.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import hdf5plugin
+import numpy as np
+
+from temstream import __version__
+
+log = logging.getLogger(__name__)
+
+FORMAT = "temstream-recording"
+FORMAT_VERSION = 1
+
+#: columns every particle table has, in order (design.md)
+PARTICLE_COLUMNS = {
+    "frame": "<i8", "particle": "<i8", "label": "<i4", "x": "<f8", "y": "<f8", "area": "<f8",
+    "angle": "<f8", "layer": "<i2", "score": "<f4",
+}
+NM_COLUMNS = {"x_nm": "<f8", "y_nm": "<f8", "area_nm2": "<f8"}
+_STR = h5py.string_dtype()
+INFO_COLUMNS = {
+    "frame": "<i8", "series": "<i8", "status": _STR, "reason": _STR, "timestamp": "<f8",
+    "receive_time": "<f8", "n_particles": "<i4", "queue_ms": "<f4", "preprocess_ms": "<f4",
+    "segment_ms": "<f4", "instances_ms": "<f4", "link_ms": "<f4", "latency_ms": "<f4",
+}
+
+
+def compression_options(name: str) -> dict[str, Any]:
+    """h5py dataset keywords for a compression choice.
+
+    ``none``, ``gzip`` (readable everywhere), and through hdf5plugin (readers need
+    ``import hdf5plugin``): ``blosc2-lz4``, ``blosc2-zstd``, ``bitshuffle-lz4``.
+    """
+    if name == "none":
+        return {}
+    if name == "gzip":
+        return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+    if name == "blosc2-lz4":
+        return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.BITSHUFFLE))
+    if name == "blosc2-zstd":
+        return dict(hdf5plugin.Blosc2(cname="zstd", clevel=1, filters=hdf5plugin.Blosc2.BITSHUFFLE))
+    if name == "bitshuffle-lz4":
+        return dict(hdf5plugin.Bitshuffle(cname="lz4"))
+    raise ValueError(f"unknown compression {name!r}")
+
+
+def _emd_dims(group: h5py.Group, shape: tuple[int, int], pixel_size_nm: float | None) -> None:
+    time_dim = group.create_dataset("dim1", shape=(0,), maxshape=(None,), chunks=(1024,),
+                                    dtype="<f8")
+    time_dim.attrs["name"], time_dim.attrs["units"] = "time", "[s]"
+    step = pixel_size_nm if pixel_size_nm else 1.0
+    units = "[n_m]" if pixel_size_nm else "[px]"
+    for key, name, n in (("dim2", "y", shape[0]), ("dim3", "x", shape[1])):
+        d = group.create_dataset(key, data=np.arange(n, dtype="<f8") * step)
+        d.attrs["name"], d.attrs["units"] = name, units
+
+
+class RecordingWriter:
+    """Write a recording frame by frame (synchronously; see :class:`RecorderSink` for a thread).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.h5`` file to create (overwritten).
+    frame_shape : (int, int)
+        (H, W) of every frame.
+    frame_dtype : numpy dtype
+        Dtype of the raw frames.
+    pixel_size_nm : float, optional
+        Pixel size; adds calibrated dims and the ``x_nm``, ``y_nm``, ``area_nm2`` columns.
+    raw_frames : bool
+        Record the raw frames (labels and tables are always recorded).
+    frames_compression, labels_compression : str
+        See :func:`compression_options`.
+    extra_columns : dict, optional
+        Extra particle-table columns name -> dtype (e.g. ``{"perimeter": "<f8"}``).
+    config_toml : str
+        The effective configuration, stored as the root attr ``config``.
+    attrs : dict, optional
+        Extra root attributes (JSON-serialised when not scalars).
+    flush_interval_s : float
+        Flush to disk at least this often.
+    """
+
+    def __init__(self, path: str | Path, *, frame_shape: tuple[int, int], frame_dtype: Any,
+                 pixel_size_nm: float | None = None, raw_frames: bool = True,
+                 frames_compression: str = "none", labels_compression: str = "blosc2-zstd",
+                 extra_columns: dict[str, str] | None = None, config_toml: str = "",
+                 attrs: dict[str, Any] | None = None, flush_interval_s: float = 1.0):
+        self.path = Path(path)
+        self.shape = tuple(int(s) for s in frame_shape)
+        self.pixel_size_nm = float(pixel_size_nm) if pixel_size_nm else None
+        self.flush_interval_s = flush_interval_s
+        self.f = h5py.File(self.path, "w")
+        f = self.f
+        f.attrs.update({"version_major": 0, "version_minor": 2, "format": FORMAT,
+                        "format_version": FORMAT_VERSION, "temstream_version": __version__,
+                        "config": config_toml, "closed_cleanly": False,
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "axis_order": "data (N, H, W) C-order: dim1 time, dim2 y, dim3 x"})
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+        for name in ("microscope", "sample", "user", "comments"):
+            f.create_group(name)
+        if self.pixel_size_nm:
+            f["microscope"].attrs["pixel_size_nm"] = self.pixel_size_nm
+        data = f.create_group("data")
+        h, w = self.shape
+        self.frames = None
+        if raw_frames:
+            g = data.create_group("frames")
+            g.attrs["emd_group_type"] = 1
+            self.frames = g.create_dataset("data", shape=(0, h, w), maxshape=(None, h, w),
+                                           chunks=(1, h, w), dtype=np.dtype(frame_dtype),
+                                           **compression_options(frames_compression))
+            _emd_dims(g, self.shape, self.pixel_size_nm)
+        g = data.create_group("labels")
+        g.attrs["emd_group_type"] = 1
+        self.labels = g.create_dataset("data", shape=(0, h, w), maxshape=(None, h, w),
+                                       chunks=(1, h, w), dtype="<u4",
+                                       **compression_options(labels_compression))
+        _emd_dims(g, self.shape, self.pixel_size_nm)
+        self._time_dims = [data[k]["dim1"] for k in data]
+        columns = dict(PARTICLE_COLUMNS)
+        if self.pixel_size_nm:
+            columns.update(NM_COLUMNS)
+        columns.update({k: v for k, v in (extra_columns or {}).items() if k not in columns})
+        self.particle_dtype = np.dtype(list(columns.items()))
+        self.particles = f.create_dataset("particles", shape=(0,), maxshape=(None,),
+                                          chunks=(4096,), dtype=self.particle_dtype,
+                                          compression="gzip", compression_opts=1, shuffle=True)
+        self.info_dtype = np.dtype(list(INFO_COLUMNS.items()))
+        self.info = f.create_dataset("frames_info", shape=(0,), maxshape=(None,), chunks=(1024,),
+                                     dtype=self.info_dtype, compression="gzip",
+                                     compression_opts=1)
+        self.n_frames = 0
+        self._t0: float | None = None
+        self._last_flush = time.monotonic()
+        self.f.flush()
+
+    # -- writing -------------------------------------------------------------------------
+    def append(self, frame: int, timestamp: float | None, image: np.ndarray | None,
+               labels: np.ndarray, particles: Any, info: dict | None = None,
+               extra: dict[str, np.ndarray] | None = None) -> None:
+        """Append one processed frame.
+
+        Parameters
+        ----------
+        frame : int
+            Detector frame index (the ``frame`` column of the tables).
+        timestamp : float or None
+            Seconds (detector clock, else receive time); dim1 stores it relative to the first.
+        image : ndarray (H, W) or None
+            Raw frame (ignored when raw frames are off).
+        labels : ndarray (H, W)
+            Instance labels.
+        particles : dict of 1-D arrays or DataFrame
+            One row per particle; missing columns are filled (NaN, -1 for ``particle``, 0).
+        info : dict, optional
+            The ``/frames_info`` row; a minimal "processed" row is written when omitted.
+        extra : dict, optional
+            Further per-frame arrays stored as EMD data groups ``/data/<name>`` (created on
+            first use), e.g. per-layer truth masks of shape (L, H, W).
+        """
+        n = self.n_frames
+        ts = float(timestamp) if timestamp is not None else float(n)
+        if self._t0 is None:
+            self._t0 = ts
+        if self.frames is not None:
+            if image is None:
+                raise ValueError("raw frames are recorded: pass the image")
+            self.frames.resize(n + 1, axis=0)
+            self.frames[n] = image
+        self.labels.resize(n + 1, axis=0)
+        self.labels[n] = labels
+        for name, array in (extra or {}).items():
+            self._append_extra(name, n, np.asarray(array))
+        for dim in self._time_dims:
+            dim.resize(n + 1, axis=0)
+            dim[n] = ts - self._t0
+        self._append_particles(frame, particles)
+        self.append_info(info or {"frame": frame, "status": "processed", "timestamp": ts,
+                                  "n_particles": len(self._column(particles, "x"))})
+        self.n_frames = n + 1
+        self.maybe_flush()
+
+    def _append_extra(self, name: str, n: int, array: np.ndarray) -> None:
+        data = self.f["data"]
+        if name not in data:
+            if array.shape[-2:] != self.shape:
+                raise ValueError(f"extra array {name!r} must end in the frame shape {self.shape}")
+            g = data.create_group(name)
+            g.attrs["emd_group_type"] = 1
+            shape = array.shape
+            g.create_dataset("data", shape=(0,) + shape, maxshape=(None,) + shape,
+                             chunks=(1,) + shape, dtype=array.dtype,
+                             **compression_options("blosc2-zstd"))
+            _emd_dims(g, self.shape, self.pixel_size_nm)
+            if array.ndim == 3:  # (L, H, W): a leading index axis before y and x
+                g.move("dim3", "dim4")
+                g.move("dim2", "dim3")
+                d = g.create_dataset("dim2", data=np.arange(shape[0], dtype="<f8"))
+                d.attrs["name"], d.attrs["units"] = "index", "[]"
+            g["dim1"].resize(n, axis=0)
+            g["dim1"][:] = self._time_dims[0][:n]
+            self._time_dims.append(g["dim1"])
+        ds = data[name]["data"]
+        ds.resize(n + 1, axis=0)
+        ds[n] = array
+
+    @staticmethod
+    def _column(particles: Any, key: str):
+        try:
+            return np.asarray(particles[key])
+        except (KeyError, IndexError):
+            return None
+
+    def _append_particles(self, frame: int, particles: Any) -> None:
+        x = self._column(particles, "x")
+        count = 0 if x is None else len(x)
+        if count == 0:
+            return
+        rows = np.zeros(count, self.particle_dtype)
+        for name in self.particle_dtype.names:
+            col = self._column(particles, name)
+            if col is not None:
+                rows[name] = col
+            elif self.particle_dtype[name].kind == "f":
+                rows[name] = np.nan
+            elif name == "particle":
+                rows[name] = -1
+        rows["frame"] = frame
+        if self.pixel_size_nm:
+            p = self.pixel_size_nm
+            rows["x_nm"], rows["y_nm"] = rows["x"] * p, rows["y"] * p
+            rows["area_nm2"] = rows["area"] * p * p
+        start = self.particles.shape[0]
+        self.particles.resize(start + count, axis=0)
+        self.particles[start:] = rows
+
+    def append_info(self, row: dict) -> None:
+        """Append one ``/frames_info`` row (processed or dropped frame)."""
+        rec = np.zeros(1, self.info_dtype)
+        for name in self.info_dtype.names:
+            if name in row and row[name] is not None:
+                rec[name] = row[name]
+            elif self.info_dtype[name].kind == "f":
+                rec[name] = np.nan
+            elif name in ("status", "reason"):
+                rec[name] = ""
+        start = self.info.shape[0]
+        self.info.resize(start + 1, axis=0)
+        self.info[start] = rec[0]
+
+    def maybe_flush(self) -> None:
+        """Flush when ``flush_interval_s`` has passed since the last flush."""
+        if time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        self.f.flush()
+        self._last_flush = time.monotonic()
+
+    def close(self, summary: dict | None = None) -> None:
+        """Write the summary, mark the file as cleanly closed and close it."""
+        if not self.f.id.valid:
+            return
+        if summary is not None:
+            self.f.attrs["summary"] = json.dumps(summary)
+        self.f.attrs["closed_cleanly"] = True
+        self.f.close()
+
+
+class RecorderSink:
+    """A pipeline sink that records in its own thread.
+
+    The writer is created on the first frame (when the frame shape is known), with the pixel
+    size from the series metadata. A full queue blocks the caller (recording is lossless;
+    under the ``live`` policy the runner then drops at its compute queue instead).
+    """
+
+    def __init__(self, path: str | Path, *, config_toml: str = "", raw_frames: bool = True,
+                 frames_compression: str = "none", labels_compression: str = "blosc2-zstd",
+                 flush_interval_s: float = 1.0, queue_size: int = 64,
+                 attrs: dict[str, Any] | None = None):
+        self.path = Path(path)
+        self._options = dict(config_toml=config_toml, raw_frames=raw_frames,
+                             frames_compression=frames_compression,
+                             labels_compression=labels_compression,
+                             flush_interval_s=flush_interval_s)
+        self._attrs = dict(attrs or {})
+        self._series_meta: dict[str, Any] = {}
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._error: BaseException | None = None
+        self.writer: RecordingWriter | None = None
+        self.frames_written = 0
+        self._pending_info: list[dict] = []
+        self._thread = threading.Thread(target=self._loop, name="temstream-recorder", daemon=True)
+        self._thread.start()
+
+    @property
+    def file_size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"recorder failed: {self._error}") from self._error
+
+    def _put(self, item) -> None:
+        while True:
+            self._check()
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def series_start(self, event) -> None:
+        self._series_meta = dict(event.meta)
+        self._attrs.setdefault("series_meta", self._series_meta)
+
+    def write(self, result) -> None:
+        frame = result.frame
+        self._put(("frame", frame.frame, frame.timestamp or frame.receive_time,
+                   frame.image, result.labels, result.table, result.info_row(),
+                   frame.meta.get("pixel_size_nm", self._series_meta.get("pixel_size_nm"))))
+
+    def dropped(self, row: dict) -> None:
+        self._put(("info", row))
+
+    def close(self, summary) -> None:
+        self._put(("close", summary.as_dict() if hasattr(summary, "as_dict") else summary))
+        self._thread.join()
+        self._check()
+
+    def _open(self, image: np.ndarray, table: dict, pixel_size_nm) -> RecordingWriter:
+        extra = {k: np.asarray(v).dtype.str for k, v in table.items()
+                 if k not in PARTICLE_COLUMNS and np.asarray(v).dtype.kind in "fiub"}
+        writer = RecordingWriter(self.path, frame_shape=image.shape, frame_dtype=image.dtype,
+                                 pixel_size_nm=pixel_size_nm, extra_columns=extra,
+                                 attrs=self._attrs, **self._options)
+        for row in self._pending_info:
+            writer.append_info(row)
+        self._pending_info.clear()
+        return writer
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                kind = item[0]
+                if kind == "frame":
+                    _, index, ts, image, labels, table, info, pixel_size = item
+                    if self.writer is None:
+                        self.writer = self._open(image, table, pixel_size)
+                    self.writer.append(index, ts, image, labels, table, info)
+                    self.frames_written += 1
+                elif kind == "info":
+                    if self.writer is None:
+                        self._pending_info.append(item[1])
+                    else:
+                        self.writer.append_info(item[1])
+                        self.writer.maybe_flush()
+                elif kind == "close":
+                    if self.writer is None and self._pending_info:
+                        log.warning("no frame was processed; %s holds no recording", self.path)
+                    if self.writer is not None:
+                        self.writer.close(item[1])
+                    return
+        except BaseException as exc:  # noqa: BLE001 - surfaced by _check() in the pipeline
+            log.error("recorder failed: %s", exc)
+            self._error = exc
+            if self.writer is not None:
+                try:
+                    self.writer.close({"error": str(exc)})
+                except Exception:  # noqa: BLE001
+                    pass
+            while True:  # keep draining so the pipeline never blocks on a dead recorder
+                item = self._queue.get()
+                if item[0] == "close":
+                    return
+
+
+def write_movie(path: str | Path, frames: np.ndarray, labels: np.ndarray, particles: Any, *,
+                pixel_size_nm: float | None = None, frame_time_s: float | None = None,
+                config_toml: str = "", attrs: dict | None = None,
+                extra: dict[str, np.ndarray] | None = None,
+                frames_compression: str = "none") -> Path:
+    """Write a whole movie (e.g. a simulation with ground truth) in the recording layout.
+
+    Parameters
+    ----------
+    frames : ndarray (N, H, W)
+    labels : ndarray (N, H, W)
+        Instance labels of each frame.
+    particles : DataFrame
+        Particle table with a ``frame`` column (frame indices 0..N-1).
+    frame_time_s : float, optional
+        Frame period; dim1 becomes ``frame * frame_time_s``.
+    extra : dict, optional
+        name -> (N, ...) arrays stored as ``/data/<name>`` (e.g. per-layer masks).
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 3 or np.shape(labels) != frames.shape:
+        raise ValueError(f"frames and labels must both be (N, H, W); got {frames.shape} and "
+                         f"{np.shape(labels)}")
+    by_frame = {int(k): g for k, g in particles.groupby("frame")} if len(particles) else {}
+    extra_cols = {c: particles[c].to_numpy().dtype.str for c in particles.columns
+                  if c not in PARTICLE_COLUMNS and particles[c].dtype.kind in "fiub"}
+    writer = RecordingWriter(path, frame_shape=frames.shape[1:], frame_dtype=frames.dtype,
+                             pixel_size_nm=pixel_size_nm, extra_columns=extra_cols,
+                             config_toml=config_toml, attrs=attrs,
+                             frames_compression=frames_compression, flush_interval_s=5.0)
+    empty = particles.iloc[:0]
+    try:
+        for i in range(frames.shape[0]):
+            ts = i * frame_time_s if frame_time_s else float(i)
+            extras = {k: v[i] for k, v in (extra or {}).items() if v is not None}
+            writer.append(i, ts, frames[i], labels[i], by_frame.get(i, empty), extra=extras)
+    finally:
+        writer.close({"frames": int(frames.shape[0]), "source": "write_movie"})
+    return Path(path)
+
+
+def open_recording(path: str | Path) -> h5py.File:
+    """Open a recording read-only (works on a file whose writer was killed)."""
+    return h5py.File(path, "r")
+
+
+def read_particles(path: str | Path):
+    """The particle table of a recording as a pandas DataFrame (trackpy-ready)."""
+    import pandas as pd
+
+    with open_recording(path) as f:
+        table = f["particles"][()]
+    return pd.DataFrame(table)
+
+
+def read_frames_info(path: str | Path):
+    """The per-frame accounting table as a DataFrame, sorted by frame."""
+    import pandas as pd
+
+    with open_recording(path) as f:
+        df = pd.DataFrame(f["frames_info"][()])
+    for col in ("status", "reason"):
+        df[col] = df[col].map(lambda v: v.decode() if isinstance(v, bytes) else v)
+    return df.sort_values(["series", "frame"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,66 @@
+"""What a frame source yields: frames, series boundaries, and the error for bad messages.
+
+These are the protocol-independent events every receiver (native, DECTRIS V1/V2, file replay)
+turns its wire messages into.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class MalformedMessage(ValueError):
+    """A message that cannot be decoded; ``kind`` names the failure for the counters."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class Frame:
+    """One detector frame.
+
+    Attributes
+    ----------
+    image : ndarray, shape (H, W)
+        Pixels (uint8/uint16/uint32/float32); may be a read-only view of the receive buffer.
+    series : int
+        Series (acquisition) id.
+    frame : int
+        The detector's frame index within the series (never re-numbered).
+    timestamp : float or None
+        Detector timestamp, seconds since the epoch.
+    meta : dict
+        Other header keys (``pixel_size_nm``, ``exposure_s``, ...).
+    receive_time : float
+        ``time.time()`` when the message was decoded.
+    """
+
+    image: np.ndarray
+    series: int
+    frame: int
+    timestamp: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    receive_time: float = field(default_factory=time.time)
+    _keepalive: Any = field(default=None, repr=False)  # the zmq.Frame behind a zero-copy view
+
+
+@dataclass
+class SeriesStart:
+    """A series begins; ``meta`` holds detector and sample metadata."""
+
+    series: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SeriesEnd:
+    """A series ended."""
+
+    series: int
+    meta: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,69 @@
+from pathlib import Path
+
+import pytest
+
+from temstream.config import Config, ConfigError, config_to_toml, load_config, parse_overrides
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_validate():
+    cfg = load_config()
+    assert cfg == Config()
+    assert cfg.pipeline.flow == "live"
+
+
+def test_override_types_are_parsed_from_toml():
+    cfg = load_config(overrides=["tracking.search_range=12", "segment.model=default",
+                                 "record.raw_frames=false", "pipeline.flow=\"lossless\""])
+    assert cfg.tracking.search_range == 12.0 and isinstance(cfg.tracking.search_range, float)
+    assert cfg.segment.model == "default"
+    assert cfg.record.raw_frames is False
+    assert cfg.pipeline.flow == "lossless"
+
+
+@pytest.mark.parametrize("override, key", [
+    ("tracking.serch_range=3", "tracking.serch_range"),
+    ("nosuch.key=1", "nosuch"),
+    ("tracking.search_range=abc", "tracking.search_range"),
+    ("tracking.memory=1.5", "tracking.memory"),
+    ("pipeline.flow=fast", "pipeline.flow"),
+    ("pipeline.queue_size=0", "pipeline.queue_size"),
+    ("record.raw_frames=1", "record.raw_frames"),
+])
+def test_bad_values_name_the_key_in_one_line(override, key):
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides=[override])
+    message = str(info.value)
+    assert key in message and "\n" not in message
+
+
+def test_section_must_be_a_table(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("tracking = 3\n")
+    with pytest.raises(ConfigError, match="'tracking'"):
+        load_config(bad)
+
+
+def test_missing_preset_is_a_config_error():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("does-not-exist.toml")
+
+
+def test_every_shipped_preset_validates():
+    presets = sorted((REPO / "config").glob("*.toml"))
+    assert presets, "the config/ folder ships presets"
+    for preset in presets:
+        load_config(preset)
+
+
+def test_toml_round_trip(tmp_path):
+    cfg = load_config(overrides=["tracking.memory=3", "results.publish=tcp://127.0.0.1:7000"])
+    path = tmp_path / "c.toml"
+    path.write_text(config_to_toml(cfg))
+    assert load_config(path) == cfg
+
+
+def test_parse_overrides_rejects_garbage():
+    with pytest.raises(ConfigError):
+        parse_overrides(["no-equals-sign"])
