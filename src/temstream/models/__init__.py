@@ -1,4 +1,88 @@
 """Segmenters: the classical baseline and the U-Nets, with their inference backends.
 
-Only this subpackage imports torch, and only when a U-Net is used.
+Only this subpackage imports torch, and only when a U-Net is loaded::
+
+    from temstream.models import load_segmenter
+    seg = load_segmenter("default")            # or "bilayer", "classical", a checkpoint path
+    probs = seg(frame)                          # (H, W) raw counts -> (C, H, W) float32
+    mask = 1 - probs[0] >= seg.threshold        # foreground at the model card's threshold
+
+Every segmenter has ``name``, ``classes`` (``classes[0]`` is background), ``threshold`` (on the
+foreground probability ``1 - P(background)``), ``__call__(frame)`` and
+``predict_batch(frames)``.
 """
+
+from __future__ import annotations
+
+import os
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Segmenter", "load_segmenter", "confidence", "SHIPPED_MODELS"]
+
+#: models whose weights ship inside the package
+SHIPPED_MODELS = ("default", "bilayer")
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """What the pipeline calls: frames in, class probabilities out."""
+
+    name: str
+    classes: tuple[str, ...]
+    threshold: float
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray: ...
+
+    def predict_batch(self, frames: np.ndarray) -> np.ndarray: ...
+
+
+def confidence(probs: np.ndarray) -> np.ndarray:
+    """Per-pixel confidence (largest class probability), ``(..., C, H, W)`` -> ``(..., H, W)``."""
+    return np.asarray(probs).max(axis=-3)
+
+
+def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: str = "auto",
+                   threshold: float | None = None, **kwargs) -> Segmenter:
+    """Load a segmenter by name or checkpoint path.
+
+    Parameters
+    ----------
+    name : str or path
+        ``"classical"`` (no network), ``"default"`` / ``"bilayer"`` (shipped U-Nets), or a
+        checkpoint: a ``.safetensors``/``.json`` pair or a ``temstream train`` output folder.
+    backend : {"auto", "torch", "onnxruntime", "tensorrt"}
+        Inference runtime for U-Nets; ``auto`` picks the fastest available.
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+        Where U-Nets run.
+    threshold : float, optional
+        Override the model card's decision threshold.
+    **kwargs
+        For ``classical``: :class:`~temstream.models.classical.ClassicalSegmenter` options.
+        For U-Nets: ``tile``, ``halo``, ``tile_batch`` (see
+        :class:`~temstream.models.segmenter.UNetSegmenter`) and backend options
+        (``precision``, ``cuda_graphs``, ``compile``, ``threads``, ``cache_dir``).
+
+    Returns
+    -------
+    Segmenter
+    """
+    if str(name) == "classical":
+        from temstream.models.classical import ClassicalSegmenter
+
+        seg = ClassicalSegmenter(**kwargs)
+        if threshold is not None:
+            seg.threshold = float(threshold)
+        return seg
+    from temstream.models.backends import BACKENDS, make_backend
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    from temstream.models.checkpoints import load_checkpoint
+    from temstream.models.segmenter import UNetSegmenter
+
+    seg_opts = {k: kwargs.pop(k) for k in ("tile", "halo", "tile_batch") if k in kwargs}
+    model, card = load_checkpoint(name)
+    be = make_backend(backend, model, card, device=device, **kwargs)
+    return UNetSegmenter(model, card, be, threshold=threshold, **seg_opts)

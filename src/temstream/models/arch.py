@@ -1,0 +1,112 @@
+"""U-Net architecture descriptions and presets (plain data, no torch).
+
+A :class:`UNetConfig` is what a model card stores under ``"architecture"``; :func:`build_unet`
+in :mod:`temstream.models.unet` turns it into a torch module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+PARTICLE_CLASSES = ("background", "particle", "boundary")
+BILAYER_CLASSES = ("background", "layer_a", "layer_b", "both")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Shape of a U-Net.
+
+    Parameters
+    ----------
+    classes : tuple of str
+        Output class names; the network ends in a softmax over ``len(classes)`` channels.
+    depth : int
+        Number of 2x2 poolings; frames are padded to a multiple of ``2**depth`` px.
+    base : int
+        Channels of the first level; level ``i`` has ``base * 2**i``.
+    bottleneck : int or None
+        Channels of the bottleneck (default ``base * 2**depth``).
+    enc_convs, dec_convs : int
+        3x3 conv + norm + ReLU layers per encoder / decoder level.
+    dropout : float
+        Dropout probability in the decoder blocks and the bottleneck.
+    norm : {"batch", "group", "none"}
+        Normalisation after each convolution.
+    upsample : {"transpose", "bilinear"}
+        2x up-sampling in the decoder.
+    median_prefilter : bool
+        Apply a 3x3 median filter to the raw frame before normalisation (pyNanoFind).
+    tile : int
+        Preferred tile edge (px) for frames larger than it; tiles overlap by ``halo`` px.
+    halo : int
+        Overlap margin (px) on each side of a tile, about half the receptive field.
+    """
+
+    classes: tuple[str, ...] = PARTICLE_CLASSES
+    depth: int = 4
+    base: int = 8
+    bottleneck: int | None = None
+    enc_convs: int = 2
+    dec_convs: int = 2
+    dropout: float = 0.1
+    norm: str = "batch"
+    upsample: str = "transpose"
+    median_prefilter: bool = False
+    tile: int = 1024
+    halo: int = 64
+
+    def __post_init__(self):
+        if self.norm not in ("batch", "group", "none"):
+            raise ValueError(f"norm must be 'batch', 'group' or 'none', not {self.norm!r}")
+        if self.upsample not in ("transpose", "bilinear"):
+            raise ValueError(f"upsample must be 'transpose' or 'bilinear', not {self.upsample!r}")
+        if self.depth < 1 or self.base < 1 or len(self.classes) < 2:
+            raise ValueError("need depth >= 1, base >= 1 and at least two classes")
+        if self.norm == "group" and self.base % 4:
+            raise ValueError("norm='group' uses 4 groups: base must be a multiple of 4")
+        object.__setattr__(self, "classes", tuple(self.classes))
+
+    @property
+    def multiple(self) -> int:
+        """Frame edges must be a multiple of this (px); the segmenter pads to it."""
+        return 2 ** self.depth
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (the model card's ``architecture``)."""
+        d = dataclasses.asdict(self)
+        d["classes"] = list(self.classes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UNetConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown architecture keys {sorted(unknown)}; "
+                             f"this temstream knows {sorted(names)} (upgrade temstream?)")
+        return cls(**d)
+
+
+#: Named architectures. ``default``: 4 levels, base 8, two convs per level (fast on a CPU);
+#: ``groschner``: the pyNanoFind 512^2 shallow U-Net (filters 4-8-16-32, one conv per
+#: encoder level, dropout 0.2, 3x3 median prefilter); ``bilayer``: default with four classes.
+PRESETS: dict[str, UNetConfig] = {
+    "default": UNetConfig(),
+    "wide": UNetConfig(base=16),
+    "groschner": UNetConfig(classes=("background", "particle"), depth=4, base=4, bottleneck=32,
+                            enc_convs=1, dec_convs=2, dropout=0.2, median_prefilter=True,
+                            upsample="bilinear", tile=512),
+    "bilayer": UNetConfig(classes=BILAYER_CLASSES),
+}
+
+
+def preset(name: str, **overrides) -> UNetConfig:
+    """Architecture preset ``name`` with fields replaced by ``overrides``."""
+    try:
+        base = PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture preset {name!r}; choose one of "
+                         f"{sorted(PRESETS)}") from None
+    return dataclasses.replace(base, **overrides)

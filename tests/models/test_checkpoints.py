@@ -1,0 +1,102 @@
+"""Checkpoints: round trip, integrity checks, clear errors, no unpickling."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from temstream.models.arch import preset
+from temstream.models.checkpoints import (CheckpointError, ModelCard, load_checkpoint,
+                                          read_card, save_checkpoint)
+from temstream.models.unet import build_unet
+
+
+def _copy(ck, tmp_path):
+    dst = tmp_path / "ck"
+    shutil.copytree(ck, dst)
+    return dst
+
+
+def test_round_trip_gives_identical_outputs(tiny_checkpoint):
+    model, card = load_checkpoint(tiny_checkpoint)
+    assert card.name == "tiny" and card.threshold == pytest.approx(0.42)
+    assert len(card.sha256) == 64
+    again, _ = load_checkpoint(tiny_checkpoint / "model.safetensors")
+    x = torch.rand(1, 1, 32, 32) * 1000
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), again(x), atol=0, rtol=0)
+    assert read_card(tiny_checkpoint / "model.json").architecture == card.architecture
+
+
+def test_corrupted_weights_are_refused(tiny_checkpoint, tmp_path):
+    ck = _copy(tiny_checkpoint, tmp_path)
+    w = ck / "model.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-10] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match its model card"):
+        load_checkpoint(ck)
+
+
+def test_garbage_weights_with_matching_hash_are_refused(tiny_checkpoint, tmp_path):
+    ck = _copy(tiny_checkpoint, tmp_path)
+    (ck / "model.safetensors").write_bytes(b"\x80\x04not a safetensors file")
+    card = json.loads((ck / "model.json").read_text())
+    import hashlib
+    card["weights_sha256"] = hashlib.sha256(b"\x80\x04not a safetensors file").hexdigest()
+    (ck / "model.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_checkpoint(ck)
+
+
+def test_architecture_mismatch_is_refused(tiny_checkpoint, tmp_path):
+    other = build_unet(preset("default", depth=2, base=8))
+    ck = tmp_path / "mismatch"
+    save_checkpoint(other, ModelCard("x", preset("default", depth=2, base=8)), ck)
+    card = json.loads((ck / "model.json").read_text())
+    card["architecture"]["base"] = 4  # card now describes a different network
+    (ck / "model.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="does not fit the architecture"):
+        load_checkpoint(ck)
+
+
+def test_missing_and_damaged_cards(tiny_checkpoint, tmp_path):
+    ck = _copy(tiny_checkpoint, tmp_path)
+    (ck / "model.json").write_text("{ not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(ck)
+    (ck / "model.json").unlink()
+    with pytest.raises(CheckpointError, match="no model|missing"):
+        load_checkpoint(ck)
+    with pytest.raises(CheckpointError, match="no model 'nonexistent'"):
+        load_checkpoint("nonexistent")
+    (ck / "model.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(CheckpointError, match="not a temstream model card"):
+        load_checkpoint(ck)
+
+
+def test_pickle_is_never_executed(tiny_checkpoint, tmp_path):
+    # a pickle payload in place of the weights must be rejected, not run
+    ck = _copy(tiny_checkpoint, tmp_path)
+    marker = tmp_path / "pwned"
+    torch.save({"x": torch.zeros(1)}, ck / "model.safetensors")
+    card = json.loads((ck / "model.json").read_text())
+    from temstream.models.checkpoints import sha256_file
+    card["weights_sha256"] = sha256_file(ck / "model.safetensors")
+    (ck / "model.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(ck)
+    assert not marker.exists()
+
+
+def test_importing_models_does_not_import_torch():
+    code = ("import sys, temstream.models, temstream.models.checkpoints, "
+            "temstream.models.arch, temstream.models.prep, temstream.models.tiling; "
+            "bad = [m for m in ('torch', 'temstream.sim', 'temstream.tracking', "
+            "'temstream.stream') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
