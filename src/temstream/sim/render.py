@@ -190,7 +190,7 @@ def detect(expected: np.ndarray, params: dict, rng: np.random.Generator) -> np.n
         Expected electrons per pixel (already MTF-filtered for counting detectors).
     params : dict
         ``detector`` ("counting" or "integrating"), ``gain`` (counts/e), ``offset`` (counts),
-        ``read_noise`` (counts rms), ``mtf_f0``/``mtf_floor``, ``bit_depth`` (16 or 8),
+        ``read_noise`` (counts rms, integrating detectors only), ``mtf_f0``/``mtf_floor``, ``bit_depth`` (16 or 8),
         ``noise`` (False: return the rounded expectation, no Poisson/read noise).
 
     Returns
@@ -207,7 +207,7 @@ def detect(expected: np.ndarray, params: dict, rng: np.random.Generator) -> np.n
         raise ValueError(f"detector must be 'counting' or 'integrating', not "
                          f"{params['detector']!r}")
     counts = e * float(params["gain"]) + float(params["offset"])
-    if noise and params["read_noise"] > 0:
+    if noise and params["read_noise"] > 0 and params["detector"] == "integrating":
         counts += rng.normal(0.0, float(params["read_noise"]), size=e.shape).astype(np.float32)
     top = 255 if int(params["bit_depth"]) == 8 else 65535
     return np.clip(np.rint(counts), 0, top).astype(np.uint8 if top == 255 else np.uint16)

@@ -61,7 +61,7 @@ PHYSICS = {
     "diameter_nm": 20.0,
     "polydispersity": 0.12,
     "orientation": "random",
-    "density_per_um2": 60.0,
+    "density_per_um2": 300.0,
     "frame_time_s": 0.05,
     "diffusion_nm2_per_s": 400.0,
     "rot_diffusion_rad2_per_s": 0.5,
@@ -78,14 +78,14 @@ _SCENARIO_DIFFS = {
                        "and out of the field",
         "shapes": {"sphere": 3.0, "cube": 1.0, "prism": 1.0, "rod": 1.0, "blob": 1.0},
         "flow_nm_per_s": [40.0, 10.0],
-        "density_per_um2": 50.0,
+        "density_per_um2": 300.0,
         "polydispersity": 0.2,
     },
     "assembly": {
         "description": "attraction into chains and clusters (short-range sticky potential)",
         "dynamics": "assembly",
         "diameter_nm": 18.0,
-        "density_per_um2": 110.0,
+        "density_per_um2": 700.0,
         "diffusion_nm2_per_s": 1500.0,
         "attraction_range_nm": 6.0,
         "attraction_strength": 6.0,   # well depth in kT
@@ -97,7 +97,7 @@ _SCENARIO_DIFFS = {
         "dynamics": "etching",
         "shapes": {"sphere": 2.0, "cube": 1.0, "blob": 2.0},
         "diameter_nm": 24.0,
-        "density_per_um2": 50.0,
+        "density_per_um2": 250.0,
         "diffusion_nm2_per_s": 60.0,
         "growth_nm_per_s": [-4.0, 2.0],  # range of diameter rates
         "nucleation_per_um2_s": 2.0,
@@ -155,7 +155,7 @@ _SCENARIO_DIFFS = {
                        "and leaving",
         "shapes": {"sphere": 2.0, "rod": 1.0},
         "flow_nm_per_s": [250.0, 60.0],
-        "density_per_um2": 40.0,
+        "density_per_um2": 200.0,
     },
     "sparse-large": {
         "description": "few large dark particles (60-120 px) on an amorphous background, the "
@@ -163,7 +163,7 @@ _SCENARIO_DIFFS = {
         "pixel_size_nm": 0.5,
         "diameter_nm": 45.0,
         "polydispersity": 0.25,
-        "density_per_um2": 40.0,
+        "density_per_um2": 150.0,
         "texture_rad": 0.12,
         "texture_corr_px": 1.6,
         "defocus_nm": -600.0,
