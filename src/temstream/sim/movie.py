@@ -32,6 +32,7 @@ class SimFrame:
     truth : pandas.DataFrame, rows of this frame (:data:`TRUTH_COLUMNS`)
     layers : (n_layers, H, W) bool per-layer masks, or None for single-layer scenarios
     timestamp_s : float, time since the start of the movie
+    pixel_size_nm : float
     """
 
     index: int
@@ -40,6 +41,7 @@ class SimFrame:
     truth: pd.DataFrame
     layers: np.ndarray | None
     timestamp_s: float
+    pixel_size_nm: float = 0.0
 
 
 @dataclass
@@ -154,7 +156,7 @@ def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | N
         out = render_scene(shape, params, ps, bg, d, rng_noise, t_s=t, offset_px=tuple(offset))
         truth = _truth(i, out.labels, ps, offset, px)
         yield SimFrame(i, out.image, out.labels, truth,
-                       out.layers if n_layers > 1 else None, t)
+                       out.layers if n_layers > 1 else None, t, px)
         i += 1
 
 
