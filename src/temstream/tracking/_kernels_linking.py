@@ -20,11 +20,52 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
+def _scan_pairs(sx, sy, dx, dy, sr2, order, skeys, dorder, dkeys, ny,
+                count, fill, dst, cost, write):
+    # Destinations sorted by cell key: for each column offset the wanted key
+    # range moves monotonically, so two pointers replace binary searches.
+    m = dorder.shape[0]
+    n = skeys.shape[0]
+    for ddx in range(-1, 2):
+        a = 0
+        b = 0
+        for q in range(m):
+            j = dorder[q]
+            lo = dkeys[q] + ddx * ny - 1
+            hi = lo + 3
+            while a < n and skeys[a] < lo:
+                a += 1
+            if b < a:
+                b = a
+            while b < n and skeys[b] < hi:
+                b += 1
+            for p in range(a, b):
+                i = order[p]
+                ex = sx[i] - dx[j]
+                ey = sy[i] - dy[j]
+                d2 = ex * ex + ey * ey
+                if d2 <= sr2:
+                    if write:
+                        dst[fill[i]] = j
+                        cost[fill[i]] = d2
+                        fill[i] += 1
+                    else:
+                        count[i] += 1
+
+
+@njit(cache=True, nogil=True)
+def _cell_keys(x, y, x0, y0, inv, ny, out):
+    for i in range(x.shape[0]):
+        out[i] = (np.int64((x[i] - x0) * inv) + 1) * ny + np.int64((y[i] - y0) * inv) + 1
+
+
+@njit(cache=True, nogil=True)
 def candidate_pairs(sx, sy, dx, dy, sr, x0, y0, ny):
     """All (source, destination) pairs with distance <= ``sr``.
 
-    Uses square cells of side ``sr`` keyed by ``cx * ny + cy`` and a sorted
-    key array, so memory stays O(n) whatever the extent of the coordinates.
+    Uses square cells of side ``sr`` keyed by ``cx * ny + cy``; sources and
+    destinations are sorted by key and merged, so time is O((n + m) log)
+    and memory O(n + m) whatever the extent of the coordinates.
 
     Parameters
     ----------
@@ -44,51 +85,35 @@ def candidate_pairs(sx, sy, dx, dy, sr, x0, y0, ny):
     ptr : (n + 1,) int64
         CSR row pointer: the candidates of source i are ``ptr[i]:ptr[i+1]``.
     dst : (E,) int64
-        Destination index of each candidate, ascending within a source.
+        Destination index of each candidate.
     cost : (E,) float64
         Squared distance.
     """
     n = sx.shape[0]
     m = dx.shape[0]
     inv = 1.0 / sr
-    sr2 = sr * sr
     keys = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        cx = np.int64((sx[i] - x0) * inv) + 1
-        cy = np.int64((sy[i] - y0) * inv) + 1
-        keys[i] = cx * ny + cy
-    order = np.argsort(keys, kind="mergesort")
+    _cell_keys(sx, sy, x0, y0, inv, ny, keys)
+    order = np.argsort(keys)
     skeys = keys[order]
-    count = np.zeros(n + 1, dtype=np.int64)
-    # pass 1: count, pass 2: fill
-    for rep in range(2):
-        if rep == 1:
-            ptr = np.empty(n + 1, dtype=np.int64)
-            ptr[0] = 0
-            for i in range(n):
-                ptr[i + 1] = ptr[i] + count[i]
-            fill = ptr[:-1].copy()
-            dst = np.empty(ptr[n], dtype=np.int64)
-            cost = np.empty(ptr[n], dtype=np.float64)
-        for j in range(m):
-            cx = np.int64((dx[j] - x0) * inv) + 1
-            cy = np.int64((dy[j] - y0) * inv) + 1
-            for ddx in range(-1, 2):
-                base = (cx + ddx) * ny + cy
-                a = np.searchsorted(skeys, base - 1, side="left")
-                b = np.searchsorted(skeys, base + 1, side="right")
-                for q in range(a, b):
-                    i = order[q]
-                    ex = sx[i] - dx[j]
-                    ey = sy[i] - dy[j]
-                    d2 = ex * ex + ey * ey
-                    if d2 <= sr2:
-                        if rep == 0:
-                            count[i] += 1
-                        else:
-                            dst[fill[i]] = j
-                            cost[fill[i]] = d2
-                            fill[i] += 1
+    dk = np.empty(m, dtype=np.int64)
+    _cell_keys(dx, dy, x0, y0, inv, ny, dk)
+    dorder = np.argsort(dk)
+    dkeys = dk[dorder]
+    count = np.zeros(n, dtype=np.int64)
+    fill = np.zeros(n, dtype=np.int64)
+    dst = np.empty(0, dtype=np.int64)
+    cost = np.empty(0, dtype=np.float64)
+    sr2 = sr * sr
+    _scan_pairs(sx, sy, dx, dy, sr2, order, skeys, dorder, dkeys, ny, count, fill, dst, cost, False)
+    ptr = np.empty(n + 1, dtype=np.int64)
+    ptr[0] = 0
+    for i in range(n):
+        ptr[i + 1] = ptr[i] + count[i]
+        fill[i] = ptr[i]
+    dst = np.empty(ptr[n], dtype=np.int64)
+    cost = np.empty(ptr[n], dtype=np.float64)
+    _scan_pairs(sx, sy, dx, dy, sr2, order, skeys, dorder, dkeys, ny, count, fill, dst, cost, True)
     return ptr, dst, cost
 
 
