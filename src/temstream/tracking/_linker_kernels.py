@@ -3,7 +3,7 @@
 One frame pair is linked in four steps, all compiled:
 
 1. candidate pairs (source, destination) with d^2 <= search_range^2, found with a
-   sorted uniform grid of cell size ``search_range`` over the destinations;
+   uniform grid (cells >= ``search_range``, about one destination per cell);
 2. union-find over the pairs gives independent groups (trackpy's subnets);
 3. groups with one edge are linked directly;
 4. every other group is an exact rectangular assignment problem solved by a
@@ -23,8 +23,43 @@ _INF = np.inf
 
 
 @njit(cache=True, nogil=True)
+def _grid_scan(sx, sy, dx, dy, sr, x0, y0, cell, ncx, ncy, order, cstart, fill, start,
+               ps, pd, pc):
+    """Count (fill=False) or write (fill=True) the pairs of every source."""
+    sr2 = sr * sr
+    for s in range(sx.shape[0]):
+        fx = (sx[s] - x0) / cell
+        fy = (sy[s] - y0) / cell
+        if not (fx >= -1.0 and fy >= -1.0 and fx < ncx + 1.0 and fy < ncy + 1.0):
+            continue
+        cx = np.int64(np.floor(fx))
+        cy = np.int64(np.floor(fy))
+        lo_x = max(cx - 1, 0)
+        hi_x = min(cx + 1, ncx - 1)
+        k = start[s]
+        for row in range(max(cy - 1, 0), min(cy + 1, ncy - 1) + 1):
+            for q in range(cstart[row * ncx + lo_x], cstart[row * ncx + hi_x + 1]):
+                d = order[q]
+                ex = dx[d] - sx[s]
+                ey = dy[d] - sy[s]
+                d2 = ex * ex + ey * ey
+                if d2 <= sr2:
+                    if fill:
+                        ps[k] = s
+                        pd[k] = d
+                        pc[k] = d2
+                    k += 1
+        if not fill:
+            start[s] = k
+
+
+@njit(cache=True, nogil=True)
 def candidate_pairs(sx, sy, dx, dy, sr):
     """All (source, destination) pairs closer than ``sr``.
+
+    A uniform grid over the destinations, cell size >= ``sr`` chosen so that there
+    are about as many cells as destinations (so the memory stays O(D) whatever
+    the coordinates), indexed by a counting sort; each source scans 3 x 3 cells.
 
     Parameters
     ----------
@@ -48,54 +83,46 @@ def candidate_pairs(sx, sy, dx, dy, sr):
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
     x0 = dx.min()
     y0 = dy.min()
-    ncx = np.int64((dx.max() - x0) / sr) + 1
-    ncy = np.int64((dy.max() - y0) / sr) + 1
+    wx = dx.max() - x0
+    wy = dy.max() - y0
+    cell = max(sr, np.sqrt(wx * wy / nd))
+    max_cells = 2 * nd + 64
+    while True:
+        ncx = np.int64(wx / cell) + 1
+        ncy = np.int64(wy / cell) + 1
+        if ncx * ncy <= max_cells:
+            break
+        cell *= 1.5
+    cstart = np.zeros(ncx * ncy + 1, np.int64)
     keys = np.empty(nd, np.int64)
     for d in range(nd):
-        keys[d] = np.int64((dy[d] - y0) / sr) * ncx + np.int64((dx[d] - x0) / sr)
-    order = np.argsort(keys, kind="mergesort")
-    skeys = keys[order]
-    sr2 = sr * sr
-    count = np.zeros(ns + 1, np.int64)
-    for rep in range(2):
-        if rep == 1:
-            total = 0
-            for s in range(ns):
-                c = count[s]
-                count[s] = total
-                total += c
-            count[ns] = total
-            ps = np.empty(total, np.int64)
-            pd = np.empty(total, np.int64)
-            pc = np.empty(total, np.float64)
-        for s in range(ns):
-            fx = (sx[s] - x0) / sr
-            fy = (sy[s] - y0) / sr
-            if fx < -1.0 or fy < -1.0 or fx >= ncx + 1.0 or fy >= ncy + 1.0:
-                continue
-            cx = np.int64(np.floor(fx))
-            cy = np.int64(np.floor(fy))
-            lo_x = max(cx - 1, 0)
-            hi_x = min(cx + 1, ncx - 1)
-            if lo_x > hi_x:
-                continue
-            k = count[s] if rep == 1 else 0
-            for row in range(max(cy - 1, 0), min(cy + 1, ncy - 1) + 1):
-                a = np.searchsorted(skeys, row * ncx + lo_x, side="left")
-                b = np.searchsorted(skeys, row * ncx + hi_x, side="right")
-                for q in range(a, b):
-                    d = order[q]
-                    ex = dx[d] - sx[s]
-                    ey = dy[d] - sy[s]
-                    d2 = ex * ex + ey * ey
-                    if d2 <= sr2:
-                        if rep == 0:
-                            count[s] += 1
-                        else:
-                            ps[k] = s
-                            pd[k] = d
-                            pc[k] = d2
-                            k += 1
+        kx = min(np.int64((dx[d] - x0) / cell), ncx - 1)
+        ky = min(np.int64((dy[d] - y0) / cell), ncy - 1)
+        keys[d] = ky * ncx + kx
+        cstart[keys[d] + 1] += 1
+    for c in range(ncx * ncy):
+        cstart[c + 1] += cstart[c]
+    fillp = cstart[:-1].copy()
+    order = np.empty(nd, np.int64)
+    for d in range(nd):
+        order[fillp[keys[d]]] = d
+        fillp[keys[d]] += 1
+    start = np.zeros(ns, np.int64)
+    ps = np.empty(0, np.int64)
+    pd = np.empty(0, np.int64)
+    pc = np.empty(0, np.float64)
+    _grid_scan(sx, sy, dx, dy, sr, x0, y0, cell, ncx, ncy, order, cstart, False, start,
+               ps, pd, pc)
+    total = 0
+    for s in range(ns):
+        c = start[s]
+        start[s] = total
+        total += c
+    ps = np.empty(total, np.int64)
+    pd = np.empty(total, np.int64)
+    pc = np.empty(total, np.float64)
+    _grid_scan(sx, sy, dx, dy, sr, x0, y0, cell, ncx, ncy, order, cstart, True, start,
+               ps, pd, pc)
     return ps, pd, pc
 
 

@@ -26,9 +26,6 @@ from temstream.tracking import _linker_kernels as _k
 
 __all__ = ["Linker", "link"]
 
-_MAX_CELLS = 2 ** 62
-
-
 class Linker:
     """Frame-by-frame linker; one :meth:`step` per frame, ids aligned with rows.
 
@@ -156,11 +153,6 @@ class Linker:
             if self.frame is not None and frame <= self.frame:
                 raise ValueError(f"frame {frame} is not after the previous frame {self.frame}; "
                                  "feed frames in increasing order (or call reset())")
-        if x.size:
-            ext = max(np.ptp(x), np.ptp(y)) / self.search_range + 2
-            if ext * ext > _MAX_CELLS:
-                raise ValueError("coordinates span too many search ranges for the grid; "
-                                 "use a larger search_range or shift/scale the coordinates")
         nd = x.shape[0]
         tx, ty, tvx, tvy, tid, tlast, tang = self._state
         cap = nd + tx.shape[0]
