@@ -210,7 +210,7 @@ def region_props(labels, bbox, weights, probs, n_fold, perim_w,
                         pr = tr
                     cre += pr
                     cim += pi_
-                    cabs += (dx * dx + dy * dy) ** (0.5 * n_fold)
+                    cabs += np.sqrt(pr * pr + pi_ * pi_)  # |z**n| = |z|**n
                     if _is_border(labels, r, c, k, h, w):
                         code = 1
                         for dr in range(-1, 2):
