@@ -73,6 +73,8 @@ def main():
     tp.quiet()
     warnings.simplefilter("ignore")
     run_ours(walks(50, 3), args.sr)  # compile / load the numba cache
+    for strategy in ("auto", "numba"):  # warm trackpy's numba too
+        run_trackpy(walks(300, 3, spacing=12, sigma=2.0), args.sr, strategy)
     print("| particles/frame | temstream ms/frame | trackpy auto ms/frame | trackpy numba ms/frame "
           "| ratio vs auto | ratio vs numba | same links |")
     print("|---|---|---|---|---|---|---|")
