@@ -207,7 +207,7 @@ def region_properties(labels, bbox, area, new_id, weights, probs, n_fold, perim_
                     zr = t
                 cre += zr
                 cim += zi
-                babs += (dx * dx + dy * dy) ** (0.5 * n_fold)
+                babs += np.sqrt(zr * zr + zi * zi)          # |z|^n = |z^n|
                 if _on_border(labels, r, c, k, h, w):
                     code = 1
                     for a in range(-1, 2):
