@@ -84,17 +84,6 @@ def grow_seeds(labels, extent, bbox, queue):
                 bbox[k, 3] = cc + 1
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _on_border(labels, r, c, k, h, w):
-    """True if (r, c) belongs to label k and touches another label or the frame edge (4-conn)."""
-    if r < 0 or r >= h or c < 0 or c >= w or labels[r, c] != k:
-        return False
-    if r == 0 or c == 0 or r == h - 1 or c == w - 1:
-        return True
-    return (labels[r - 1, c] != k or labels[r + 1, c] != k
-            or labels[r, c - 1] != k or labels[r, c + 1] != k)
-
-
 @njit(cache=True, nogil=True)
 def region_properties(labels, bbox, area, new_id, weights, probs, n_fold, perim_w,
                       out_x, out_y, out_angle, out_strength, out_score, out_perimeter,
@@ -131,6 +120,13 @@ def region_properties(labels, bbox, area, new_id, weights, probs, n_fold, perim_
     n = bbox.shape[0] - 1
     nc = probs.shape[0]
     weighted = weights.shape[0] > 0
+    max_h = 0
+    max_w = 0
+    for k in range(1, n + 1):
+        if new_id[k] > 0:
+            max_h = max(max_h, bbox[k, 2] - bbox[k, 0])
+            max_w = max(max_w, bbox[k, 3] - bbox[k, 1])
+    border = np.zeros((max_h + 2, max_w + 2), np.int64)
     for k in range(1, n + 1):
         j = new_id[k]
         if j == 0:
@@ -182,14 +178,18 @@ def region_properties(labels, bbox, area, new_id, weights, probs, n_fold, perim_
             out_x[i] = c0 + mx
             out_y[i] = r0 + my
         out_score[i] = sscore / cnt if nc > 0 else 1.0
-        # pass 2: central moments, n-fold complex moment, perimeter; relabel
+        # pass 2: central moments, n-fold complex moment, border pixels
         m20 = 0.0
         m02 = 0.0
         m11 = 0.0
         cre = 0.0
         cim = 0.0
         babs = 0.0
-        perim = 0.0
+        bh = bbox[k, 2] - r0
+        bw = bbox[k, 3] - c0
+        for a in range(bh + 2):
+            for b in range(bw + 2):
+                border[a, b] = 0
         for r in range(r0, bbox[k, 2]):
             for c in range(c0, bbox[k, 3]):
                 if labels[r, c] != k:
@@ -208,14 +208,19 @@ def region_properties(labels, bbox, area, new_id, weights, probs, n_fold, perim_
                 cre += zr
                 cim += zi
                 babs += np.sqrt(zr * zr + zi * zi)          # |z|^n = |z^n|
-                if _on_border(labels, r, c, k, h, w):
-                    code = 1
-                    for a in range(-1, 2):
-                        for b in range(-1, 2):
-                            if a == 0 and b == 0:
-                                continue
-                            if _on_border(labels, r + a, c + b, k, h, w):
-                                code += 2 if (a == 0 or b == 0) else 10
+                if (r == 0 or c == 0 or r == h - 1 or c == w - 1
+                        or labels[r - 1, c] != k or labels[r + 1, c] != k
+                        or labels[r, c - 1] != k or labels[r, c + 1] != k):
+                    border[r - r0 + 1, c - c0 + 1] = 1
+        # pass 3: perimeter from the border codes (on the padded box scratch)
+        perim = 0.0
+        for a in range(1, bh + 1):
+            for b in range(1, bw + 1):
+                if border[a, b]:
+                    code = 1 + 2 * (border[a - 1, b] + border[a + 1, b] + border[a, b - 1]
+                                    + border[a, b + 1]) \
+                        + 10 * (border[a - 1, b - 1] + border[a - 1, b + 1]
+                                + border[a + 1, b - 1] + border[a + 1, b + 1])
                     perim += perim_w[code]
         out_angle[i] = np.arctan2(cim, cre) / n_fold
         out_strength[i] = np.sqrt(cre * cre + cim * cim) / babs if babs > 0.0 else 0.0
