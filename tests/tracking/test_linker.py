@@ -266,6 +266,14 @@ def test_empty_frames_duplicates_and_order():
     assert lk.step({"x": [1.0, 1.0], "y": [2.0, 2.0]}).tolist() == [0, 1]   # duplicates
     assert sorted(lk.step({"x": [1.0, 1.0], "y": [2.0, 2.0]}).tolist()) == [0, 1]
     assert lk.step({"x": [], "y": []}).tolist() == []
+    # exact ties are broken by index: the lower-index source keeps the link ...
+    lk = Linker(5)
+    lk.step({"x": [1.0, 1.0, 9.0], "y": [1.0, 1.0, 1.0]})
+    assert lk.step({"x": [2.0], "y": [1.0]}).tolist() == [0]
+    # ... and the lower-index destination is taken
+    lk = Linker(5)
+    lk.step({"x": [1.0], "y": [1.0]})
+    assert lk.step({"x": [2.0, 2.0], "y": [1.0, 1.0]}).tolist() == [0, 1]
     assert link(pd.DataFrame({"frame": [], "x": [], "y": []}), 5)["particle"].size == 0
     # frames out of order in link: sorted first, same result as sorted input
     f = walks(20, 6, spacing=20, sigma=1, seed=9)

@@ -12,8 +12,11 @@ One frame pair is linked in four steps, all compiled:
    (cost d^2) or its own "unlinked" column (cost search_range^2); destinations
    left over cost nothing. This is trackpy's objective without a size limit.
 
-Ties (equal path lengths in the Dijkstra search) go to the lower column index,
-with columns numbered by destination row order, so results are deterministic.
+Ties are broken by index, deterministically: equal path lengths in the Dijkstra
+search go to the lower column; destinations are numbered in row order and the
+"unlinked" columns in reverse source order, so between equal-cost solutions the
+lower-index destination is taken and the lower-index source keeps its link
+(e.g. two coincident sources and one destination: source 0 links).
 """
 
 import numpy as np
@@ -410,7 +413,7 @@ def solve_links(ns, nd, ps, pd, pc, null_cost, src_match, dst_match):
                 idx[k] = loc[ns + pd[e]]
                 cost[k] = pc[e]
                 k += 1
-            idx[k] = ndg + r
+            idx[k] = ndg + (nr - 1 - r)        # later sources' nulls first: see ties
             cost[k] = null_cost
             k += 1
             indptr[r + 1] = k
