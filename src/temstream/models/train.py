@@ -1,0 +1,276 @@
+"""Training a U-Net on an endless stream of simulated (image, target) pairs.
+
+The data source is an argument (any iterator of ``(image (S, S) raw counts, target (S, S) uint8
+class index)``); ``temstream train`` wires it to :func:`temstream.sim.training.training_pairs`.
+Pairs are kept in a pool that is refreshed every step, augmented on the fly
+(:mod:`temstream.models.augment`), and the loss is border-weighted cross-entropy plus soft Dice
+(:mod:`temstream.models.losses`); Adam with a cosine learning-rate decay. Every ``eval_every``
+steps the network is scored on a fixed simulated validation set (foreground Dice) and, for the
+particle task, on the real msa-em images; the best state is kept, training stops early after
+``patience`` evaluations without improvement, and the decision threshold is chosen on the
+simulated validation set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+
+from temstream.models.arch import preset as arch_preset
+from temstream.models.augment import augment
+from temstream.models.backends import cpu_has_amx_bf16
+from temstream.models.checkpoints import ModelCard, save_checkpoint
+from temstream.models.losses import border_weight_map
+from temstream.models.metrics import pixel_scores
+
+log = logging.getLogger(__name__)
+
+THRESHOLDS = np.round(np.arange(0.2, 0.81, 0.05), 2)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (stored in the model card).
+
+    Attributes
+    ----------
+    name : str
+        Model name written into the card.
+    arch : str
+        Architecture preset (:data:`temstream.models.arch.PRESETS`).
+    task : {"particles", "bilayer"}
+        Simulator task.
+    size : int
+        Edge (px) of the simulated pairs.
+    crop : int
+        Edge (px) of the training crops after augmentation (multiple of 16).
+    batch, steps : int
+        Batch size and maximum number of optimiser steps.
+    lr : float
+        Adam learning rate (cosine decay to 5 % of it).
+    loss : {"ce", "dice", "ce+dice"}
+    w0, sigma : float
+        Border weight map parameters (U-Net paper: 10, 5 px).
+    pool, refresh : int
+        Pairs kept in memory; new pairs drawn from the simulator per step.
+    eval_every, patience : int
+        Validation period (steps) and early-stopping patience (evaluations).
+    val_size : int
+        Fixed simulated validation pairs.
+    seed : int
+        Seeds the simulator stream, the validation stream (``seed + 1000003``), augmentation
+        and weight initialisation.
+    threads : int
+        torch threads (0: torch's default).
+    bf16 : str
+        ``auto`` (bf16 autocast only on a CPU with AMX), ``on``, ``off``.
+    """
+
+    name: str = "default"
+    arch: str = "default"
+    task: str = "particles"
+    size: int = 256
+    crop: int = 176
+    batch: int = 6
+    steps: int = 3000
+    lr: float = 2e-3
+    loss: str = "ce+dice"
+    w0: float = 10.0
+    sigma: float = 5.0
+    pool: int = 256
+    refresh: int = 1
+    eval_every: int = 250
+    patience: int = 6
+    val_size: int = 48
+    seed: int = 0
+    threads: int = 0
+    bf16: str = "auto"
+
+    def replace(self, **kw) -> "TrainConfig":
+        fields = {f.name: f.type for f in dataclasses.fields(self)}
+        bad = set(kw) - set(fields)
+        if bad:
+            raise ValueError(f"unknown training options {sorted(bad)}; known: {sorted(fields)}")
+        conv = {k: type(getattr(self, k))(v) for k, v in kw.items()}
+        return dataclasses.replace(self, **conv)
+
+
+#: ``temstream train --preset NAME``
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "default": TrainConfig(),
+    "bilayer": TrainConfig(name="bilayer", arch="bilayer", task="bilayer", size=192, crop=144,
+                           steps=2500, val_size=32),
+    "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3),
+    "smoke": TrainConfig(name="smoke", size=64, crop=48, batch=2, steps=4, pool=4,
+                         eval_every=2, val_size=2),
+}
+
+
+def training_preset(name: str, **overrides) -> TrainConfig:
+    """Training preset ``name`` with fields replaced by ``overrides``."""
+    if name not in TRAIN_PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(TRAIN_PRESETS)}")
+    return TRAIN_PRESETS[name].replace(**overrides)
+
+
+def _batch(pool, cfg, rng, torch):
+    idx = rng.integers(0, len(pool), cfg.batch)
+    xs, ts, ws = [], [], []
+    for i in idx:
+        x, t = augment(*pool[i], rng, crop=cfg.crop)
+        xs.append(x)
+        ts.append(t)
+        ws.append(border_weight_map(t, w0=cfg.w0, sigma=cfg.sigma))
+    x = torch.from_numpy(np.stack(xs)[:, None])
+    return x, torch.from_numpy(np.stack(ts).astype(np.int64)), torch.from_numpy(np.stack(ws))
+
+
+def predict_foreground(model, images, torch, *, batch: int = 8, autocast: bool = False):
+    """Foreground probability ``1 - P(background)`` of equally sized images, (N, H, W)."""
+    mult = model.config.multiple
+    out = []
+    model.eval()
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+        for k in range(0, len(images), batch):
+            x = np.stack(images[k:k + batch]).astype(np.float32)[:, None]
+            H, W = x.shape[-2:]
+            ph, pw = -H % mult, -W % mult
+            x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect")
+            p = model(torch.from_numpy(x)).float()[:, :, :H, :W]
+            out.append((1 - p[:, 0]).numpy())
+    return np.concatenate(out)
+
+
+def evaluate_sets(model, val, real, torch, autocast=False) -> dict:
+    """Foreground Dice per threshold on the simulated and real validation sets."""
+    res = {}
+    fg = predict_foreground(model, [v[0] for v in val], torch, autocast=autocast)
+    truth = np.stack([v[1] > 0 for v in val])
+    res["sim"] = {float(t): pixel_scores(fg >= t, truth)["dice"] for t in THRESHOLDS}
+    if real:
+        fg = predict_foreground(model, [r[1] for r in real], torch, batch=4, autocast=autocast)
+        truth = np.stack([r[2] for r in real])
+        res["real"] = {float(t): pixel_scores(fg >= t, truth)["dice"] for t in THRESHOLDS}
+    return res
+
+
+def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: bool = True):
+    """Train a U-Net.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Run configuration.
+    pairs : iterator of (ndarray (S, S), ndarray (S, S) uint8)
+        Endless training stream (raw counts, class targets).
+    val_pairs : list of (ndarray, ndarray)
+        Fixed simulated validation pairs.
+    real : list of (name, image (H, W), mask (H, W) bool), optional
+        Real labelled images, scored at every evaluation (never trained on).
+    out : path, optional
+        Where to write the checkpoint (``model.safetensors`` + ``model.json``).
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    (UNet, ModelCard)
+        The best network (eval mode) and its card.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from temstream.models.losses import segmentation_loss
+    from temstream.models.unet import build_unet, count_parameters
+
+    t0 = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.set_flush_denormal(True)  # tiny gradients otherwise slow CPU training 3x
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    arch = arch_preset(cfg.arch)
+    n_classes = len(arch.classes)
+    model = build_unet(arch).to(memory_format=torch.channels_last)
+    autocast = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_amx_bf16())
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=0.05 * cfg.lr)
+    pool = [next(pairs) for _ in range(cfg.pool)]
+    best = (-1.0, None, 0)
+    history = []
+    bad_evals = 0
+    bar = tqdm(range(1, cfg.steps + 1), disable=not progress, unit="step",
+               desc=f"train {cfg.name}")
+    loss_avg = None
+    step = 0
+    for step in bar:
+        model.train()
+        x, t, w = _batch(pool, cfg, rng, torch)
+        if int(t.max()) >= n_classes:
+            raise ValueError(f"target has class {int(t.max())} but the network has "
+                             f"{n_classes} classes: task and architecture do not match")
+        with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            logits = model.logits(model.normalise(x).contiguous(memory_format=torch.channels_last))
+        loss = segmentation_loss(cfg.loss, logits.float(), t, w)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        for _ in range(cfg.refresh):
+            pool[int(rng.integers(len(pool)))] = next(pairs)
+        lv = loss.item()
+        loss_avg = lv if loss_avg is None else 0.95 * loss_avg + 0.05 * lv
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            scores = evaluate_sets(model, val_pairs, real, torch, autocast)
+            sim_best = max(scores["sim"].values())
+            entry = {"step": step, "loss": round(loss_avg, 4), "sim_dice": round(sim_best, 4)}
+            if "real" in scores:
+                entry["real_dice"] = round(max(scores["real"].values()), 4)
+            history.append(entry)
+            log.info("step %d: %s", step, entry)
+            if sim_best > best[0]:
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best = (sim_best, state, step)
+                bad_evals = 0
+            else:
+                bad_evals += 1
+            bar.set_postfix(loss=f"{loss_avg:.3f}", dice=f"{sim_best:.3f}",
+                            real=f"{entry.get('real_dice', float('nan')):.3f}")
+            if bad_evals >= cfg.patience:
+                log.info("early stop at step %d (best %d)", step, best[2])
+                break
+    bar.close()
+    model.load_state_dict(best[1])
+    model.eval()
+    scores = evaluate_sets(model, val_pairs, real, torch, autocast)
+    thr = max(scores["sim"], key=lambda k: (scores["sim"][k], -abs(k - 0.5)))
+    metrics = {"sim_val_dice": round(scores["sim"][thr], 4), "threshold_grid": list(THRESHOLDS),
+               "sim_val_dice_by_threshold": {str(k): round(v, 4) for k, v in scores["sim"].items()}}
+    if "real" in scores:
+        metrics["real_msa_em_dice"] = round(scores["real"][thr], 4)
+        metrics["real_msa_em_dice_best_threshold"] = round(max(scores["real"].values()), 4)
+    card = ModelCard(
+        name=cfg.name, architecture=arch, threshold=float(thr),
+        training={**dataclasses.asdict(cfg), "data_seed": cfg.seed,
+                  "val_seed": cfg.seed + 1000003, "best_step": best[2], "steps_run": step,
+                  "history": history},
+        metrics=metrics,
+        extra={"parameters": count_parameters(model), "torch": torch.__version__,
+               "train_seconds": round(time.perf_counter() - t0, 1), "machine":
+               f"{platform.machine()} {torch.get_num_threads()} threads, bf16={autocast}",
+               "command": f"temstream train --preset {cfg.name}"},
+    )
+    if out is not None:
+        save_checkpoint(model, card, out)
+    return model, card
+
+
+def simulated_validation(make_pairs, cfg: TrainConfig) -> list:
+    """The fixed validation set: ``cfg.val_size`` pairs from ``make_pairs(seed + 1000003)``."""
+    return list(islice(make_pairs(cfg.seed + 1000003), cfg.val_size))
