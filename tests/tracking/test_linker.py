@@ -283,3 +283,36 @@ def test_empty_frames_duplicates_and_order():
     assert same_partition(a, b)
     # the input is not modified
     assert "particle" not in shuffled.columns
+
+
+@pytest.mark.parametrize("sr,n_tracks", [(1.1, 1), (0.9, 5)])
+def test_search_range_bounds_a_unit_stepper(sr, n_tracks):
+    f = pd.DataFrame({"frame": np.arange(5), "x": np.arange(5.0), "y": 0.0})
+    assert link(f, sr)["particle"].nunique() == n_tracks
+    assert_like_trackpy(f, sr)
+
+
+@pytest.mark.parametrize("step,sr", [((1.0, 0.0), 1.5), ((1.0, 1.0), 8.0)])
+def test_column_of_particles_moving_together(step, sr):
+    # trackpy's 16 particles 2 px apart moving in step; sr 8 gives every one ~8 candidates
+    y0 = np.arange(0, 32, 2.0)
+    rows = [pd.DataFrame({"frame": t, "x": step[0] * t, "y": y0 + step[1] * t}) for t in range(5)]
+    f = pd.concat(rows, ignore_index=True)
+    out = assert_like_trackpy(f, sr)
+    assert out["particle"].nunique() == 16
+    for _, g in out.groupby("particle"):
+        assert np.allclose(np.diff(g["x"]), step[0]) and np.allclose(np.diff(g["y"]), step[1])
+
+
+def test_walks_starting_at_different_frames():
+    rng = np.random.default_rng(12)
+    starts = [(10, 11), (10, 18), (14, 15), (20, 21), (13, 13), (10, 10), (17, 19)]
+    rows = []
+    for i, (x0, y0) in enumerate(starts):
+        n = 30 - i
+        xy = np.array([x0, y0]) * 10 + np.cumsum(rng.normal(0, 0.5, (n, 2)), axis=0)
+        rows.append(pd.DataFrame({"frame": np.arange(i, 30), "x": xy[:, 0], "y": xy[:, 1],
+                                  "truth": i}))
+    f = pd.concat(rows, ignore_index=True).sample(frac=1, random_state=3)
+    out = assert_like_trackpy(f, 5)
+    assert same_partition(out["particle"], out["truth"])
