@@ -70,6 +70,8 @@ class TrainConfig:
         torch threads (0: torch's default).
     bf16 : str
         ``auto`` (bf16 autocast only on a CPU with AMX), ``on``, ``off``.
+    base, depth : int
+        Override the architecture preset's width and depth (0: keep).
     """
 
     name: str = "default"
@@ -91,6 +93,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0
     bf16: str = "auto"
+    base: int = 0
+    depth: int = 0
 
     def replace(self, **kw) -> "TrainConfig":
         fields = {f.name: f.type for f in dataclasses.fields(self)}
@@ -195,7 +199,8 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     torch.set_flush_denormal(True)  # tiny gradients otherwise slow CPU training 3x
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    arch = arch_preset(cfg.arch)
+    arch = arch_preset(cfg.arch, **{k: v for k, v in (("base", cfg.base), ("depth", cfg.depth))
+                                    if v})
     n_classes = len(arch.classes)
     model = build_unet(arch).to(memory_format=torch.channels_last)
     autocast = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_amx_bf16())

@@ -1,0 +1,127 @@
+"""``temstream evaluate``: score models beside ``classical`` on simulated and real data."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from temstream.cli._common import new_parser
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub):
+    parser = new_parser(
+        sub, "evaluate", "score segmentation models (always beside classical)",
+        "temstream evaluate --model default sim real --out docs/eval",
+        description="Score models on simulated test movies (per scenario and dose) and on real "
+                    "labelled images. DATA items: 'sim' (all particle scenarios), "
+                    "'sim:NAME[,NAME]' (e.g. sim:dispersed,moire), 'real' (msa-em-train from "
+                    "$TEMSTREAM_REAL_DATA or ../shared/data/real), or a folder with images/ and "
+                    "labels/ PNGs. Writes OUT.md (tables) and OUT.png (input / truth / prediction "
+                    "/ confidence).")
+    parser.add_argument("data", nargs="*", metavar="DATA", default=[],
+                        help="sim, sim:NAME[,NAME...], real, or an images/labels folder "
+                             "(default: sim real)")
+    parser.add_argument("--model", action="append", default=[],
+                        help="model name or checkpoint (repeatable; default: default)")
+    parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt")
+    parser.add_argument("--doses", default="low,moderate,high",
+                        help="dose levels (low = 0.1x, moderate = 1x, high = 10x the "
+                             "scenario's default dose)")
+    parser.add_argument("--frames", type=int, default=4, help="frames per simulated movie")
+    parser.add_argument("--size", type=int, default=256, help="simulated frame edge, px")
+    parser.add_argument("--seed", type=int, default=2024, help="seed of the test movies")
+    parser.add_argument("--out", default=None, help="write OUT.md and OUT.png")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _split_data(items):
+    """The DATA tokens -> ([scenario names], [(label, folder)])."""
+    from temstream.cli import UsageError
+    from temstream.models.realdata import default_real_dir
+    from temstream.sim import SCENARIOS
+
+    scen, real = [], []
+    for item in items or ["sim", "real"]:
+        if item == "sim":
+            scen += [s for s in SCENARIOS if s != "moire"]
+        elif item.startswith("sim:"):
+            names = item[4:].split(",")
+            bad = [n for n in names if n not in SCENARIOS]
+            if bad:
+                raise UsageError(f"unknown scenarios {bad}; choose from {sorted(SCENARIOS)}")
+            scen += names
+        elif item == "real":
+            d = default_real_dir()
+            if d is None:
+                raise UsageError("no real images found: set $TEMSTREAM_REAL_DATA or give the "
+                                 "folder path")
+            real.append(("msa-em-train", d))
+        elif Path(item).is_dir():
+            real.append((Path(item).name, Path(item)))
+        else:
+            raise UsageError(f"DATA {item!r} is not 'sim', 'sim:NAME', 'real' or a folder")
+    return list(dict.fromkeys(scen)), real
+
+
+def _movies(scenarios, doses, args):
+    """Simulated test movies, one per (scenario, dose), generated lazily."""
+    from temstream.sim import simulate
+    from temstream.sim.scenarios import scenario_params
+
+    for scen in scenarios:
+        base = scenario_params(scen)["dose_e_per_A2"]
+        for label, mult in doses.items():
+            movie = simulate(scen, frames=args.frames, size=args.size, seed=args.seed,
+                             dose_e_per_A2=base * mult)
+            yield scen, label, base * mult, movie
+
+
+def run(args) -> int:
+    from temstream.cli import UsageError
+    from temstream.models import load_segmenter
+    from temstream.models.evaluate import DOSES, evaluate_real, evaluate_simulated
+    from temstream.models.realdata import load_msa_em
+    from temstream.models.report import figure, markdown_table, summary_table
+
+    scenarios, real = _split_data(args.data)
+    doses = {}
+    for d in args.doses.split(","):
+        if d not in DOSES:
+            raise UsageError(f"unknown dose {d!r}; choose from {list(DOSES)}")
+        doses[d] = DOSES[d]
+    names = list(dict.fromkeys(["classical"] + (args.model or ["default"])))
+    segs = {}
+    for n in names:
+        segs[Path(n).name if Path(n).exists() else n] = (
+            load_segmenter(n) if n == "classical" else load_segmenter(n, backend=args.backend))
+    rows, examples = [], []
+    if scenarios:
+        r, e = evaluate_simulated(segs, _movies(scenarios, doses, args), progress=True)
+        rows += r
+        examples += e
+    for label, folder in real:
+        r, e = evaluate_real(segs, load_msa_em(folder), label=label)
+        rows += r
+        examples += e
+    text = ("## Summary (mean over scenarios)\n\n" + summary_table(rows)
+            + "\n## All results\n\n" + markdown_table(rows))
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        header = (f"# Evaluation: {', '.join(segs)}\n\nCommand: `temstream evaluate "
+                  f"{' '.join('--model ' + m for m in args.model)} {' '.join(args.data)} "
+                  f"--doses {args.doses} --frames {args.frames} --size {args.size} "
+                  f"--seed {args.seed}`\n\nThresholds: "
+                  + ", ".join(f"{k} {s.threshold:.2f}" for k, s in segs.items()) + "\n\n")
+        out.with_suffix(".md").write_text(header + text)
+        sel = examples[:: max(1, len(examples) // 8)][:8]
+        if examples and examples[-1] not in sel:
+            sel.append(examples[-1])
+        figure(sel, out.with_suffix(".png"),
+               thresholds={k: s.threshold for k, s in segs.items()})
+        print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.png')}")
+    return 0

@@ -1,0 +1,94 @@
+"""Training pieces and a tiny end-to-end training run on a synthetic stand-in."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from temstream.models.augment import augment
+from temstream.models.checkpoints import load_checkpoint
+from temstream.models.losses import border_weight_map, soft_dice_loss, weighted_ce
+from temstream.models.train import train, training_preset
+
+
+def disks(seed, size=64):
+    """Stand-in for temstream.sim.training.training_pairs: dark disks, Poisson noise,
+    a boundary class where two disks touch."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    while True:
+        lab = np.zeros((size, size), np.int32)
+        for k in range(1, rng.integers(2, 6)):
+            cy, cx = rng.uniform(0, size, 2)
+            r = rng.uniform(4, 10)
+            lab[((yy - cy) ** 2 + (xx - cx) ** 2 < r * r) & (lab == 0)] = k
+        dose = rng.uniform(50, 500)
+        img = rng.poisson(dose * np.where(lab > 0, 0.5, 1.0)).astype(np.uint16)
+        t = (lab > 0).astype(np.uint8)
+        edge = (ndimage.maximum_filter(lab, 3) != ndimage.minimum_filter(
+            np.where(lab > 0, lab, 99), 3)) & (lab > 0) & (ndimage.minimum_filter(
+                np.where(lab > 0, lab, 99), 3) < 99)
+        t[edge] = 2
+        yield img, t
+
+
+def test_border_weights_peak_in_narrow_gaps():
+    t = np.zeros((40, 60), np.uint8)
+    yy, xx = np.mgrid[:40, :60]
+    t[(yy - 20) ** 2 + (xx - 15) ** 2 < 64] = 1
+    t[(yy - 20) ** 2 + (xx - 34) ** 2 < 64] = 1  # gap of ~3 px at x ~ 23..26
+    w = border_weight_map(t, w0=10, sigma=5)
+    assert w.dtype == np.float32 and w.min() >= 1
+    assert w[20, 24] > 5  # in the gap
+    assert w[2, 58] < 1.01  # far away
+    assert np.allclose(w[t == 1], 1)
+    single = np.zeros((30, 30), np.uint8)
+    single[10:15, 10:15] = 1
+    assert np.allclose(border_weight_map(single), 1)
+
+
+def test_losses_reward_the_right_answer():
+    t = torch.from_numpy(np.random.default_rng(0).integers(0, 3, (2, 16, 16)))
+    good = torch.nn.functional.one_hot(t, 3).permute(0, 3, 1, 2).float() * 20
+    bad = torch.roll(good, 1, dims=1)
+    w = torch.ones(2, 16, 16)
+    assert soft_dice_loss(good, t) < 0.01 < 0.6 < soft_dice_loss(bad, t)
+    assert weighted_ce(good, t, w) < 1e-3 < 10 < weighted_ce(bad, t, w)
+
+
+def test_augment_keeps_image_and_target_aligned():
+    rng = np.random.default_rng(0)
+    img, t = next(disks(3, 96))
+    for _ in range(10):
+        x, y = augment(img, t, rng, crop=64, p_defocus=0, p_contrast=0, p_dose=0)
+        assert x.shape == y.shape == (64, 64) and x.dtype == np.float32
+        assert set(np.unique(y)) <= {0, 1, 2}
+        # particles are dark: the mean inside the target stays well below the background
+        if (y > 0).sum() > 20 and (y == 0).sum() > 20:
+            assert x[y > 0].mean() < 0.8 * x[y == 0].mean()
+
+
+def test_tiny_training_run_learns_and_is_reproducible(tmp_path):
+    cfg = training_preset("smoke", base=4, depth=2, size=64, crop=48, batch=4, steps=50,
+                          pool=32, eval_every=25, val_size=6, lr=1e-2, patience=5)
+    val = [p for _, p in zip(range(6), disks(99))]
+    model, card = train(cfg, disks(1), val, out=tmp_path / "a", progress=False)
+    assert card.metrics["sim_val_dice"] > 0.8
+    assert 0.2 <= card.threshold <= 0.8
+    assert card.training["seed"] == 0 and card.training["steps"] == 50
+    loaded, card2 = load_checkpoint(tmp_path / "a")
+    assert card2.metrics == card.metrics
+    _, again = train(cfg, disks(1), val, out=tmp_path / "b", progress=False)
+    assert again.sha256 == card.sha256  # same command, same weights, bit for bit
+
+
+def test_task_architecture_mismatch_is_a_clear_error():
+    cfg = training_preset("smoke", base=4, depth=2, arch="groschner", steps=2, pool=2,
+                          val_size=1)
+
+    def four_classes():
+        for img, t in disks(0, 64):
+            yield img, (t * 0 + 3).astype(np.uint8)
+
+    with pytest.raises(ValueError, match="task and architecture do not match"):
+        train(cfg, four_classes(), [next(disks(5))], progress=False)
