@@ -205,9 +205,9 @@ class RecordingWriter:
         for dim in self._time_dims:
             dim.resize(n + 1, axis=0)
             dim[n] = ts - self._t0
-        self._append_particles(frame, particles)
+        count = self._append_particles(frame, particles)
         self.append_info(info or {"frame": frame, "status": "processed", "timestamp": ts,
-                                  "n_particles": len(self._column(particles, "x"))})
+                                  "n_particles": count})
         self.n_frames = n + 1
         self.maybe_flush()
 
@@ -242,11 +242,11 @@ class RecordingWriter:
         except (KeyError, IndexError):
             return None
 
-    def _append_particles(self, frame: int, particles: Any) -> None:
+    def _append_particles(self, frame: int, particles: Any) -> int:
         x = self._column(particles, "x")
         count = 0 if x is None else len(x)
         if count == 0:
-            return
+            return 0
         rows = np.zeros(count, self.particle_dtype)
         for name in self.particle_dtype.names:
             col = self._column(particles, name)
@@ -264,6 +264,7 @@ class RecordingWriter:
         start = self.particles.shape[0]
         self.particles.resize(start + count, axis=0)
         self.particles[start:] = rows
+        return count
 
     def append_info(self, row: dict) -> None:
         """Append one ``/frames_info`` row (processed or dropped frame)."""

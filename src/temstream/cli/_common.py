@@ -27,10 +27,11 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, **extra: dict) -> Config:
     """Load the configuration named by ``args`` and apply command-line options on top."""
-    config = load_config(args.config, args.overrides)
-    if extra:
-        config = config.replace(**{k: v for k, v in extra.items() if v})
-    return config
+    config = load_config(args.config, getattr(args, "overrides", None) or ())
+    options = {section: {k: v for k, v in values.items() if v is not None}
+               for section, values in extra.items()}
+    options = {section: values for section, values in options.items() if values}
+    return config.replace(**options) if options else config
 
 
 def new_parser(sub, name: str, help: str, example: str, description: str | None = None):

@@ -26,7 +26,7 @@ def load_segmenter_from_config(config: Config):
                           device=config.segment.device, threshold=threshold,
                           sigma=c.sigma, method=c.method, polarity=c.polarity,
                           opening_radius=c.opening_radius, min_area=c.min_area,
-                          fill_holes=c.fill_holes)
+                          fill_holes=c.fill_holes, background_scale=c.background_scale)
 
 
 def build_runner(config: Config, source, *, out: str | Path | None = None,

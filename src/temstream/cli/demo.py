@@ -36,7 +36,7 @@ class SimulatedDetector(threading.Thread):
         self.endpoint = self.publisher.endpoint
         self.movie = iter_movie(scenario, size=size, seed=seed, frames=frames)
         self.scenario, self.fps, self.frames = scenario, fps, frames
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -55,7 +55,7 @@ class SimulatedDetector(threading.Thread):
                 yield from self.movie
 
             for sim_frame in paced(frames(), self.fps):
-                if self._stop.is_set():
+                if self._halt.is_set():
                     break
                 self.publisher.send(sim_frame.image, frame=sim_frame.index,
                                     timestamp=t0 + sim_frame.index / self.fps)
@@ -66,7 +66,7 @@ class SimulatedDetector(threading.Thread):
             self.publisher.close(linger_ms=2000)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 def run(args) -> int:

@@ -74,11 +74,12 @@ class ClassicalConfig:
     """The classical baseline segmenter (smoothing + automatic threshold + morphology)."""
 
     sigma: float = _range(1.5, 0.0, 50.0)
-    method: str = _choice("otsu", "otsu", "li", "triangle", "yen")
+    method: str = _choice("otsu", "sigma", "otsu", "li", "triangle", "yen")
     polarity: str = _choice("dark", "dark", "bright")
     opening_radius: int = _range(1, 0, 20)
     min_area: int = _range(16, 0, None)
     fill_holes: bool = True
+    background_scale: int = _range(128, 0, 100000)  # px; 0 = no flattening
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class TrackingConfig:
     """The online linker."""
 
     search_range: float = _range(10.0, 0.0, None)
-    memory: int = _range(0, 0, None)
+    memory: int = _range(2, 0, None)
     predict: bool = False  # velocity predictor
 
 

@@ -15,7 +15,14 @@ import numpy as np
 from scipy import ndimage
 from skimage import filters, morphology
 
+def _threshold_sigma(values: np.ndarray, k: float = 4.0) -> float:
+    """Background median + k robust standard deviations (MAD): particles are the outliers."""
+    med = np.median(values)
+    return float(med + k * 1.4826 * np.median(np.abs(values - med)))
+
+
 _METHODS = {
+    "sigma": _threshold_sigma,
     "otsu": filters.threshold_otsu,
     "li": filters.threshold_li,
     "triangle": filters.threshold_triangle,
@@ -23,15 +30,39 @@ _METHODS = {
 }
 
 
+def flatten(image: np.ndarray, scale: int) -> np.ndarray:
+    """Divide out slow illumination and thickness variations.
+
+    The background is a median filter of a block-averaged copy (blocks of ``scale // 8`` px,
+    median over 9x9 blocks), so particles and bubbles smaller than about ``scale / 2`` do not
+    pull it; it is brought back to full size by bilinear interpolation.
+
+    Parameters
+    ----------
+    image : ndarray of float32, shape (H, W)
+    scale : int
+        Size of the structures considered background, pixels.
+    """
+    h, w = image.shape
+    block = max(1, scale // 8)
+    small = cv2.resize(image, (max(1, w // block), max(1, h // block)),
+                       interpolation=cv2.INTER_AREA)
+    background = cv2.medianBlur(small, 5) if min(small.shape) >= 5 else small
+    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
+    return image / np.maximum(background, 1e-6)
+
+
 class ClassicalSegmenter:
-    """Gaussian smoothing + automatic threshold + opening / hole filling / small-object removal.
+    """Background flattening + smoothing + automatic threshold + morphology.
 
     Parameters
     ----------
     sigma : float
         Gaussian smoothing, pixels (0 = none).
-    method : {"otsu", "li", "triangle", "yen"}
-        Automatic threshold (scikit-image).
+    method : {"sigma", "otsu", "li", "triangle", "yen"}
+        Automatic threshold: ``sigma`` = background median + 4 robust standard deviations
+        (works with few particles and with bright distractors), or a histogram method of
+        scikit-image.
     polarity : {"dark", "bright"}
         Particles darker than the background (bright-field TEM: they scatter electrons out of
         the objective aperture) or brighter (dark-field, HAADF).
@@ -48,7 +79,8 @@ class ClassicalSegmenter:
     threshold = 0.5
 
     def __init__(self, sigma: float = 1.5, method: str = "otsu", polarity: str = "dark",
-                 opening_radius: int = 1, min_area: int = 16, fill_holes: bool = True):
+                 opening_radius: int = 1, min_area: int = 16, fill_holes: bool = True,
+                 background_scale: int = 128):
         if method not in _METHODS:
             raise ValueError(f"unknown threshold method {method!r}; choose one of "
                              f"{', '.join(_METHODS)}")
@@ -56,6 +88,7 @@ class ClassicalSegmenter:
             raise ValueError(f"polarity must be 'dark' or 'bright', got {polarity!r}")
         self.sigma, self.method, self.polarity = float(sigma), method, polarity
         self.opening_radius, self.min_area, self.fill_holes = opening_radius, min_area, fill_holes
+        self.background_scale = int(background_scale)
         self._footprint = (cv2.getStructuringElement(
             cv2.MORPH_ELLIPSE, (2 * opening_radius + 1, 2 * opening_radius + 1))
             if opening_radius > 0 else None)
@@ -76,6 +109,8 @@ class ClassicalSegmenter:
         image = np.asarray(frame, dtype=np.float32)
         if image.ndim != 2:
             raise ValueError(f"expected a 2-D frame, got shape {image.shape}")
+        if self.background_scale > 0:
+            image = flatten(image, self.background_scale)
         signal = cv2.GaussianBlur(image, (0, 0), self.sigma) if self.sigma > 0 else image.copy()
         if self.polarity == "dark":
             np.negative(signal, out=signal)

@@ -159,10 +159,13 @@ class _FrameQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item, *, drop_oldest: bool, stop: threading.Event) -> Any:
-        """Add ``item``; returns a dropped frame item (live) or None."""
+    def put(self, item, *, drop_oldest: bool, stop: threading.Event | None = None) -> Any:
+        """Add ``item``; returns a dropped frame item (live) or None.
+
+        ``stop=None`` appends even when full (for the end marker, which must never block).
+        """
         with self._cond:
-            while len(self._items) >= self.maxsize:
+            while stop is not None and len(self._items) >= self.maxsize:
                 if drop_oldest:
                     for i, old in enumerate(self._items):
                         if isinstance(old, FrameResult):
@@ -318,7 +321,7 @@ class Runner:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
             self._fail("ingest", None, exc)
         finally:
-            self.compute_q.put(_END, drop_oldest=False, stop=threading.Event())
+            self.compute_q.put(_END, drop_oldest=False)
 
     def _compute(self) -> None:
         item = None
@@ -354,7 +357,7 @@ class Runner:
             self._fail(name, frame, exc)
             if isinstance(item, FrameResult):
                 self._drop(item.frame, "error")
-            self.link_q.put(_END, drop_oldest=False, stop=threading.Event())
+            self.link_q.put(_END, drop_oldest=False)
 
     def _flush_drops(self) -> None:
         while self._pending_drops:

@@ -63,7 +63,9 @@ PHYSICS = {
     "orientation": "random",
     "density_per_um2": 300.0,
     "frame_time_s": 0.05,
-    "diffusion_nm2_per_s": 400.0,
+    # hindered diffusion near the windows: orders of magnitude below bulk Stokes-Einstein;
+    # 30 nm^2/s gives ~1.7 nm (2 px at 0.8 nm/px) steps per axis per 50 ms frame
+    "diffusion_nm2_per_s": 30.0,
     "rot_diffusion_rad2_per_s": 0.5,
     "flow_nm_per_s": [0.0, 0.0],
     "entering": True,              # particles leave and new ones enter across the edges
@@ -77,7 +79,7 @@ _SCENARIO_DIFFS = {
         "description": "Brownian translation and rotation of mixed shapes; particles drift in "
                        "and out of the field",
         "shapes": {"sphere": 3.0, "cube": 1.0, "prism": 1.0, "rod": 1.0, "blob": 1.0},
-        "flow_nm_per_s": [40.0, 10.0],
+        "flow_nm_per_s": [15.0, 5.0],
         "density_per_um2": 300.0,
         "polydispersity": 0.2,
     },
@@ -86,7 +88,7 @@ _SCENARIO_DIFFS = {
         "dynamics": "assembly",
         "diameter_nm": 18.0,
         "density_per_um2": 700.0,
-        "diffusion_nm2_per_s": 1500.0,
+        "diffusion_nm2_per_s": 150.0,
         "attraction_range_nm": 6.0,
         "attraction_strength": 6.0,   # well depth in kT
         "orientation": "random",

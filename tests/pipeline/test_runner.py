@@ -1,0 +1,123 @@
+"""The runner: frame accounting under both flow policies, gaps, errors, recording."""
+
+import time
+
+import numpy as np
+import pytest
+
+from temstream.models.classical import ClassicalSegmenter
+from temstream.pipeline.runner import Runner, StageError
+from temstream.record import RecorderSink, read_frames_info, read_particles
+from temstream.stream.publish import FramePublisher
+from temstream.stream.sources import MemorySource, ZmqSource
+from temstream.tracking.instances import extract_instances
+
+from conftest import disks_movie
+
+
+def instances(probs, raw):
+    return extract_instances(probs, min_area=4)
+
+
+def ids_in_order(table):
+    return np.arange(len(table["x"]), dtype=np.int64)
+
+
+def make_runner(source, *, segment=None, sinks=(), **kw):
+    return Runner(source, preprocess=lambda im: im, segment=segment or ClassicalSegmenter(),
+                  instances=instances, link=ids_in_order, sinks=list(sinks), **kw)
+
+
+def publish(frames, zmq_context, indices=None):
+    pub = FramePublisher("tcp://127.0.0.1:0", context=zmq_context, sndhwm=1000)
+    src = ZmqSource(pub.endpoint, context=zmq_context, rcvhwm=1000)
+    time.sleep(0.05)
+    pub.start_series({"pixel_size_nm": 0.5})
+    for i, f in zip(indices if indices is not None else range(len(frames)), frames):
+        pub.send(f, frame=int(i), timestamp=float(i))
+    pub.end_series()
+    return pub, src
+
+
+class SlowSegmenter(ClassicalSegmenter):
+    def __call__(self, frame):
+        time.sleep(0.03)
+        return super().__call__(frame)
+
+
+def test_live_drops_oldest_and_accounts_for_every_frame(zmq_context, tmp_path):
+    frames, _ = disks_movie(n_frames=40)
+    pub, src = publish(frames, zmq_context)
+    out = tmp_path / "live.h5"
+    runner = make_runner(src, segment=SlowSegmenter(), flow="live", queue_size=2,
+                         sinks=[RecorderSink(out)])
+    summary = runner.run()
+    pub.close()
+    assert summary.received == 40
+    assert summary.dropped.get("queue-full", 0) > 0
+    assert summary.processed + sum(summary.dropped.values()) == 40
+    info = read_frames_info(out)
+    assert sorted(info["frame"]) == list(range(40))  # every index exactly once
+    assert (info["status"] == "dropped").sum() == summary.dropped["queue-full"]
+    assert set(info.loc[info["status"] == "dropped", "reason"]) == {"queue-full"}
+    # under live the newest frames survive: the last frame is always processed
+    assert info.set_index("frame").loc[39, "status"] == "processed"
+
+
+def test_lossless_drops_nothing(zmq_context, tmp_path):
+    frames, _ = disks_movie(n_frames=30)
+    pub, src = publish(frames, zmq_context)
+    out = tmp_path / "lossless.h5"
+    summary = make_runner(src, segment=SlowSegmenter(), flow="lossless", queue_size=2,
+                          sinks=[RecorderSink(out)]).run()
+    pub.close()
+    assert summary.processed == 30 and summary.dropped == {}
+    info = read_frames_info(out)
+    assert list(info["frame"]) == list(range(30)) and set(info["status"]) == {"processed"}
+
+
+def test_gaps_in_detector_numbering_are_recorded(zmq_context, tmp_path):
+    frames, _ = disks_movie(n_frames=6)
+    indices = [0, 1, 2, 5, 6, 9]
+    pub, src = publish(frames, zmq_context, indices)
+    out = tmp_path / "gaps.h5"
+    summary = make_runner(src, flow="lossless", sinks=[RecorderSink(out)]).run()
+    pub.close()
+    assert summary.processed == 6 and summary.dropped == {"gap": 4}
+    info = read_frames_info(out).set_index("frame")
+    assert list(info.index) == list(range(10))
+    for i in (3, 4, 7, 8):
+        assert info.loc[i, "status"] == "dropped" and info.loc[i, "reason"] == "gap"
+    assert read_particles(out)["frame"].isin(indices).all()
+
+
+def test_stage_exception_is_reraised_with_frame_index(tmp_path):
+    frames, _ = disks_movie(n_frames=10)
+    out = tmp_path / "err.h5"
+
+    def broken(probs, raw):
+        broken.calls += 1
+        if broken.calls == 4:
+            raise ZeroDivisionError("boom")
+        return instances(probs, raw)
+
+    broken.calls = 0
+    runner = Runner(MemorySource(frames), preprocess=lambda im: im,
+                    segment=ClassicalSegmenter(), instances=broken, link=ids_in_order,
+                    sinks=[RecorderSink(out)], flow="lossless")
+    with pytest.raises(StageError, match="stage 'instances' failed on frame 3") as info:
+        runner.run()
+    assert isinstance(info.value.cause, ZeroDivisionError)
+    # the recording is closed and readable, with the frames processed before the error
+    table = read_frames_info(out)
+    assert set(table.loc[table["status"] == "processed", "frame"]) == {0, 1, 2}
+    assert (table["frame"] == 3).sum() == 1
+
+
+def test_summary_counts_particles_and_tracks():
+    frames, centres = disks_movie(n_frames=8, n_disks=4)
+    summary = make_runner(MemorySource(frames), flow="lossless").run()
+    assert summary.processed == 8
+    assert summary.particles == [4] * 8
+    assert summary.tracks == 4  # ids 0..3 from the in-order linker
+    assert np.isfinite(summary.latency_ms(99))
