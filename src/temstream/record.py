@@ -322,6 +322,7 @@ class RecorderSink:
         self._error: BaseException | None = None
         self.writer: RecordingWriter | None = None
         self.frames_written = 0
+        self.paused = False
         self._pending_info: list[dict] = []
         self._thread = threading.Thread(target=self._loop, name="temstream-recorder", daemon=True)
         self._thread.start()
@@ -350,8 +351,19 @@ class RecorderSink:
         self._series_meta = dict(event.meta)
         self._attrs.setdefault("series_meta", self._series_meta)
 
+    def pause(self) -> None:
+        """Stop storing frames, labels and particles (their ``/frames_info`` rows still go in,
+        with reason ``not recorded``) until :meth:`resume`."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
     def write(self, result) -> None:
         frame = result.frame
+        if self.paused:
+            self._put(("info", {**result.info_row(), "reason": "not recorded"}))
+            return
         self._put(("frame", frame.frame, frame.timestamp or frame.receive_time,
                    frame.image, result.labels, result.table, result.info_row(),
                    frame.meta.get("pixel_size_nm", self._series_meta.get("pixel_size_nm"))))

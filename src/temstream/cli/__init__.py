@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 
 from temstream import __version__
@@ -59,10 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w-]*\.[A-Za-z_][\w.-]*=")
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate ``section.key=value`` tokens (allowed anywhere) from the other arguments."""
+    rest, overrides = [], []
+    for token in argv:
+        (overrides if _OVERRIDE.match(token) else rest).append(token)
+    return rest, overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``temstream`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    rest, overrides = split_overrides(sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(rest)
+    if hasattr(args, "overrides"):
+        args.overrides = overrides + list(args.overrides or [])
     if args.command is None:
         parser.print_help()
         return 2
