@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -64,3 +64,21 @@ class SeriesEnd:
 
     series: int
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PendingFrame:
+    """A decoded frame whose pixels still need work (decompression).
+
+    Decoders return it so that a source can run ``work`` off its receive thread; sources
+    resolve it (``frame.image = work()``) before handing the frame on, so stages and sinks
+    only ever see :class:`Frame`. ``work`` raises :class:`MalformedMessage` on bad data.
+    """
+
+    frame: Frame
+    work: Callable[[], Any]
+
+    def resolve(self) -> Frame:
+        """Run ``work`` and return the completed frame."""
+        self.frame.image = self.work()
+        return self.frame

@@ -14,7 +14,8 @@ from typing import Iterable, Iterator
 import numpy as np
 import zmq
 
-from temstream.stream.events import Frame, MalformedMessage, SeriesEnd, SeriesStart
+from temstream.stream.events import (Frame, MalformedMessage, PendingFrame, SeriesEnd,
+                                     SeriesStart)
 from temstream.stream.protocols import make_decoder
 from temstream.stream.sockets import open_socket
 
@@ -38,10 +39,23 @@ class ZmqSource:
         Bind instead of connect (when the sender connects).
     rcvhwm : int
         Receive high-water mark, in messages.
+    decode_threads : int
+        Threads that decompress frames (DECTRIS bslz4/lz4) off the receiving thread, reading
+        ahead up to ``2 * decode_threads + 2`` messages; 0 decompresses inline. Frames are
+        always returned in arrival order. Native frames need no decompression either way.
+
+    Notes
+    -----
+    Series bookkeeping: a frame whose series was not announced (the receiver connected in
+    the middle of a series, or the start message was lost when the sender restarted) is
+    preceded by a synthetic :class:`SeriesStart` with ``meta["synthetic"] = True``; frame
+    numbering may restart with every series. A connect socket reconnects by itself when the
+    sender restarts, so one source follows any number of series.
     """
 
     def __init__(self, endpoint: str, *, protocol: str = "native", socket: str = "pull",
-                 bind: bool = False, rcvhwm: int = 64, context: zmq.Context | None = None):
+                 bind: bool = False, rcvhwm: int = 64, context: zmq.Context | None = None,
+                 decode_threads: int = 0):
         self.endpoint = endpoint
         self.protocol = protocol
         self._decode = make_decoder(protocol)
@@ -50,26 +64,102 @@ class ZmqSource:
         self._poller.register(self._sock, zmq.POLLIN)
         self.stats: collections.Counter[str] = collections.Counter()
         self._logged: set[str] = set()
+        self._series: int | None = None
+        self._ready: collections.deque = collections.deque()  # events due before new ones
+        self._inflight: collections.deque = collections.deque()  # (event, future or None)
+        self._pool = None
+        self._read_ahead = 2 * decode_threads + 2
+        if decode_threads > 0:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="temstream-decode")
 
     def receive(self, timeout_ms: int = 100) -> Event | None:
         """Wait up to ``timeout_ms`` for the next valid event; ``None`` on time-out."""
-        while self._poller.poll(timeout_ms):
-            parts = self._sock.recv_multipart(copy=False)
-            self.stats["messages"] += 1
-            try:
-                event = self._decode(parts)
-            except MalformedMessage as exc:
-                self._count_malformed(exc.kind, str(exc))
-                timeout_ms = 0  # look for a good message already queued, else return None
+        while True:
+            if self._ready:
+                return self._ready.popleft()
+            if self._pool is not None:
+                self._read_available()
+                if self._inflight:
+                    event = self._finish(*self._inflight.popleft())
+                    if event is not None:
+                        self._emit(event)
+                    continue
+            if not self._poller.poll(timeout_ms):
+                return None
+            timeout_ms = 0  # after a bad message: take a good one already queued, else None
+            if self._pool is not None:
+                continue  # _read_available takes it
+            event = self._next_message()
+            if event is None:
                 continue
-            except Exception as exc:  # a decoder bug must not kill ingest either
-                self._count_malformed("decoder-error", repr(exc))
-                timeout_ms = 0
-                continue
-            if isinstance(event, Frame):
-                self.stats["frames"] += 1
-            return event
+            event = self._finish(event, None)
+            if event is not None:
+                self._emit(event)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _next_message(self):
+        """Receive and parse one message: an event, a PendingFrame, or None if malformed."""
+        parts = self._sock.recv_multipart(copy=False)
+        self.stats["messages"] += 1
+        try:
+            return self._decode(parts)
+        except MalformedMessage as exc:
+            self._count_malformed(exc.kind, str(exc))
+        except Exception as exc:  # a decoder bug must not kill ingest either
+            self._count_malformed("decoder-error", repr(exc))
         return None
+
+    def _read_available(self) -> None:
+        """Parse queued messages without waiting; start their decompression in the pool."""
+        while len(self._inflight) < self._read_ahead and self._sock.poll(0):
+            event = self._next_message()
+            if isinstance(event, PendingFrame):
+                self._inflight.append((event, self._pool.submit(event.work)))
+            elif event is not None:
+                self._inflight.append((event, None))
+
+    def _finish(self, event, future) -> Event | None:
+        """Complete a parsed event (pixels decompressed); None if that failed (counted)."""
+        if not isinstance(event, PendingFrame):
+            self.stats["decoded"] += 1
+            return event
+        try:
+            if future is None:
+                event.resolve()
+            else:
+                event.frame.image = future.result()
+        except MalformedMessage as exc:
+            self._count_malformed(exc.kind, str(exc))
+            return None
+        except Exception as exc:  # noqa: BLE001
+            self._count_malformed("decoder-error", repr(exc))
+            return None
+        self.stats["decoded"] += 1
+        return event.frame
+
+    def _emit(self, event: Event) -> None:
+        """Queue ``event`` for the caller, after a synthetic start where one is missing."""
+        if isinstance(event, SeriesStart):
+            self._series = event.series
+            self.stats["series"] += 1
+        elif isinstance(event, SeriesEnd):
+            self._series = None
+        elif isinstance(event, Frame):
+            if event.series != self._series:
+                log.info("frame %d of series %d arrived without its series start; starting "
+                         "the series here", event.frame, event.series)
+                self._series = event.series
+                self.stats["series"] += 1
+                self.stats["series-without-start"] += 1
+                meta = {"synthetic": True}
+                known = getattr(self._decode, "series_meta", None)
+                if known and getattr(self._decode, "series", None) == event.series:
+                    meta.update(known)
+                self._ready.append(SeriesStart(series=event.series, meta=meta))
+            self.stats["frames"] += 1
+        self._ready.append(event)
 
     def _count_malformed(self, kind: str, message: str) -> None:
         self.stats[f"malformed:{kind}"] += 1
@@ -84,6 +174,8 @@ class ZmqSource:
         return {k.split(":", 1)[1]: v for k, v in self.stats.items() if k.startswith("malformed:")}
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._sock.close(0)
 
 
