@@ -1,4 +1,4 @@
-"""Analysis functions against analytic expectations, and their doc examples."""
+"""Trajectory analysis against analytic results (and trackpy where it has the function)."""
 
 import doctest
 
@@ -6,193 +6,171 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from temstream.tracking import analysis as an
-from temstream.tracking import instances, linking
-
-pytest.importorskip("trackpy")
+from temstream.tracking import analysis as ta, instances, linking, scoring
 
 
-def brownian(n, frames, d=0.5, seed=0, drift=(0.0, 0.0), start=None):
-    """n independent 2-D Brownian tracks, D = d px**2/frame, plus linear drift."""
+def brownian(n, frames, D, seed, drift=(0.0, 0.0)):
     rng = np.random.default_rng(seed)
-    steps = rng.normal(0, np.sqrt(2 * d), (frames, n, 2))
-    steps[0] = 0
-    pos = np.cumsum(steps, axis=0)
-    if start is not None:
-        pos += start[None]
-    t = np.arange(frames)
-    pos[..., 0] += drift[0] * t[:, None]
-    pos[..., 1] += drift[1] * t[:, None]
-    return pd.DataFrame({"frame": np.repeat(t, n), "particle": np.tile(np.arange(n), frames),
-                         "x": pos[..., 0].ravel(), "y": pos[..., 1].ravel()})
+    xy = np.cumsum(rng.normal(0, np.sqrt(2 * D), (n, frames, 2)), axis=1)
+    xy += np.asarray(drift) * np.arange(frames)[None, :, None]
+    return pd.DataFrame({"frame": np.tile(np.arange(frames), n),
+                         "particle": np.repeat(np.arange(n), frames),
+                         "x": xy[..., 0].ravel(), "y": xy[..., 1].ravel()})
 
 
-@pytest.mark.parametrize("module", [an, instances, linking])
-def test_doc_examples_run(module):
-    res = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert res.attempted > 0 and res.failed == 0
+@pytest.mark.parametrize("module", [ta, instances, linking, scoring])
+def test_docstring_examples(module):
+    res = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0 and res.attempted > 0
 
 
-def test_msd_of_brownian_walk_is_4dt():
-    d = 0.5
-    tr = brownian(400, 60, d=d)
-    m = an.emsd(tr, mpp=1, fps=1, max_lagtime=10)
-    np.testing.assert_allclose(m.to_numpy(), 4 * d * m.index.to_numpy(), rtol=0.05)
-    dfit, off = an.diffusion_coefficient(m, fit_range=(1, 10))
-    assert dfit == pytest.approx(d, rel=0.05)
-    assert abs(off) < 0.3  # statistical noise on the intercept; slope is 4 D = 2
-    # units: mpp scales MSD by mpp**2, fps the time axis
-    m2 = an.emsd(tr, mpp=0.2, fps=10, max_lagtime=10)
-    assert an.diffusion_coefficient(m2, fit_range=(0.1, 1))[0] == pytest.approx(d * 0.04 * 10, rel=0.05)
-    per = an.imsd(tr, max_lagtime=5)
-    assert per.shape[1] == 400
+def test_msd_of_brownian_walk_is_4Dt_and_D_fit():
+    t = brownian(300, 400, D=0.7, seed=0)
+    m = ta.emsd(t, 20)
+    lag = m.index.to_numpy()
+    assert np.allclose(m["msd"], 4 * 0.7 * lag, rtol=0.04)
+    fit = ta.fit_diffusion(m, (1, 20))
+    assert fit["D"] == pytest.approx(0.7, rel=0.03)
+    assert fit["alpha"] == pytest.approx(1.0, abs=0.03)
 
 
-def test_angular_msd_and_rotational_diffusion():
-    rng = np.random.default_rng(1)
-    dr = 0.01
-    n, frames = 200, 80
-    th = np.cumsum(rng.normal(0, np.sqrt(2 * dr), (frames, n)), axis=0)
-    tr = pd.DataFrame({"frame": np.repeat(np.arange(frames), n),
-                       "particle": np.tile(np.arange(n), frames), "angle": th.ravel(),
-                       "x": 0.0, "y": 0.0})
-    m = an.angular_msd(tr, max_lagtime=10)
-    np.testing.assert_allclose(m.to_numpy(), 2 * dr * m.index.to_numpy(), rtol=0.06)
-    assert an.rotational_diffusion_coefficient(tr, fit_range=(1, 10)) == pytest.approx(dr, rel=0.06)
-
-
-def test_angular_msd_from_linker_unwrapped_angles():
-    # cubes (n = 4) observed mod pi/2, unwrapped by the linker -> MSAD = 2 D_r t
+def test_msd_with_gaps_equals_direct_average_and_trackpy():
+    trackpy = pytest.importorskip("trackpy")
+    t = brownian(1, 200, D=1.0, seed=1)
     rng = np.random.default_rng(2)
-    n, frames, dr = 60, 60, 0.02
-    th = np.cumsum(rng.normal(0, np.sqrt(2 * dr), (frames, n)), axis=0)
-    period = np.pi / 2
-    grid = np.mgrid[0:6, 0:10].reshape(2, -1).T * 30.0
-    f = pd.DataFrame({"frame": np.repeat(np.arange(frames), n),
-                      "x": np.tile(grid[:, 0], frames), "y": np.tile(grid[:, 1], frames),
-                      "angle": ((th + period / 2) % period - period / 2).ravel()})
-    tr = linking.link(f, 5, n_fold=4)
-    assert tr.particle.nunique() == n
-    m = an.angular_msd(tr, max_lagtime=10)
-    np.testing.assert_allclose(m.to_numpy(), 2 * dr * m.index.to_numpy(), rtol=0.12)
+    t = t[rng.random(len(t)) > 0.3]
+    m = ta.msd(t, 15)
+    x = pd.Series(t["x"].to_numpy(), index=t["frame"].to_numpy())
+    y = pd.Series(t["y"].to_numpy(), index=t["frame"].to_numpy())
+    for lag in (1, 5, 15):
+        dx = x.reindex(x.index + lag).to_numpy() - x.to_numpy()
+        dy = y.reindex(y.index + lag).to_numpy() - y.to_numpy()
+        assert m.loc[lag, "msd"] == pytest.approx(np.nanmean(dx ** 2 + dy ** 2), rel=1e-9)
+    ref = trackpy.msd(t, mpp=1, fps=1, max_lagtime=15)
+    assert np.allclose(m["msd"].to_numpy(), ref["msd"].to_numpy()[:len(m)], rtol=1e-9)
 
 
-def test_drift_correction_keeps_diffusion_with_one_particle():
-    d = 0.5
-    drift = (0.8, -0.3)
-    tr = brownian(1, 400, d=d, seed=3, drift=drift)
-    est = an.compute_drift(tr, degree=1)
-    corrected = an.subtract_drift(tr, est)
-    m = an.emsd(corrected, max_lagtime=5)
-    assert an.diffusion_coefficient(m, fit_range=(1, 5))[0] == pytest.approx(d, rel=0.25)
-    # trackpy's estimator removes the real motion with one particle (degree=None)
-    naive = an.subtract_drift(tr, an.compute_drift(tr, degree=None))
-    assert an.emsd(naive, max_lagtime=5).max() < 1e-9
-    # many particles: the estimated drift velocity is right
-    many = brownian(100, 100, d=d, seed=4, drift=drift)
-    v = an.compute_drift(many).iloc[-1].to_numpy() / 99
-    np.testing.assert_allclose(v, drift, atol=0.02)
+def test_imsd_matches_trackpy():
+    trackpy = pytest.importorskip("trackpy")
+    t = brownian(5, 100, D=0.5, seed=3)
+    ours = ta.imsd(t, 10)
+    ref = trackpy.imsd(t, mpp=1, fps=1, max_lagtime=10)
+    assert np.allclose(ours.to_numpy(), ref.to_numpy(), rtol=1e-9)
 
 
-def test_drift_from_reference_particles():
-    tr = brownian(20, 50, d=0.5, seed=5, drift=(0.5, 0.25))
-    ref = brownian(5, 50, d=0.0, seed=6, drift=(0.5, 0.25)).assign(particle=lambda t: t.particle + 100)
-    both = pd.concat([tr, ref], ignore_index=True)
-    est = an.compute_drift(both, reference=range(100, 105), degree=None)
-    np.testing.assert_allclose(est.x.to_numpy(), 0.5 * np.arange(50), atol=1e-9)
-    np.testing.assert_allclose(est.y.to_numpy(), 0.25 * np.arange(50), atol=1e-9)
+def test_angular_msd():
+    rng = np.random.default_rng(4)
+    ang = np.cumsum(rng.normal(0, np.sqrt(2 * 0.01), (200, 300)), axis=1)
+    t = pd.DataFrame({"frame": np.tile(np.arange(300), 200),
+                      "particle": np.repeat(np.arange(200), 300), "angle": ang.ravel()})
+    m = ta.msad(t, 10)
+    assert np.allclose(m["msd"], 2 * 0.01 * m.index, rtol=0.05)
+    assert ta.fit_diffusion(m, (1, 10), dim=1)["D"] == pytest.approx(0.01, rel=0.05)
 
 
-def test_step_sizes_van_hove_and_alpha2():
-    d = 0.5
-    tr = brownian(300, 40, d=d, seed=7)
-    s = an.step_sizes(tr, lagtime=2)
-    assert len(s) == 300 * 38
-    # |dr|**2 has mean 4 D lag
-    assert np.mean(s ** 2) == pytest.approx(4 * d * 2, rel=0.05)
-    c, h = an.van_hove(tr, lagtime=1, bins=41, range=(-5, 5))
-    assert np.sum(h) * (c[1] - c[0]) == pytest.approx(1.0, abs=0.01)
-    gauss = np.exp(-c ** 2 / (4 * d)) / np.sqrt(4 * np.pi * d)
-    np.testing.assert_allclose(h, gauss, atol=0.02)
-    assert abs(an.non_gaussian_parameter(tr, 1)) < 0.05
-    # exponential-tailed steps are non-Gaussian
-    # (independent Laplace components: alpha_2 = 56 / 32 - 1 = 0.75)
-    rng = np.random.default_rng(8)
-    steps = rng.laplace(0, 1, (40, 300, 2)).cumsum(axis=0)
-    lap = tr.assign(x=steps[..., 0].ravel(), y=steps[..., 1].ravel())
-    assert an.non_gaussian_parameter(lap, 1) == pytest.approx(0.75, abs=0.15)
+def test_drift_with_one_particle_and_a_reference():
+    # one diffusing particle + 3 particles stuck to the window, all drifting together
+    walker = brownian(1, 500, D=0.5, seed=5, drift=(0.3, -0.2))
+    stuck = brownian(3, 500, D=0.0, seed=6, drift=(0.3, -0.2))
+    stuck["particle"] += 1
+    t = pd.concat([walker, stuck], ignore_index=True)
+    d = ta.compute_drift(t, reference=[1, 2, 3])
+    assert np.allclose(d["x"].to_numpy(), 0.3 * np.arange(500), atol=1e-9)
+    corrected = ta.subtract_drift(t, d)
+    m = ta.msd(corrected[corrected.particle == 0], 10)
+    assert ta.fit_diffusion(m, (1, 10))["D"] == pytest.approx(0.5, rel=0.25)
+    # without a reference the lone walker's own motion is removed (the trackpy caveat) ...
+    alone = ta.subtract_drift(walker)
+    assert ta.msd(alone, 10)["msd"].max() < 1e-9
+    # ... unless the drift is restricted to a smooth polynomial
+    smooth = ta.subtract_drift(walker, degree=1)
+    fit = ta.fit_diffusion(ta.msd(smooth, 10), (1, 10))
+    assert fit["D"] == pytest.approx(0.5, rel=0.25)
+    assert np.abs(smooth["x"].iloc[-1] - smooth["x"].iloc[0]) < 0.3 * 500 / 3
 
 
-def lattice(nx, ny, a, frames, sigma, seed, hexagonal=False):
-    rng = np.random.default_rng(seed)
-    i, j = np.mgrid[0:nx, 0:ny].reshape(2, -1)
-    x = i * a + (0.5 * a * (j % 2) if hexagonal else 0.0)
-    y = j * a * (np.sqrt(3) / 2 if hexagonal else 1.0)
-    n = len(x)
-    u = rng.normal(0, sigma, (frames, n, 2))
-    return pd.DataFrame({"frame": np.repeat(np.arange(frames), n),
-                         "particle": np.tile(np.arange(n), frames),
-                         "x": (x[None] + u[..., 0]).ravel(), "y": (y[None] + u[..., 1]).ravel()})
+def test_drift_median_ignores_an_outlier():
+    t = brownian(9, 50, D=1e-8, seed=7, drift=(1.0, 0.0))
+    t.loc[t.particle == 0, "x"] += np.arange(50) * 5.0     # one runaway particle
+    d = ta.compute_drift(t)
+    assert np.allclose(d["x"], np.arange(50), atol=1e-3)
 
 
-def test_vibration_rms_and_dynamic_lindemann():
-    a, sigma = 10.0, 0.4
-    tr = lattice(12, 12, a, 60, sigma, seed=9)
-    v = an.vibration_rms(tr)
-    # per site: sqrt(2) sigma (two axes), small-sample bias (n - 1) / n
-    assert v.rms.mean() == pytest.approx(np.sqrt(2 * 59 / 60) * sigma, rel=0.03)
-    assert (v.n == 60).all()
-    g = an.lindemann_dynamic(tr, a, lagtimes=(1, 3, 10))
-    # independent vibrations: <|du_i - du_j|**2> = 8 sigma**2 -> gamma_L = 4 sigma**2 / a**2
-    np.testing.assert_allclose(g.to_numpy(), 4 * sigma ** 2 / a ** 2, rtol=0.05)
-    # a common drift does not change gamma_L
-    drifted = tr.assign(x=tr.x + 0.7 * tr.frame)
-    np.testing.assert_allclose(an.lindemann_dynamic(drifted, a, lagtimes=(1, 3, 10)), g, rtol=1e-9)
+def test_van_hove_step_sizes_and_alpha2():
+    t = brownian(200, 200, D=0.5, seed=8)
+    c, p = ta.van_hove(t, 4, bins=61, range_px=8)
+    gauss = np.exp(-c ** 2 / (2 * 2 * 0.5 * 4)) / np.sqrt(2 * np.pi * 2 * 0.5 * 4)
+    assert np.abs(p - gauss).max() < 0.01
+    s = ta.step_sizes(t, 1)
+    assert np.mean(s ** 2) == pytest.approx(4 * 0.5, rel=0.02)
+    assert abs(ta.non_gaussian(t, 1)) < 0.03
+    # a two-population mixture is non-Gaussian
+    t2 = pd.concat([t, brownian(200, 200, D=5.0, seed=9).assign(particle=lambda d: d.particle
+                                                                   + 1000)])
+    assert ta.non_gaussian(t2, 1) > 0.3
 
 
-def test_psi6_and_psi4():
-    hexa = lattice(12, 12, 10.0, 1, 0.0, 0, hexagonal=True)
-    p6 = an.psi_k(hexa.x, hexa.y, 6, cutoff=10.5)
-    x = hexa.x.to_numpy()
-    y = hexa.y.to_numpy()
-    inner = (x > 15) & (x < 95) & (y > 15) & (y < 80)
-    np.testing.assert_allclose(np.abs(p6[inner]), 1.0, atol=1e-9)
-    assert abs(np.nanmean(p6[inner])) == pytest.approx(1.0)
-    sq = lattice(10, 10, 10.0, 1, 0.0, 0)
-    p4 = an.psi_k(sq.x, sq.y, 4, cutoff=10.5)
-    np.testing.assert_allclose(np.abs(p4), 1.0, atol=1e-9)
-    assert np.abs(an.psi_k(sq.x, sq.y, 6, cutoff=10.5)).mean() < 0.5
-    rnd = np.random.default_rng(0).uniform(0, 100, (300, 2))
-    assert abs(np.nanmean(an.psi_k(rnd[:, 0], rnd[:, 1], 6))) < 0.2
-
-
-def test_pair_distances():
-    tr = lattice(6, 6, 10.0, 5, 0.0, 0)
-    pd_ = an.pair_distances(tr, cutoff=10.5)
-    # 2 * 6 * 5 nearest-neighbour bonds per frame, all of length 10
-    assert len(pd_) == 5 * 60
-    np.testing.assert_allclose(pd_.r, 10.0)
-    assert (pd_.particle_i < pd_.particle_j).all()
-    assert an.pair_distances(tr, cutoff=10.5, mpp=0.5).r.max() == pytest.approx(5.0)
-
-
-def test_area_rates():
+def test_vibration_and_dynamic_lindemann():
     rng = np.random.default_rng(10)
-    rows = []
-    rates = {0: -3.0, 1: 2.0, 2: 0.0}
-    for p, r in rates.items():
-        f = np.arange(5, 25)
-        rows.append(pd.DataFrame({"frame": f, "particle": p,
-                                  "area": 200 + r * (f - 5) + rng.normal(0, 1e-9, len(f))}))
-    rows.append(pd.DataFrame({"frame": [0, 1], "particle": 9, "area": [5.0, 6.0]}))
-    out = an.area_rates(pd.concat(rows), fps=2.0, mpp=0.5)
-    assert list(out.index) == [0, 1, 2]
-    np.testing.assert_allclose(out.rate, [r * 2.0 * 0.25 for r in rates.values()], atol=1e-6)
-    np.testing.assert_allclose(out.area0, 200 * 0.25, atol=1e-6)
+    a, sigma = 12.0, 0.6
+    i, j = np.meshgrid(np.arange(12), np.arange(12))
+    sites = np.stack([(i + 0.5 * (j % 2)) * a, j * a * np.sqrt(3) / 2], -1).reshape(-1, 2)
+    xy = sites[None] + rng.normal(0, sigma, (400, len(sites), 2))
+    t = pd.DataFrame({"frame": np.repeat(np.arange(400), len(sites)),
+                      "particle": np.tile(np.arange(len(sites)), 400),
+                      "x": xy[..., 0].ravel(), "y": xy[..., 1].ravel()})
+    rms = ta.vibration_rms(t)
+    assert rms.mean() == pytest.approx(np.sqrt(2) * sigma, rel=0.02)
+    g = ta.dynamic_lindemann(t, a, max_lag=10)
+    assert np.allclose(g, 4 * sigma ** 2 / a ** 2, rtol=0.05)
+    # a drifting lattice gives the same gamma_L (relative displacements)
+    t2 = t.assign(x=t.x + 0.7 * t.frame)
+    assert np.allclose(ta.dynamic_lindemann(t2, a, 10), g, rtol=1e-9)
 
 
-def test_missing_columns():
-    with pytest.raises(ValueError, match="lacks columns"):
-        an.emsd(pd.DataFrame({"frame": [0], "x": [0.0], "y": [0.0]}))
-    with pytest.raises(ValueError, match="fewer than 2"):
-        an.diffusion_coefficient(pd.Series([1.0, 2.0], index=[1, 2]), fit_range=(5, 6))
+def test_bond_order_hexagonal_and_square():
+    i, j = np.meshgrid(np.arange(14), np.arange(14))
+    hexa = pd.DataFrame({"x": ((i + 0.5 * (j % 2)) * 10.0).ravel(),
+                         "y": (j * 10.0 * np.sqrt(3) / 2).ravel()})
+    psi = ta.bond_order(hexa, k=6)
+    inner = ((i > 0) & (i < 13) & (j > 0) & (j < 13)).ravel()
+    assert np.allclose(np.abs(psi[inner]), 1.0)
+    assert np.allclose(np.abs(ta.bond_order(hexa, k=6, cutoff=10.5)[inner]), 1.0)
+    square = pd.DataFrame({"x": i.ravel() * 7.0, "y": j.ravel() * 7.0})
+    assert np.allclose(np.abs(ta.bond_order(square, k=4, cutoff=7.5)), 1.0)
+    # a rotated hexagonal lattice keeps |psi6| = 1, its phase turns by 6 x the rotation
+    th = 0.1
+    rot = pd.DataFrame({"x": hexa.x * np.cos(th) - hexa.y * np.sin(th),
+                        "y": hexa.x * np.sin(th) + hexa.y * np.cos(th)})
+    p2 = ta.bond_order(rot, k=6, cutoff=10.5)[inner]
+    assert np.allclose(np.angle(p2 / ta.bond_order(hexa, k=6, cutoff=10.5)[inner]), 6 * th)
+    # a random gas has small global order
+    rng = np.random.default_rng(11)
+    gas = pd.DataFrame(rng.uniform(0, 200, (400, 2)), columns=["x", "y"])
+    assert abs(ta.bond_order(gas, k=6).mean()) < 0.1
+
+
+def test_pair_distances_and_area_rates():
+    f = np.arange(20)
+    t = pd.DataFrame({"frame": np.r_[f, f, f], "particle": np.repeat([0, 1, 2], 20),
+                      "x": np.r_[0 * f, 3 + 0.1 * f, 100 + 0 * f], "y": 0.0,
+                      "area": np.r_[200 - 2.0 * f, 50 + 3.0 * f, 80 + 0 * f]})
+    pdist = ta.pair_distances(t, 10)
+    assert len(pdist) == 20
+    assert np.allclose(pdist["r"], 3 + 0.1 * f)
+    assert set(zip(pdist.particle_a, pdist.particle_b)) == {(0, 1)}
+    rates = ta.area_rates(t)
+    assert rates.loc[0, "rate"] == pytest.approx(-2.0)
+    assert rates.loc[1, "rate"] == pytest.approx(3.0)
+    assert rates.loc[2, "rate"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="particle"):
+        ta.emsd(pd.DataFrame({"frame": [0], "x": [0.0], "y": [0.0]}))
+    with pytest.raises(ValueError, match="fit_range"):
+        ta.fit_diffusion(pd.Series([1.0], index=[1]))
+    with pytest.raises(ValueError, match="neighbour"):
+        t = brownian(2, 5, 0.1, 0)
+        t.loc[t.particle == 1, "x"] += 1000
+        ta.dynamic_lindemann(t, 1.0)

@@ -1,190 +1,213 @@
-"""Instances against scikit-image regionprops and rasterised shapes of known angle."""
+"""extract_instances against scikit-image regionprops and analytic shapes."""
 
 import numpy as np
 import pytest
 from skimage.draw import disk, polygon
-from skimage.measure import regionprops
+from skimage.measure import label, regionprops
 
-from temstream.tracking.instances import LABELLERS, extract_instances, label_components
+from temstream.tracking.instances import (LABELLERS, TABLE_COLUMNS, extract_instances,
+                                           label_mask)
 
 
-def random_disks(shape=(192, 224), n=40, seed=0):
+def _random_disks(shape, count, seed, rmin=2, rmax=9):
     rng = np.random.default_rng(seed)
-    m = np.zeros(shape, bool)
-    for _ in range(n):
-        r = rng.integers(0, shape[0])
-        c = rng.integers(0, shape[1])
-        rr, cc = disk((r, c), rng.uniform(2, 9), shape=shape)
-        m[rr, cc] = True
-    return m
+    mask = np.zeros(shape, bool)
+    for _ in range(count):
+        r = rng.uniform(rmin, rmax)
+        rr, cc = disk(rng.uniform(0, shape[0], 2), r, shape=shape)
+        mask[rr, cc] = True
+    return mask
 
 
-def rasterised(n, phi, radius=12, size=64, rod=False):
-    """Polygon with a vertex at angle phi (counter-clockwise on screen)."""
-    m = np.zeros((size, size), bool)
-    cx = cy = size / 2 + 0.3
-    if rod:
-        half_len, half_w = radius, radius / 4
-        pts = np.array([[half_len, half_w], [-half_len, half_w],
-                        [-half_len, -half_w], [half_len, -half_w]])
-    else:
-        a = 2 * np.pi * np.arange(n) / n
-        pts = np.c_[radius * np.cos(a), radius * np.sin(a)]
-    c, s = np.cos(phi), np.sin(phi)
-    p = pts @ np.array([[c, s], [-s, c]])
-    rr, cc = polygon(cy - p[:, 1], cx + p[:, 0], m.shape)
-    m[rr, cc] = True
-    return m
+def _regular_polygon(shape, centre, radius, n_sides, phi, aspect=1.0):
+    """Vertices at angle phi + 2 pi k / n (y down), optionally stretched along phi."""
+    t = phi + 2 * np.pi * np.arange(n_sides) / n_sides
+    u = radius * np.cos(t - phi) * aspect
+    v = radius * np.sin(t - phi)
+    x = centre[1] + u * np.cos(phi) - v * np.sin(phi)
+    y = centre[0] + u * np.sin(phi) + v * np.cos(phi)
+    mask = np.zeros(shape, bool)
+    rr, cc = polygon(y, x, shape)
+    mask[rr, cc] = True
+    return mask
 
 
-def test_properties_equal_regionprops():
-    mask = random_disks()
-    labels, t = extract_instances(mask, min_area=1, n_fold=2)
-    props = regionprops(labels)
-    assert len(props) == len(t["x"]) == labels.max()
-    np.testing.assert_array_equal(t["label"], [p.label for p in props])
-    np.testing.assert_allclose(t["area"], [p.area for p in props])
-    np.testing.assert_allclose(t["y"], [p.centroid[0] for p in props], atol=1e-9)
-    np.testing.assert_allclose(t["x"], [p.centroid[1] for p in props], atol=1e-9)
-    np.testing.assert_allclose(t["perimeter"], [p.perimeter for p in props], atol=1e-9)
-    np.testing.assert_allclose(t["eccentricity"], [p.eccentricity for p in props], atol=1e-9)
-    np.testing.assert_allclose(t["equivalent_diameter"],
-                               [p.equivalent_diameter_area for p in props], atol=1e-9)
-    # n = 2 equals the second-moment angle: skimage measures from the row axis
-    elong = np.array([p.eccentricity > 0.5 for p in props])
-    ref = np.array([p.orientation for p in props]) + np.pi / 2
-    d = (t["angle"] - ref + np.pi / 2) % np.pi - np.pi / 2
-    assert elong.sum() >= 3
-    np.testing.assert_allclose(d[elong], 0, atol=1e-9)
+def _angle_error(a, b, n):
+    period = 2 * np.pi / n
+    return np.abs((a - b + period / 2) % period - period / 2)
+
+
+def test_mask_matches_regionprops():
+    mask = _random_disks((256, 300), 120, seed=1)
+    labels, t = extract_instances(mask, min_area=1)
+    ref = regionprops(label(mask, connectivity=2))
+    assert len(ref) == len(t["x"]) == labels.max()
+    # same partition (ids may be numbered differently)
+    lab_ref = label(mask, connectivity=2)
+    pairs = np.unique(np.stack([labels[mask], lab_ref[mask]]), axis=1)
+    assert pairs.shape[1] == len(ref)
+    by_ref = {}
+    for p in regionprops(labels):
+        by_ref[p.label] = p
+    for i, lab in enumerate(t["label"]):
+        p = by_ref[lab]
+        assert t["area"][i] == p.area
+        assert t["x"][i] == pytest.approx(p.centroid[1], abs=1e-9)
+        assert t["y"][i] == pytest.approx(p.centroid[0], abs=1e-9)
+        assert t["perimeter"][i] == pytest.approx(p.perimeter, abs=1e-9)
+        assert t["eccentricity"][i] == pytest.approx(p.eccentricity, abs=1e-7)
+        assert t["equivalent_diameter"][i] == pytest.approx(p.equivalent_diameter_area)
     assert t["score"].dtype == np.float32 and np.all(t["score"] == 1)
-    assert t["layer"].dtype == np.int8 and np.all(t["layer"] == 0)
-    assert t["label"].dtype == np.int32 and labels.dtype == np.int32
 
 
 @pytest.mark.parametrize("labeller", LABELLERS)
-def test_labellers_same_partition(labeller):
-    mask = random_disks(seed=3)
-    ref, n_ref = label_components(mask, labeller="skimage")
-    lab, n = label_components(mask, labeller=labeller)
-    assert n == n_ref
-    # same partition: a bijection between label values
-    pairs = np.unique(np.c_[ref.ravel(), lab.ravel()], axis=0)
-    assert len(pairs) == n + 1
-    assert np.array_equal((lab > 0), mask)
-
-
-@pytest.mark.parametrize("n_fold,rod,tol_deg", [(2, True, 1.5), (3, False, 1.5), (4, False, 3.0)])
-def test_orientation_of_rasterised_shapes(n_fold, rod, tol_deg):
-    rng = np.random.default_rng(n_fold)
-    period = 2 * np.pi / n_fold
-    errs = []
-    for phi in rng.uniform(-np.pi, np.pi, 30):
-        _, t = extract_instances(rasterised(n_fold, phi, rod=rod), n_fold=n_fold)
-        assert len(t["angle"]) == 1
-        assert -period / 2 - 1e-12 <= t["angle"][0] <= period / 2 + 1e-12
-        errs.append((t["angle"][0] - phi + period / 2) % period - period / 2)
-    assert np.degrees(np.max(np.abs(errs))) < tol_deg
-    assert t["orientation_strength"][0] > 0.3
-
-
-def test_orientation_strength_low_for_disk():
-    m = np.zeros((64, 64), bool)
-    rr, cc = disk((32, 32), 14)
-    m[rr, cc] = True
-    _, t = extract_instances(m, n_fold=4)
-    assert t["orientation_strength"][0] < 0.1  # pixel grid leaves ~0.03; a square gives 0.42
+def test_labellers_give_same_partition(labeller):
+    mask = _random_disks((128, 128), 40, seed=2)
+    ref, _, area_ref = label_mask(mask, "opencv")
+    lab, bbox, area = label_mask(mask, labeller)
+    assert lab.max() == ref.max()
+    pairs = np.unique(np.stack([lab[mask], ref[mask]]), axis=1)
+    assert pairs.shape[1] == ref.max()
+    assert sorted(area[1:]) == sorted(area_ref[1:])
 
 
 def test_probability_weighted_centroid_and_score():
     p = np.zeros((2, 40, 40), np.float32)
-    p[0] = 1
-    p[1, 10:20, 10:20] = 0.6
-    p[1, 10:20, 15:20] = 1.0   # the right half is more certain
-    p[0] = 1 - p[1]
-    _, t = extract_instances(p)
-    w = p[1, 10:20, 10:20]
-    cols = np.arange(10, 20)
-    assert t["x"][0] == pytest.approx((w.sum(0) * cols).sum() / w.sum())
+    p[0] = 1.0
+    rr, cc = np.mgrid[10:20, 5:15]
+    w = (0.6 + 0.04 * (cc - 5)).astype(np.float32)        # increases to the right
+    p[1, 10:20, 5:15] = w
+    p[0, 10:20, 5:15] = 1 - w
+    labels, t = extract_instances(p)
+    assert t["x"][0] == pytest.approx((w * cc).sum() / w.sum())
     assert t["y"][0] == pytest.approx(14.5)
-    assert t["score"][0] == pytest.approx(np.maximum(p[0], p[1])[10:20, 10:20].mean())
+    assert t["score"][0] == pytest.approx(np.maximum(w, 1 - w).mean(), rel=1e-6)
+    # intensity weighting overrides the probabilities
     img = np.zeros((40, 40))
-    img[10:20, 10:12] = 5.0
-    img[10:20, 12:20] = 1.0
-    _, ti = extract_instances(p, intensity=img)
-    assert ti["x"][0] == pytest.approx((img[10:20, 10:20].sum(0) * cols).sum() / img.sum())
+    img[10:20, 5:15] = 1.0
+    img[10:20, 14] = 11.0
+    _, t2 = extract_instances(p, intensity=img)
+    expected = (np.arange(5, 14).sum() * 10 * 1.0 + 14 * 10 * 11.0) / (90 * 1.0 + 10 * 11.0)
+    assert t2["x"][0] == pytest.approx(expected)
 
 
-def test_min_area_drops_and_relabels():
-    m = np.zeros((50, 50), bool)
-    m[2:4, 2:4] = True          # 4 px
-    m[10:20, 10:20] = True      # 100 px
-    m[30:33, 30:33] = True      # 9 px
-    labels, t = extract_instances(m, min_area=8)
-    assert labels.max() == 2
-    np.testing.assert_array_equal(t["area"], [100, 9])
-    assert np.all(labels[2:4, 2:4] == 0)
+@pytest.mark.parametrize("n_fold,n_sides,aspect,radius,tol_deg", [
+    (4, 4, 1.0, 12.0, 2.0),     # squares (cubes); angle = corner direction
+    (3, 3, 1.0, 12.0, 2.5),     # triangles; angle = vertex direction
+    (2, 2, 1.0, 0.0, 1.0),      # rods (handled below)
+])
+def test_orientation_of_polygons(n_fold, n_sides, aspect, radius, tol_deg):
+    rng = np.random.default_rng(3)
+    errs = []
+    for phi in rng.uniform(-np.pi, np.pi, 40):
+        if n_fold == 2:     # 4:1 rectangle with its long axis along phi
+            c, s = np.cos(phi), np.sin(phi)
+            u = np.array([16, 16, -16, -16.0])
+            v = np.array([-4, 4, 4, -4.0])
+            x = 32.3 + u * c - v * s
+            y = 31.7 + u * s + v * c
+            mask = np.zeros((64, 64), bool)
+            rr, cc = polygon(y, x, mask.shape)
+            mask[rr, cc] = True
+        else:
+            mask = _regular_polygon((64, 64), (31.7, 32.3), radius, n_sides, phi)
+        _, t = extract_instances(mask, n_fold=n_fold)
+        assert len(t["angle"]) == 1
+        assert -np.pi / n_fold - 1e-12 < t["angle"][0] <= np.pi / n_fold + 1e-12
+        errs.append(_angle_error(t["angle"][0], phi, n_fold))
+    assert np.degrees(np.median(errs)) < tol_deg
+    assert np.degrees(np.max(errs)) < 3 * tol_deg + 2
+
+
+def test_orientation_sign_convention_y_down():
+    # rod from upper-left to lower-right on screen: +45 degrees (clockwise on screen)
+    mask = np.zeros((40, 40), bool)
+    for k in range(-12, 13):
+        mask[20 + k, 20 + k - 1:20 + k + 2] = True
+    _, t = extract_instances(mask, n_fold=2)
+    assert t["angle"][0] == pytest.approx(np.pi / 4, abs=0.01)
+    _, t = extract_instances(mask[:, ::-1], n_fold=2)       # mirrored: -45 degrees
+    assert t["angle"][0] == pytest.approx(-np.pi / 4, abs=0.01)
+    assert t["orientation_strength"][0] > 0.8
+    assert t["eccentricity"][0] > 0.95
+
+
+def test_min_area_drops_and_renumbers():
+    mask = np.zeros((30, 30), bool)
+    mask[2:4, 2:4] = True          # 4 px, dropped
+    mask[10:15, 10:15] = True      # 25 px
+    mask[20:22, 20:25] = True      # 10 px
+    labels, t = extract_instances(mask, min_area=8)
+    assert list(t["label"]) == [1, 2]
+    assert sorted(t["area"]) == [10.0, 25.0]
     assert set(np.unique(labels)) == {0, 1, 2}
-    np.testing.assert_array_equal(t["label"], [1, 2])
+    assert labels[3, 3] == 0
+    for i, lab in enumerate(t["label"]):
+        assert (labels == lab).sum() == t["area"][i]
 
 
-def test_boundary_class_separates_touching():
-    h = w = 48
-    p = np.zeros((3, h, w), np.float32)
+def test_empty_frame_has_all_keys():
+    labels, t = extract_instances(np.zeros((3, 16, 16), np.float32) + [[[1]], [[0]], [[0]]],
+                                  classes=("background", "particle", "boundary"))
+    assert labels.dtype == np.int32 and labels.max() == 0
+    assert tuple(t) == TABLE_COLUMNS
+    assert all(len(v) == 0 for v in t.values())
+    assert t["label"].dtype == np.int32 and t["layer"].dtype == np.int16
+    assert t["score"].dtype == np.float32 and t["x"].dtype == np.float64
+
+
+def test_boundary_class_splits_touching_particles():
+    # two squares touching along a column that the model calls "boundary"
+    p = np.zeros((3, 30, 40), np.float32)
     p[0] = 1
-    a = np.zeros((h, w), bool)
-    b = np.zeros((h, w), bool)
-    a[10:30, 5:22] = True
-    b[10:30, 22:40] = True
-    for m in (a, b):
-        inner = np.zeros_like(m)
-        inner[1:-1, 1:-1] = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
-        p[1][inner] = 0.9
-        p[2][m & ~inner] = 0.9
-    p[0] = 1 - p[1] - p[2]
+    p[:, 5:20, 5:30] = np.array([0.05, 0.9, 0.05], np.float32)[:, None, None]
+    p[:, 5:20, 17] = np.array([0.1, 0.2, 0.7], np.float32)[:, None]
     labels, t = extract_instances(p, classes=("background", "particle", "boundary"))
-    assert labels.max() == 2
-    # cores grown back into the boundary ring: areas close to the full squares
-    np.testing.assert_allclose(np.sort(t["area"]), np.sort([a.sum(), b.sum()]), rtol=0.08)
-    # same mask as one class would merge them
-    two = np.stack([p[0], p[1] + p[2]])
-    assert extract_instances(two)[0].max() == 1
+    assert len(t["x"]) == 2
+    assert t["area"].sum() == 15 * 25      # the boundary column is shared out
+    # the plain two-class view would see one particle
+    _, t1 = extract_instances(p[:2] / p[:2].sum(0), classes=("background", "particle"))
+    assert len(t1["x"]) == 1
 
 
-def test_layers():
-    p = np.zeros((4, 40, 40), np.float32)
+def test_layers_convention():
+    p = np.zeros((4, 30, 60), np.float32)
     p[0] = 1
-    p[:, 5:15, 5:15] = [[[0.1]], [[0.7]], [[0.1]], [[0.1]]]
-    p[:, 20:30, 20:30] = [[[0.1]], [[0.1]], [[0.2]], [[0.6]]]
-    labels, t = extract_instances(p, classes=("background", "layer_a", "layer_b", "both"))
-    assert labels.max() == 2
-    np.testing.assert_array_equal(t["layer"], [1, 3])
-    assert t["layer"].dtype == np.int8
+    for k, c0 in enumerate((5, 25, 45), start=1):
+        p[0, 5:15, c0:c0 + 8] = 0.1
+        p[k, 5:15, c0:c0 + 8] = 0.9
+    _, t = extract_instances(p, classes=("background", "layer_a", "layer_b", "both"))
+    order = np.argsort(t["x"])
+    assert list(t["layer"][order]) == [1, 2, 3]
 
 
 def test_split_touching_watershed():
-    m = np.zeros((64, 80), bool)
-    for c in (25, 43):
-        rr, cc = disk((32, c), 10, shape=m.shape)
-        m[rr, cc] = True
-    assert extract_instances(m)[0].max() == 1
-    labels, t = extract_instances(m, split_touching=True, split_min_distance=5)
-    assert labels.max() == 2
-    np.testing.assert_allclose(np.sort(t["x"]), [25, 43], atol=1.0)
+    mask = np.zeros((40, 60), bool)
+    for cx in (20, 36):
+        rr, cc = disk((20, cx), 9, shape=mask.shape)
+        mask[rr, cc] = True
+    _, t1 = extract_instances(mask)
+    _, t2 = extract_instances(mask, split_touching=True)
+    assert len(t1["x"]) == 1 and len(t2["x"]) == 2
+    assert t2["area"].sum() == mask.sum()
+    assert sorted(np.round(t2["x"])) == pytest.approx([20, 36], abs=1.5)
 
 
-def test_empty_and_bad_input():
-    labels, t = extract_instances(np.zeros((2, 16, 16), np.float32))
-    assert labels.max() == 0
-    assert all(len(t[k]) == 0 for k in t)
+def test_bad_input_errors():
     with pytest.raises(ValueError, match="boolean mask"):
-        extract_instances(np.zeros((16, 16), np.float32))
-    with pytest.raises(ValueError, match="channels"):
-        extract_instances(np.zeros((3, 16, 16), np.float32))
-    with pytest.raises(ValueError, match="background"):
-        extract_instances(np.zeros((2, 8, 8)), classes=("particle", "background"))
+        extract_instances(np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match="classes"):
+        extract_instances(np.zeros((3, 8, 8), np.float32))
+    # documented behaviour: a NaN pixel is background, never a crash
+    bad = np.zeros((2, 8, 8), np.float32)
+    bad[0] = 1
+    bad[:, 2:6, 2:6] = np.array([0.0, 1.0], np.float32)[:, None, None]
+    bad[:, 3, 3] = np.nan
+    _, t = extract_instances(bad, min_area=1)
+    assert t["area"].tolist() == [15.0] and np.isfinite(t["x"]).all()
     with pytest.raises(ValueError, match="n_fold"):
         extract_instances(np.zeros((8, 8), bool), n_fold=0)
-    with pytest.raises(ValueError, match="unknown labeller"):
-        extract_instances(np.zeros((8, 8), bool), labeller="nope")
     with pytest.raises(ValueError, match="intensity"):
-        extract_instances(np.ones((8, 8), bool), intensity=np.ones((4, 4)))
+        m = np.zeros((8, 8), bool)
+        m[2:6, 2:6] = True
+        extract_instances(m, intensity=np.zeros((4, 4)))

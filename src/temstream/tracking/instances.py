@@ -1,48 +1,55 @@
 """Particle instances and their properties from a segmentation.
 
-:func:`extract_instances` turns the class probabilities of a segmenter (or a
-boolean mask) into an instance label image and a per-particle table:
-sub-pixel centroid, area, equivalent diameter, perimeter, eccentricity,
-n-fold orientation, mean confidence and layer.
+:func:`extract_instances` turns a segmenter's class probabilities (or a boolean
+mask) into an instance label image and a per-particle table. Labelling is
+OpenCV's ``connectedComponents`` (8-connectivity) plus one numba pass for the
+bounding boxes (the fastest exact candidate in ``benchmarks/bench_instances.py``;
+``connectedComponentsWithStats`` is slower because it also computes centroids
+we recompute weighted anyway); the properties come from one numba kernel that
+visits each particle's bounding box twice.
 
-Labelling uses OpenCV's connected components (8-connectivity, the fastest
-exact candidate measured in ``benchmarks/bench_instances.py``); the
-properties come from one numba kernel that visits each particle's bounding
-box only, so the cost grows with the foreground, not with the frame.
+Orientation convention
+----------------------
+``angle`` is ``arg(sum_p (z_p - zbar)**n) / n`` with ``z = x + i*y`` in image
+coordinates: x = column to the right, y = row **downwards**. An angle of +0.1
+therefore turns the particle *clockwise as seen on screen*. Values lie in
+(-pi/n, pi/n] and are defined modulo 2*pi/n.
 """
 
 import numpy as np
 
-from temstream.tracking import _kernels_instances as _k
+from temstream.tracking import _instances_kernels as _k
 
-__all__ = ["extract_instances", "label_components", "LABELLERS", "TABLE_COLUMNS"]
+__all__ = ["extract_instances", "TABLE_COLUMNS", "LABELLERS", "label_mask"]
 
-#: Keys of the table returned by :func:`extract_instances`, in order.
+#: Keys of the particle table, in order.
 TABLE_COLUMNS = ("label", "x", "y", "area", "angle", "score", "layer",
-                 "equivalent_diameter", "perimeter", "eccentricity",
-                 "orientation_strength")
+                 "equivalent_diameter", "perimeter", "eccentricity", "orientation_strength")
 
-#: Connected-component labellers (8-connectivity), all giving the same
-#: partition; ``"opencv"`` is the default.
-LABELLERS = ("opencv", "scipy", "skimage")
+_DTYPES = {"label": np.int32, "score": np.float32, "layer": np.int16}
+
+#: Connected-component labellers accepted by :func:`label_mask` (all 8-connected, same partition).
+LABELLERS = ("opencv", "opencv-stats", "scipy", "skimage")
 
 
-def label_components(mask, *, labeller="opencv"):
-    """Label the 8-connected components of a boolean mask.
+def label_mask(mask, labeller="opencv"):
+    """Label 8-connected components and measure their boxes.
 
     Parameters
     ----------
     mask : (H, W) bool ndarray
-    labeller : {"opencv", "scipy", "skimage"}
-        Implementation; all return the same partition (label values may be
-        numbered differently).
+    labeller : {"opencv", "opencv-stats", "scipy", "skimage"}
+        ``"opencv"``: ``cv2.connectedComponents`` + a numba pass for the boxes
+        (fastest measured); ``"opencv-stats"``: ``connectedComponentsWithStats``.
 
     Returns
     -------
     labels : (H, W) int32 ndarray
-        0 = background, 1..n.
-    n : int
-        Number of components.
+        0 = background, components 1..n.
+    bbox : (n + 1, 4) int64 ndarray
+        top, left, bottom, right (exclusive), pixels.
+    area : (n + 1,) int64 ndarray
+        Pixel counts.
     """
     mask = np.ascontiguousarray(mask, dtype=bool)
     if labeller == "opencv":
@@ -50,207 +57,211 @@ def label_components(mask, *, labeller="opencv"):
 
         n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8,
                                             ltype=cv2.CV_32S)
-        return labels, int(n) - 1
+        return labels, *_boxes(labels, n - 1)
+    if labeller == "opencv-stats":
+        import cv2
+
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(
+            mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        stats = stats.astype(np.int64)
+        bbox = np.empty((n, 4), np.int64)
+        bbox[:, 0] = stats[:, cv2.CC_STAT_TOP]
+        bbox[:, 1] = stats[:, cv2.CC_STAT_LEFT]
+        bbox[:, 2] = bbox[:, 0] + stats[:, cv2.CC_STAT_HEIGHT]
+        bbox[:, 3] = bbox[:, 1] + stats[:, cv2.CC_STAT_WIDTH]
+        return labels, bbox, stats[:, cv2.CC_STAT_AREA].copy()
     if labeller == "scipy":
         from scipy import ndimage
 
-        labels = np.empty(mask.shape, dtype=np.int32)
-        n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool), output=labels)
-        return labels, int(n)
-    if labeller == "skimage":
+        labels = np.empty(mask.shape, np.int32)
+        n = ndimage.label(mask, structure=np.ones((3, 3), bool), output=labels)
+    elif labeller == "skimage":
         from skimage.measure import label
 
         labels, n = label(mask, connectivity=2, return_num=True)
-        return labels.astype(np.int32, copy=False), int(n)
-    raise ValueError(f"unknown labeller {labeller!r}; use one of {LABELLERS}")
+        labels = labels.astype(np.int32, copy=False)
+    else:
+        raise ValueError(f"unknown labeller {labeller!r}; use one of {LABELLERS}")
+    return labels, *_boxes(labels, n)
 
 
-def _class_index(classes, name):
-    try:
-        return classes.index(name)
-    except ValueError:
-        return -1
+def _boxes(labels, n):
+    bbox = np.empty((n + 1, 4), np.int64)
+    area = np.empty(n + 1, np.int64)
+    _k.bbox_area(labels, int(n), bbox, area)
+    return bbox, area
 
 
-def _foreground(probabilities, classes, threshold):
-    """Foreground mask, centroid weights and the mode of the class convention.
-
-    Returns (fg, weights, probs, mode, grow_mask); ``mode`` is one of
-    "mask", "particle", "boundary", "layers".
-    """
+def _conventions(probabilities, classes, threshold):
+    """Return (mask, weights, probs, seeds_extent, layered) for the class convention."""
     arr = np.asarray(probabilities)
     if arr.ndim == 2:
         if arr.dtype != bool:
-            raise ValueError(
-                "a 2-D input must be a boolean mask (got dtype "
-                f"{arr.dtype}); pass class probabilities as a (C, H, W) array")
-        return arr, None, None, "mask", None
+            raise ValueError(f"a 2-D input must be a boolean mask, got dtype {arr.dtype}; "
+                             "pass class probabilities as a (C, H, W) array")
+        return arr, None, None, None, False
     if arr.ndim != 3:
-        raise ValueError(f"probabilities must be (C, H, W) or a (H, W) bool mask, "
-                         f"got shape {arr.shape}")
+        raise ValueError(f"probabilities must be (C, H, W) class probabilities or a (H, W) "
+                         f"bool mask, got shape {arr.shape}")
     classes = tuple(classes)
     if arr.shape[0] != len(classes):
-        raise ValueError(f"probabilities have {arr.shape[0]} channels but classes "
-                         f"names {len(classes)}: {classes}; pass the segmenter's classes")
+        raise ValueError(f"probabilities have {arr.shape[0]} channels but {len(classes)} class "
+                         f"names {classes}; pass classes=segmenter.classes")
     if len(classes) < 2 or classes[0] != "background":
-        raise ValueError(f"classes must start with 'background' and name at least one "
-                         f"foreground class, got {classes}")
+        raise ValueError(f"classes must be ('background', ...) with at least one foreground "
+                         f"class, got {classes}")
     probs = np.ascontiguousarray(arr, dtype=np.float32)
-    ip = _class_index(classes, "particle")
-    ib = _class_index(classes, "boundary")
-    if ip > 0 and ib > 0:
-        weights = probs[ip]
-        fg = weights > threshold
-        grow = (probs[ip] + probs[ib]) > threshold
-        return fg, weights, probs, "boundary", grow
+    if "particle" in classes and "boundary" in classes:
+        p = probs[classes.index("particle")]
+        extent = (1.0 - probs[0]) > threshold
+        return p > threshold, p, probs, extent, False
     if len(classes) == 2:
-        weights = probs[1]
-        return weights > threshold, weights, probs, "particle", None
-    # several foreground classes (e.g. layers): foreground = not background
-    weights = 1.0 - probs[0]
-    return weights > threshold, weights, probs, "layers", None
+        return probs[1] > threshold, probs[1], probs, None, False
+    fg = 1.0 - probs[0]
+    return fg > threshold, fg, probs, None, True
 
 
-def _split_touching(fg, labels, min_distance):
-    """Watershed on the distance transform, one marker per distance peak."""
+def _split_touching(mask, labels, min_distance):
+    """Watershed on the distance transform, one marker per local distance maximum."""
     import cv2
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
-    dist = cv2.distanceTransform(fg.view(np.uint8), cv2.DIST_L2, 5)
+    dist = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, 5)
     peaks = peak_local_max(dist, min_distance=int(min_distance), labels=labels,
                            exclude_border=False)
-    markers = np.zeros(labels.shape, dtype=np.int32)
+    markers = np.zeros(labels.shape, np.int32)
     markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1, dtype=np.int32)
-    out = watershed(-dist, markers, mask=fg)
-    return out.astype(np.int32, copy=False), len(peaks)
+    out = watershed(-dist, markers, mask=mask).astype(np.int32, copy=False)
+    return out, len(peaks)
 
 
-def extract_instances(probabilities, *, classes=("background", "particle"),
-                      threshold=0.5, min_area=8, split_touching=False, n_fold=4,
-                      intensity=None, labeller="opencv", split_min_distance=4,
-                      boundary_grow=3):
+def empty_table():
+    """A particle table with every key and no rows."""
+    return {k: np.empty(0, _DTYPES.get(k, np.float64)) for k in TABLE_COLUMNS}
+
+
+def extract_instances(probabilities, *, classes=("background", "particle"), threshold=0.5,
+                      min_area=8, split_touching=False, n_fold=4, intensity=None,
+                      labeller="opencv", split_min_distance=3):
     """Instance labels and a per-particle table from a segmentation.
 
     Parameters
     ----------
     probabilities : (C, H, W) float ndarray or (H, W) bool ndarray
-        Class probabilities (softmax output, class 0 = background) or a
-        boolean foreground mask.
+        Softmax class probabilities (class 0 = background) or a foreground mask.
     classes : sequence of str
-        Names of the C classes. Supported conventions:
+        Names of the C classes:
 
         - ``("background", "particle")``: foreground = P(particle) > threshold;
-        - ``("background", "particle", "boundary")``: cores =
-          P(particle) > threshold are labelled (the boundary class keeps
-          touching particles apart), then each core grows by up to
-          ``boundary_grow`` px into pixels where P(particle) + P(boundary)
-          > threshold;
-        - any other list with several foreground classes, e.g.
-          ``("background", "layer_a", "layer_b", "both")``: foreground =
-          1 - P(background) > threshold and ``layer`` = the foreground class
-          (1, 2, 3, ...) with the largest summed probability over the particle.
+        - ``("background", "particle", "boundary")``: seeds = components of
+          P(particle) > threshold (the boundary class keeps touching particles
+          apart); each seed then grows (4-connected, breadth first) over the pixels
+          with 1 - P(background) > threshold, so the boundary ring is shared out;
+        - ``("background", "layer_a", "layer_b", "both")`` (any other list with
+          several foreground classes): foreground = 1 - P(background) > threshold,
+          ``layer`` = the foreground class (1, 2, 3, ...) with the largest summed
+          probability over the particle.
     threshold : float
-        Probability threshold (from the model card).
+        Probability threshold, from the model card.
     min_area : int
-        Particles with fewer pixels are dropped.
+        Particles with fewer pixels are dropped (after splitting/growing).
     split_touching : bool
-        Split touching particles by a watershed on the distance transform
-        (one marker per distance peak at least ``split_min_distance`` px
-        apart). Slower; off by default.
+        Split touching particles by a watershed on the distance transform, one
+        marker per distance maximum at least ``split_min_distance`` px apart
+        (scikit-image; ~10x slower than plain labelling).
     n_fold : int
-        Rotational symmetry for ``angle``: 4 cubes, 3 triangles, 2 rods,
-        1 for a plain direction.
+        Rotational symmetry of the orientation: 4 cubes, 3 triangles, 2 rods,
+        1 a plain direction.
     intensity : (H, W) ndarray, optional
-        If given, centroids are intensity-weighted (pass an image where the
-        particles are bright) instead of probability-weighted.
-    labeller : {"opencv", "scipy", "skimage"}
-        Connected-component implementation (same partition).
+        Weights for the centroid (e.g. the frame with bright particles) instead of
+        the foreground probability. Without probabilities nor intensity the
+        centroid is unweighted.
+    labeller : {"opencv", "opencv-stats", "scipy", "skimage"}
+        Connected-component implementation (same partition, different speed).
     split_min_distance : int
         Minimum distance between watershed markers, pixels.
-    boundary_grow : int
-        Growth of cores into boundary pixels, pixels (3-class models only).
 
     Returns
     -------
     labels : (H, W) int32 ndarray
-        0 = background, particles 1..N.
+        0 = background, particles 1..N, row i of the table is label i + 1.
     table : dict of (N,) ndarrays
-        Row ``i`` describes label ``i + 1``. Keys:
+        Every key of :data:`TABLE_COLUMNS`, empty arrays when N = 0:
 
-        - ``label`` (int32): the label id;
-        - ``x``, ``y`` (float64): sub-pixel centroid, pixels, x = column,
-          y = row; weighted by the foreground probability (or ``intensity``;
-          unweighted for a mask);
-        - ``area`` (float64): pixels;
-        - ``angle`` (float64): n-fold orientation arg(sum (z - zbar)**n) / n,
-          radians in (-pi/n, pi/n], defined modulo 2 pi / n, with
-          z = dx - i dy: counter-clockwise from the +x axis as seen on screen
-          (rows pointing down);
-        - ``score`` (float32): mean over the particle of the largest class
+        - ``label`` (int32) id in ``labels``;
+        - ``x``, ``y`` (float64) sub-pixel centroid, pixels, x = column,
+          y = row, weighted by the foreground probability (or ``intensity``);
+        - ``area`` (float64) pixels;
+        - ``angle`` (float64) n-fold orientation, radians in (-pi/n, pi/n],
+          measured from +x towards +y (clockwise on screen, rows point down),
+          see the module notes; it points to a corner of a square or triangle
+          (an axis-aligned square has pi/4) and along the long axis of a rod;
+        - ``score`` (float32) mean over the particle of the largest class
           probability (1 for a mask);
-        - ``layer`` (int8): 0, or the layer class for multi-layer models;
-        - ``equivalent_diameter`` (float64): sqrt(4 area / pi), pixels;
-        - ``perimeter`` (float64): pixels, same estimator as
+        - ``layer`` (int16) 0, or 1/2/3 (A, B, both) for multi-layer models;
+        - ``equivalent_diameter`` (float64) sqrt(4 area / pi), pixels;
+        - ``perimeter`` (float64) pixels, the estimator of
           ``skimage.measure.perimeter`` (4-connectivity);
-        - ``eccentricity`` (float64): of the ellipse with the same second
-          moments, in [0, 1);
-        - ``orientation_strength`` (float64): |sum (z - zbar)**n| /
-          sum |z - zbar|**n in [0, 1]; small values mean the angle is
-          unreliable (round or tiny particles).
+        - ``eccentricity`` (float64) of the ellipse with the same second moments;
+        - ``orientation_strength`` (float64) |sum (z - zbar)^n| / sum |z - zbar|^n
+          in [0, 1]; low values mean an unreliable angle (round or tiny particles).
+
+    Raises
+    ------
+    ValueError
+        On a shape/class mismatch or n_fold < 1. NaN probabilities are not an
+        error: a NaN pixel fails every threshold test and counts as background.
 
     Examples
     --------
     >>> import numpy as np
     >>> p = np.zeros((2, 32, 32), np.float32); p[0] = 1
-    >>> p[1, 4:12, 6:14] = 0.9; p[0, 4:12, 6:14] = 0.1
+    >>> p[0, 4:12, 6:14] = 0.1; p[1, 4:12, 6:14] = 0.9
     >>> labels, t = extract_instances(p)
     >>> int(labels.max()), float(t["x"][0]), float(t["y"][0]), float(t["area"][0])
     (1, 9.5, 7.5, 64.0)
     """
-    if int(n_fold) < 1:
-        raise ValueError(f"n_fold must be >= 1 (4 cubes, 3 triangles, 2 rods), got {n_fold}")
     n_fold = int(n_fold)
-    fg, weights, probs, mode, grow = _foreground(probabilities, classes, threshold)
-    labels, n = label_components(fg, labeller=labeller)
+    if n_fold < 1:
+        raise ValueError(f"n_fold must be >= 1 (4 cubes, 3 triangles, 2 rods), got {n_fold}")
+    mask, weights, probs, extent, layered = _conventions(probabilities, classes, threshold)
+    labels, bbox, area = label_mask(mask, labeller)
+    n = bbox.shape[0] - 1
     if split_touching and n > 0:
-        labels, n = _split_touching(fg, labels, split_min_distance)
-    if mode == "boundary" and boundary_grow > 0 and n > 0:
-        queue = np.empty(labels.size, dtype=np.int64)
-        _k.grow_labels(labels, np.ascontiguousarray(grow), int(boundary_grow), queue)
-    bbox = np.empty((n + 1, 4), dtype=np.int64)
-    area = np.empty(n + 1, dtype=np.int64)
-    _k.bboxes_from_labels(labels, n, bbox, area)
-    keep = area >= max(int(min_area), 1)
-    keep[0] = False
-    if not keep[1:].all():
-        new_id = np.empty(n + 1, dtype=np.int32)
-        n = _k.relabel_in_bboxes(labels, bbox, keep, new_id)
-        bbox = np.concatenate([bbox[:1], bbox[keep]])
+        labels, n = _split_touching(mask, labels, split_min_distance)
+        bbox, area = _boxes(labels, n)
+    if extent is not None and n > 0:
+        _k.grow_seeds(labels, np.ascontiguousarray(extent), bbox,
+                      np.empty(labels.size, np.int64))
+        bbox, area = _boxes(labels, n)
     if intensity is not None:
         intensity = np.asarray(intensity)
         if intensity.shape != labels.shape:
-            raise ValueError(f"intensity has shape {intensity.shape}, the segmentation "
+            raise ValueError(f"intensity has shape {intensity.shape} but the segmentation "
                              f"{labels.shape}; pass the frame the probabilities come from")
         weights = intensity
+    keep = area >= max(int(min_area), 1)
+    keep[0] = False
+    new_id = np.zeros(n + 1, np.int32)
+    m = int(keep.sum())
+    new_id[keep] = np.arange(1, m + 1, dtype=np.int32)
+    table = {k: np.zeros(m, _DTYPES.get(k, np.float64)) for k in TABLE_COLUMNS}
+    table["label"][:] = np.arange(1, m + 1, dtype=np.int32)
+    table["area"][:] = area[keep]
     weights = (np.zeros((0, 0), np.float32) if weights is None
                else np.ascontiguousarray(weights, dtype=np.float32))
-    kprobs = (np.zeros((0,) + labels.shape, np.float32) if probs is None else probs)
-    nc = kprobs.shape[0]
-    table = {
-        "label": np.arange(1, n + 1, dtype=np.int32),
-        "x": np.empty(n), "y": np.empty(n), "area": np.empty(n),
-        "angle": np.empty(n), "score": np.empty(n, np.float32),
-        "layer": np.zeros(n, np.int8), "equivalent_diameter": None,
-        "perimeter": np.empty(n), "eccentricity": np.empty(n),
-        "orientation_strength": np.empty(n),
-    }
-    class_sums = np.zeros((n, nc), dtype=np.float64)
-    _k.region_props(labels, bbox, weights, kprobs, n_fold, _k._PERIM_W,
-                    table["x"], table["y"], table["area"], table["angle"],
-                    table["orientation_strength"], table["score"], table["perimeter"],
-                    table["eccentricity"], class_sums)
-    table["equivalent_diameter"] = np.sqrt(4.0 * table["area"] / np.pi)
-    if mode == "layers" and n > 0:
-        table["layer"] = (np.argmax(class_sums[:, 1:], axis=1) + 1).astype(np.int8)
+    kprobs = np.zeros((0, 1, 1), np.float32) if probs is None else probs
+    l1 = np.empty(m)
+    l2 = np.empty(m)
+    class_sums = np.zeros((m, kprobs.shape[0]))
+    _k.region_properties(labels, bbox, area, new_id, weights, kprobs, n_fold,
+                         _k.PERIMETER_WEIGHTS, table["x"], table["y"], table["angle"],
+                         table["orientation_strength"], table["score"], table["perimeter"],
+                         l1, l2, class_sums)
+    table["equivalent_diameter"][:] = np.sqrt(4.0 * table["area"] / np.pi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["eccentricity"][:] = np.where(l1 > 0, np.sqrt(np.clip(1.0 - l2 / l1, 0, 1)), 0.0)
+    if layered and m > 0:
+        table["layer"][:] = np.argmax(class_sums[:, 1:], axis=1) + 1
     return labels, table

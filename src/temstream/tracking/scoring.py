@@ -26,7 +26,7 @@ of squared distances, pairs farther than ``gate`` px never match), then:
 import numpy as np
 import pandas as pd
 
-from temstream.tracking import _linker_kernels as _k
+from temstream.tracking import _linking_kernels as _k
 
 __all__ = ["match_detections", "score_tracks"]
 

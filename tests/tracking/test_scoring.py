@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from temstream.tracking.track_scores import match_detections, score_tracks
+from temstream.tracking.scoring import match_detections, score_tracks
 
 
 def two_tracks(n=10):

@@ -1,4 +1,4 @@
-"""Numba kernels behind :class:`temstream.tracking.linker.Linker` (private).
+"""Numba kernels behind :class:`temstream.tracking.linking.Linker` (private).
 
 One frame pair is linked in four steps, all compiled:
 

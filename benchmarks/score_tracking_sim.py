@@ -7,9 +7,9 @@ after a segmenter; particles cut by the frame edge have their visible centroid,
 the truth keeps the full particle's centre) and link them, without and with
 ``split_touching``. search_range = 1.2 x the 99th percentile of
 the true per-frame displacement (an oracle setting, the same for every method).
-Scores: temstream.tracking.track_scores.score_tracks (gate 5 px).
+Scores: temstream.tracking.scoring.score_tracks (gate 5 px).
 
-    python benchmarks/score_linker_sim.py [--frames 40] [--size 384]
+    python benchmarks/score_tracking_sim.py [--frames 40] [--size 384]
 """
 
 import argparse
@@ -19,9 +19,9 @@ import pandas as pd
 import trackpy
 
 from temstream.sim import simulate
-from temstream.tracking.extraction import extract_instances
-from temstream.tracking.linker import link
-from temstream.tracking.track_scores import score_tracks
+from temstream.tracking.instances import extract_instances
+from temstream.tracking.linking import link
+from temstream.tracking.scoring import score_tracks
 
 trackpy.quiet()
 SCENARIOS = ("dispersed", "assembly", "etching", "hex-lattice", "cube-lattice", "flow",

@@ -1,4 +1,4 @@
-"""Numba kernels behind :func:`temstream.tracking.extraction.extract_instances` (private).
+"""Numba kernels behind :func:`temstream.tracking.instances.extract_instances` (private).
 
 Every kernel takes arrays and scalars and fills preallocated outputs. Regions
 are visited through their bounding boxes, so the cost grows with the
