@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
     p.add_argument("--fps", type=float, help="detector frame rate (default: demo.fps)")
     p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
+    p.add_argument("--gui", action="store_true", help="show the live dashboard")
+    p.add_argument("--snapshot", metavar="FILE.png",
+                   help="save the dashboard to FILE.png when the run ends (implies --gui)")
     p.set_defaults(func=run)
 
 
@@ -87,8 +90,13 @@ def run(args) -> int:
           f"recording to {args.out}")
     detector.start()
     try:
-        with stop_on_signals(runner):
-            summary = runner.run()
+        if args.gui or args.snapshot:
+            from temstream.gui import run_with_dashboard
+
+            summary = run_with_dashboard(runner, config=config, snapshot=args.snapshot)
+        else:
+            with stop_on_signals(runner):
+                summary = runner.run()
     finally:
         detector.stop()
         detector.join(5)

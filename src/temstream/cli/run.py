@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
     p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--flow", choices=["live", "lossless"], help="drop oldest, or back-pressure")
+    p.add_argument("--gui", action="store_true", help="show the live dashboard")
+    p.add_argument("--snapshot", metavar="FILE.png",
+                   help="save the dashboard to FILE.png when the run ends (implies --gui)")
     p.set_defaults(func=run)
 
 
@@ -33,8 +36,13 @@ def run(args) -> int:
                        rcvhwm=s.rcvhwm)
     runner = build_runner(config, source, out=args.out)
     print(f"listening on {s.connect} ({s.protocol}, {config.pipeline.flow}); Ctrl-C to stop")
-    with stop_on_signals(runner):
-        summary = runner.run()
+    if args.gui or args.snapshot:
+        from temstream.gui import run_with_dashboard
+
+        summary = run_with_dashboard(runner, config=config, snapshot=args.snapshot)
+    else:
+        with stop_on_signals(runner):
+            summary = runner.run()
     print(summary.format())
     if args.out:
         print(f"recorded to {args.out}")

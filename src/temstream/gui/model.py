@@ -1,0 +1,213 @@
+"""Qt-free track state of the dashboard: the recent-frames ring, track tails and ensemble MSD.
+
+Everything here is plain numpy so it can be unit-tested without a display. The GUI thread feeds
+each processed frame's small particle table in order (:meth:`TrackHistory.push`), then asks for
+the tails (one polyline with a connect array) and the accumulated mean squared displacements.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FrameTracks:
+    """The linked particles of one frame, sorted by track id.
+
+    Attributes
+    ----------
+    frame : int
+        Detector frame index.
+    ids : (N,) int64 ndarray
+        Track ids, ascending (unlinked rows, id < 0, are left out).
+    x, y : (N,) float64 ndarray
+        Centroids, pixels.
+    angle : (N,) float64 ndarray or None
+        Orientation unwrapped along the track, radians (None when not tracked).
+    """
+
+    frame: int
+    ids: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    angle: np.ndarray | None = None
+
+    @classmethod
+    def from_table(cls, frame: int, table: dict) -> FrameTracks:
+        """Build from a particle table with columns ``particle``, ``x``, ``y`` (``angle``)."""
+        ids = np.asarray(table.get("particle", ()), dtype=np.int64).reshape(-1)
+        x = np.asarray(table.get("x", ()), dtype=np.float64).reshape(-1)
+        y = np.asarray(table.get("y", ()), dtype=np.float64).reshape(-1)
+        n = min(len(ids), len(x), len(y))
+        ids, x, y = ids[:n], x[:n], y[:n]
+        angle = table.get("angle")
+        angle = None if angle is None else np.asarray(angle, dtype=np.float64).reshape(-1)[:n]
+        keep = (ids >= 0) & np.isfinite(x) & np.isfinite(y)
+        order = np.argsort(ids[keep], kind="stable")
+        pick = np.flatnonzero(keep)[order]
+        return cls(int(frame), ids[pick], x[pick], y[pick],
+                   None if angle is None else angle[pick])
+
+
+class TrackHistory:
+    """Ring buffer of the last ``depth`` frames' linked particles.
+
+    Parameters
+    ----------
+    depth : int
+        Frames kept (at least the tail length and the largest MSD lag).
+    """
+
+    def __init__(self, depth: int = 30):
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1 frame, got {depth}")
+        self._frames: collections.deque[FrameTracks] = collections.deque(maxlen=int(depth))
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, i: int) -> FrameTracks:
+        return self._frames[i]
+
+    @property
+    def depth(self) -> int:
+        return self._frames.maxlen or 0
+
+    def clear(self) -> None:
+        """Forget all frames (e.g. when a new series starts)."""
+        self._frames.clear()
+
+    def push(self, tracks: FrameTracks) -> None:
+        """Append the next frame (frames must come in increasing order; a jump back clears)."""
+        if self._frames and tracks.frame <= self._frames[-1].frame:
+            self._frames.clear()
+        self._frames.append(tracks)
+
+    def tails(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All track tails over the last ``length`` frames as one polyline.
+
+        Returns
+        -------
+        x, y : (M,) float64 ndarray
+            Vertices grouped by track, in time order within a track.
+        connect : (M,) bool ndarray
+            ``connect[i]`` is True when vertex ``i`` joins vertex ``i + 1`` (same track), the
+            array form that ``pyqtgraph.PlotCurveItem.setData(connect=...)`` takes.
+        """
+        frames = list(self._frames)[-length:] if length > 0 else []
+        if not frames:
+            empty = np.zeros(0)
+            return empty, empty, np.zeros(0, bool)
+        ids = np.concatenate([f.ids for f in frames])
+        order = np.argsort(ids, kind="stable")  # stable: time order kept within a track
+        ids = ids[order]
+        x = np.concatenate([f.x for f in frames])[order]
+        y = np.concatenate([f.y for f in frames])[order]
+        connect = np.zeros(len(ids), bool)
+        connect[:-1] = ids[1:] == ids[:-1]
+        return x, y, connect
+
+
+class MSDAccumulator:
+    """Ensemble mean squared displacement (and angular MSD) accumulated frame by frame.
+
+    Each new frame is compared with every earlier frame still in the history whose lag is at
+    most ``max_lag``; squared displacements of the tracks present in both are summed per lag.
+    The result is the time- and ensemble-averaged MSD over all frames seen so far.
+
+    Parameters
+    ----------
+    max_lag : int
+        Largest lag, frames.
+    """
+
+    def __init__(self, max_lag: int = 30):
+        if max_lag < 1:
+            raise ValueError(f"max_lag must be >= 1 frame, got {max_lag}")
+        self.max_lag = int(max_lag)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all sums."""
+        n = self.max_lag + 1
+        self._sum = np.zeros(n)
+        self._count = np.zeros(n, np.int64)
+        self._asum = np.zeros(n)
+        self._acount = np.zeros(n, np.int64)
+
+    def add_latest(self, history: TrackHistory) -> None:
+        """Accumulate the newest frame of ``history`` against the earlier ones."""
+        if len(history) < 2:
+            return
+        cur = history[-1]
+        if len(cur.ids) == 0:
+            return
+        for k in range(len(history) - 2, -1, -1):
+            past = history[k]
+            lag = cur.frame - past.frame
+            if lag > self.max_lag:
+                break
+            if len(past.ids) == 0:
+                continue
+            j = np.searchsorted(past.ids, cur.ids)
+            j_clip = np.minimum(j, len(past.ids) - 1)
+            both = past.ids[j_clip] == cur.ids
+            if not both.any():
+                continue
+            i, j = np.flatnonzero(both), j_clip[both]
+            d2 = (cur.x[i] - past.x[j]) ** 2 + (cur.y[i] - past.y[j]) ** 2
+            self._sum[lag] += float(d2.sum())
+            self._count[lag] += len(i)
+            if cur.angle is not None and past.angle is not None:
+                da = cur.angle[i] - past.angle[j]
+                ok = np.isfinite(da)
+                self._asum[lag] += float(np.sum(da[ok] ** 2))
+                self._acount[lag] += int(ok.sum())
+
+    def msd(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lags (frames) and MSD (pixels squared) where at least one pair was seen."""
+        ok = self._count > 0
+        lags = np.flatnonzero(ok)
+        return lags, self._sum[ok] / self._count[ok]
+
+    def angular_msd(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lags (frames) and angular MSD (radians squared); empty when angles are not tracked."""
+        ok = self._acount > 0
+        lags = np.flatnonzero(ok)
+        return lags, self._asum[ok] / self._acount[ok]
+
+
+class SeriesBuffer:
+    """A fixed-size ring of (x, y) samples, e.g. particles per frame over time.
+
+    Parameters
+    ----------
+    size : int
+        Samples kept.
+    """
+
+    def __init__(self, size: int = 2000):
+        self._x = np.zeros(size)
+        self._y = np.zeros(size)
+        self._n = 0
+
+    def append(self, x: float, y: float) -> None:
+        size = len(self._x)
+        self._x[self._n % size] = x
+        self._y[self._n % size] = y
+        self._n += 1
+
+    def clear(self) -> None:
+        self._n = 0
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        """The samples in insertion order (copies)."""
+        size = len(self._x)
+        if self._n <= size:
+            return self._x[: self._n].copy(), self._y[: self._n].copy()
+        start = self._n % size
+        idx = np.r_[start:size, 0:start]
+        return self._x[idx], self._y[idx]

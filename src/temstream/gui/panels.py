@@ -1,0 +1,131 @@
+"""Side panels: particles per frame, size histogram, MSD, angular MSD, pipeline health."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph.Qt import QtGui, QtWidgets
+
+from temstream.gui.stats import format_bytes
+
+
+def _plot(title: str, left: str, bottom: str, *, log: bool = False) -> pg.PlotWidget:
+    w = pg.PlotWidget(title=title)
+    w.setLabel("left", left)
+    w.setLabel("bottom", bottom)
+    w.setMenuEnabled(False)
+    w.showGrid(x=True, y=True, alpha=0.25)
+    if log:
+        w.setLogMode(x=True, y=True)
+    w.setMinimumSize(220, 150)
+    return w
+
+
+class StatsPanels(QtWidgets.QWidget):
+    """Four plots in a 2x2 grid; ``set_*`` methods replace their data."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        grid = QtWidgets.QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.counts_plot = _plot("particles per frame", "particles", "frame")
+        self.counts = self.counts_plot.plot(pen=pg.mkPen((120, 200, 255), width=1))
+        self.sizes_plot = _plot("size (equivalent diameter)", "count", "d (px)")
+        self.sizes = pg.PlotCurveItem([0.0, 1.0], [0.0], stepMode="center", fillLevel=0,
+                                      brush=pg.mkBrush(120, 200, 255, 120),
+                                      pen=pg.mkPen((120, 200, 255)))
+        self.sizes_plot.addItem(self.sizes)
+        self.msd_plot = _plot("ensemble MSD", "MSD (px\N{SUPERSCRIPT TWO})", "lag (frames)",
+                              log=True)
+        self.msd = self.msd_plot.plot(pen=pg.mkPen((255, 200, 40)), symbol="o", symbolSize=4,
+                                      symbolBrush=(255, 200, 40))
+        self.amsd_plot = _plot("angular MSD", "MSAD (rad\N{SUPERSCRIPT TWO})", "lag (frames)",
+                               log=True)
+        self.amsd = self.amsd_plot.plot(pen=pg.mkPen((255, 120, 200)), symbol="o", symbolSize=4,
+                                        symbolBrush=(255, 120, 200))
+        grid.addWidget(self.counts_plot, 0, 0)
+        grid.addWidget(self.sizes_plot, 0, 1)
+        grid.addWidget(self.msd_plot, 1, 0)
+        grid.addWidget(self.amsd_plot, 1, 1)
+        self._units: tuple[str, str] | None = None
+
+    def set_units(self, length: str, time: str) -> None:
+        """Axis units: ``length`` 'nm' or 'px'; ``time`` 's' or 'frames'."""
+        if self._units == (length, time):
+            return
+        self._units = (length, time)
+        sq = "\N{SUPERSCRIPT TWO}"
+        self.sizes_plot.setLabel("bottom", f"d ({length})")
+        self.msd_plot.setLabel("left", f"MSD ({length}{sq})")
+        self.msd_plot.setLabel("bottom", f"lag ({time})")
+        self.amsd_plot.setLabel("bottom", f"lag ({time})")
+
+    def set_counts(self, frames: np.ndarray, counts: np.ndarray) -> None:
+        self.counts.setData(frames, counts)
+
+    def set_sizes(self, edges: np.ndarray, counts: np.ndarray) -> None:
+        if len(counts) == 0:
+            self.sizes.setData([0.0, 1.0], [0.0])
+        else:
+            self.sizes.setData(edges, counts)
+
+    @staticmethod
+    def _positive(lags: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ok = (lags > 0) & (values > 0) & np.isfinite(values)
+        return lags[ok], values[ok]
+
+    def set_msd(self, lags: np.ndarray, values: np.ndarray) -> None:
+        self.msd.setData(*self._positive(lags, values))
+
+    def set_angular_msd(self, lags: np.ndarray, values: np.ndarray) -> None:
+        lags, values = self._positive(lags, values)
+        self.amsd.setData(lags, values)
+        self.amsd_plot.setTitle("angular MSD" if len(lags) else
+                                "angular MSD (no orientations tracked)")
+
+
+def _fmt(v: float, unit: str = "", digits: int = 1) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else \
+        f"{v:.{digits}f}{unit}"
+
+
+def health_text(h: dict) -> str:
+    """The health panel's text from a dict of numbers (see :meth:`Dashboard.health`)."""
+    drops = h.get("dropped") or {}
+    drop_text = ", ".join(f"{k} {v}" for k, v in sorted(drops.items())) or "none"
+    queues = h.get("queues")
+    queue_text = ", ".join(f"{k} {v}" for k, v in queues.items()) if queues else "-"
+    rec = h.get("recording", "off")
+    if rec != "off" and "record_bytes" in h:
+        rec += f"  {format_bytes(h['record_bytes'])}, {h.get('record_frames', 0)} frames"
+    lines = [
+        f"input      {_fmt(h.get('input_fps'), ' frames/s')}",
+        f"processed  {_fmt(h.get('processed_fps'), ' frames/s')}  ({h.get('processed', 0)})",
+        f"displayed  {_fmt(h.get('display_fps'), ' frames/s')}",
+        f"latency    p50 {_fmt(h.get('latency_p50'), ' ms')}  p99 {_fmt(h.get('latency_p99'), ' ms')}",
+        f"dropped    {drop_text}",
+        f"queues     {queue_text}",
+        f"recording  {rec}",
+    ]
+    if h.get("skipped"):
+        lines.append(f"display skipped {h['skipped']} tables")
+    if h.get("state"):
+        lines.append(f"state      {h['state']}")
+    return "\n".join(lines)
+
+
+class HealthPanel(QtWidgets.QLabel):
+    """Monospaced text block with the pipeline's numbers."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
+        self.setFont(font)
+        self.setStyleSheet("QLabel { background: #111; color: #ddd; padding: 6px; }")
+        self.setMinimumWidth(300)
+        self.setText(health_text({}))
+
+    def set_health(self, h: dict) -> None:
+        self.setText(health_text(h))
