@@ -384,9 +384,8 @@ class Runner:
                     continue
                 if isinstance(item, SeriesEnd):
                     continue
-                if self._errors:
-                    self._drop(item.frame, "error")
-                    continue
+                # frames that reach this queue were computed before any failing frame (the
+                # queue keeps order), so they are still linked and recorded after an error
                 stage = "link"
                 ids = np.asarray(self.link(item.table), dtype=np.int64)
                 item.table["particle"] = ids
