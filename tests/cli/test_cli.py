@@ -88,3 +88,21 @@ def test_sigterm_mid_stream_leaves_a_readable_recording(tmp_path):
     with h5py.File(out, "r") as f:
         assert bool(f.attrs["closed_cleanly"])
         assert f["data/frames/data"].shape[0] == (info["status"] == "processed").sum()
+
+
+def test_demo_streams_records_and_summarises(tmp_path):
+    import trackpy
+
+    out = tmp_path / "demo.h5"
+    result = run_cli("demo", "--frames", "40", "--size", "128", "--fps", "40", "--out", str(out),
+                     "segment.model=classical")
+    assert result.returncode == 0, result.stderr
+    for line in ("frames received   40", "frames processed", "frames dropped", "latency",
+                 "particles/frame", "tracks"):
+        assert line in result.stdout
+    info = read_frames_info(out)
+    assert sorted(info["frame"]) == list(range(40))  # every index accounted for exactly once
+    df = read_particles(out)
+    assert len(df) > 0
+    msd = trackpy.emsd(df, mpp=0.8e-3, fps=40, max_lagtime=5)  # no renaming needed
+    assert len(msd) > 0 and np.isfinite(msd.to_numpy()).all()
