@@ -4,7 +4,8 @@
   (centroid, area, n-fold angle, score, layer, ...) from class probabilities;
 - :class:`Linker` and :func:`link` (:mod:`.linking`): frame-by-frame linking with
   trackpy's objective, solved exactly in numba;
-- :mod:`.analysis`: MSD, diffusion, drift, van Hove, Lindemann, psi6, pair statistics.
+- :mod:`.analysis`: MSD, diffusion, drift, van Hove, Lindemann, psi6, pair statistics;
+- :mod:`.scoring`: link / track / ISBI scores against ground truth.
 
 Attributes are imported lazily so that ``import temstream.tracking`` stays cheap.
 """

@@ -14,9 +14,10 @@ One frame pair is linked in four steps, all compiled:
 
 Ties are broken by index, deterministically: equal path lengths in the Dijkstra
 search go to the lower column; destinations are numbered in row order and the
-"unlinked" columns in reverse source order, so between equal-cost solutions the
+"unlinked" columns in reverse source order, so in the usual ties the
 lower-index destination is taken and the lower-index source keeps its link
-(e.g. two coincident sources and one destination: source 0 links).
+(two coincident sources and one destination: source 0 links; one source and
+two coincident destinations: destination 0 continues the track).
 """
 
 import numpy as np

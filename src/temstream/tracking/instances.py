@@ -6,7 +6,7 @@ OpenCV's ``connectedComponents`` (8-connectivity) plus one numba pass for the
 bounding boxes (the fastest exact candidate in ``benchmarks/bench_instances.py``;
 ``connectedComponentsWithStats`` is slower because it also computes centroids
 we recompute weighted anyway); the properties come from one numba kernel that
-visits each particle's bounding box twice.
+makes a few branchless (vectorised) passes over each particle's bounding box.
 
 Orientation convention
 ----------------------
@@ -20,7 +20,7 @@ import numpy as np
 
 from temstream.tracking import _instances_kernels as _k
 
-__all__ = ["extract_instances", "TABLE_COLUMNS", "LABELLERS", "label_mask"]
+__all__ = ["extract_instances", "empty_table", "label_mask", "TABLE_COLUMNS", "LABELLERS"]
 
 #: Keys of the particle table, in order.
 TABLE_COLUMNS = ("label", "x", "y", "area", "angle", "score", "layer",
