@@ -1,0 +1,184 @@
+"""The dashboard window, offscreen: builds, updates from a worker thread, survives a repaint
+soak, and its snapshot shows the overlays where the particles are."""
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyqtgraph")
+
+from pyqtgraph.Qt import QtGui  # noqa: E402
+
+from temstream.gui.bridge import DisplaySink  # noqa: E402
+from temstream.gui.dashboard import Dashboard  # noqa: E402
+from temstream.pipeline.runner import FrameResult  # noqa: E402
+from temstream.stream.events import Frame, SeriesStart  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+SIZE = 128
+CENTRES = [(30.0, 40.0), (90.0, 30.0), (60.0, 100.0)]  # (x, y)
+RADIUS = 8
+
+
+def disk_result(i, shift=0.0, size=SIZE):
+    """A grey frame with dark disks, their labels and table (particle ids 0..2)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    rng = np.random.default_rng(i)
+    image = rng.normal(1000, 20, (size, size))
+    labels = np.zeros((size, size), np.int32)
+    xs, ys = [], []
+    for k, (x, y) in enumerate(CENTRES):
+        x = x + shift * i
+        inside = (xx - x) ** 2 + (yy - y) ** 2 <= RADIUS ** 2
+        image[inside] = 600
+        labels[inside] = k + 1
+        xs.append(x)
+        ys.append(y)
+    n = len(CENTRES)
+    table = {"x": np.array(xs), "y": np.array(ys), "area": np.full(n, np.pi * RADIUS ** 2),
+             "angle": np.linspace(0.1, 0.3, n) + 0.01 * i, "particle": np.arange(n)}
+    frame = Frame(image=image.astype(np.uint16), series=1, frame=i)
+    return FrameResult(frame=frame, labels=labels, table=table,
+                       stamps={"received": 0.0, "link": 0.004})
+
+
+@pytest.fixture
+def dashboard(qtbot):
+    sink = DisplaySink()
+    sink.series_start(SeriesStart(1, {"pixel_size_nm": 0.5, "frame_time_s": 0.01}))
+    dash = Dashboard(sink, fps=60, tail_length=10, start_timer=False)
+    dash.resize(1000, 650)
+    qtbot.addWidget(dash)
+    dash.show()
+    qtbot.waitExposed(dash)
+    return dash
+
+
+def rgb(image: QtGui.QImage) -> np.ndarray:
+    image = image.convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    w, h, bpl = image.width(), image.height(), image.bytesPerLine()
+    buf = np.frombuffer(image.constBits().asstring(h * bpl), np.uint8).reshape(h, bpl)
+    return buf[:, : 3 * w].reshape(h, w, 3).astype(int)
+
+
+def test_window_builds_with_all_items(dashboard):
+    v = dashboard.view
+    for item in (v.image, v.overlay, v.tails, v.centroids):
+        assert item.getViewBox() is v.vb
+    assert dashboard.controls.action("record").isEnabled() is False  # nothing to record
+    assert not dashboard.controls.threshold.isEnabled()  # no pipeline to tune
+    assert "input" in dashboard.health_panel.text()
+
+
+def test_results_from_a_worker_thread_update_the_items(dashboard, qtbot):
+    sink = dashboard.sink
+    n_frames = 20
+
+    def feed():
+        for i in range(n_frames):
+            sink.write(disk_result(i, shift=1.0))
+
+    dashboard.timer.start()
+    worker = threading.Thread(target=feed)
+    worker.start()
+    worker.join()
+    qtbot.waitUntil(lambda: dashboard.latest is not None
+                    and dashboard.latest.index == n_frames - 1, timeout=10_000)
+    qtbot.waitUntil(lambda: dashboard.history[-1].frame == n_frames - 1, timeout=10_000)
+    v = dashboard.view
+    assert v.image.image.shape == (SIZE, SIZE) and v.image.image.dtype == np.uint8
+    assert v.overlay.isVisible() and v.overlay.image.max() == 3
+    x, y = v.centroids.getData()
+    np.testing.assert_allclose(np.sort(x), np.sort([c[0] + n_frames - 1 + 0.5 for c in CENTRES]))
+    # every frame went into the tails (10 frames kept per track) and the MSD
+    assert len(v.tails.xData) == 3 * 10
+    lags, msd = dashboard.msd.msd()
+    np.testing.assert_allclose(msd, lags.astype(float) ** 2)  # 1 px per frame along x
+    dashboard._draw_panels()
+    assert len(dashboard.panels.msd.xData) > 0 and len(dashboard.panels.amsd.xData) > 0
+    assert dashboard.view.scale_text.isVisible()
+    assert dashboard.view.scale_text.textItem.toPlainText().endswith("nm")
+    h = dashboard.health()
+    assert h["processed"] == n_frames and h["latency_p50"] == pytest.approx(4.0)
+
+
+def test_toggles_pause_and_hover(dashboard):
+    sink = dashboard.sink
+    sink.write(disk_result(0))
+    dashboard.refresh()
+    c = dashboard.controls
+    c.action("labels").setChecked(False)
+    assert not dashboard.view.overlay.isVisible()
+    c.action("labels").setChecked(True)
+    c.action("outlines").setChecked(True)
+    ov = dashboard.view.overlay.image
+    x, y = CENTRES[0]
+    assert ov[int(y), int(x)] == 0 and ov[int(y), int(x + RADIUS)] == 1  # outline only
+    c.action("pause").setChecked(True)
+    shown = dashboard.displayed
+    sink.write(disk_result(1))
+    dashboard.refresh()
+    assert dashboard.latest.index == 1 and dashboard.displayed == shown  # frozen view
+    c.action("pause").setChecked(False)
+    assert dashboard.displayed == shown + 1
+    row = dashboard.view.particle_at(x + 0.5 + 3, y + 0.5)
+    assert row == 0
+    text = dashboard.view.hover_text(row)
+    assert "id 0" in text and "area 201 px" in text and "nm" in text and "angle" in text
+    assert dashboard.view.particle_at(5.0, 5.0) is None
+
+
+def test_repaint_soak_2000(dashboard, qtbot):
+    """2,000 full repaints of every item (guards against binding crashes, see reference f.2)."""
+    dashboard.resize(500, 350)
+    sink = dashboard.sink
+    frames = [disk_result(i, shift=0.5, size=64) for i in range(8)]
+    painted = 0
+    for i in range(2000):
+        r = frames[i % 8]
+        r.frame.frame = i
+        sink.write(r)
+        dashboard.refresh()
+        assert dashboard.view.image._renderRequired  # new frame set, not painted yet
+        dashboard.view.viewport().repaint()  # synchronous paint of every view item
+        painted += not dashboard.view.image._renderRequired
+        if i % 50 == 0:
+            dashboard._draw_panels()
+            for plot in (dashboard.panels.counts_plot, dashboard.panels.msd_plot):
+                plot.viewport().repaint()
+            qtbot.wait(1)
+    assert painted == 2000
+    assert dashboard.displayed == 2000
+    assert not dashboard.grab().isNull()
+
+
+def test_snapshot_not_blank_and_overlays_where_particles_are(dashboard, tmp_path):
+    sink = dashboard.sink
+    for i in range(5):
+        sink.write(disk_result(i))
+    dashboard.refresh()
+    dashboard._draw_panels()
+    path = dashboard.save_snapshot(tmp_path / "shot.png")
+    shot = QtGui.QImage(str(path))
+    assert not shot.isNull() and shot.width() == dashboard.width()
+    pixels = rgb(shot)
+    assert pixels.std() > 10 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+    view = rgb(dashboard.view.grab().toImage())
+
+    def colour_at(x, y):
+        p = dashboard.view.map_to_widget(x, y)
+        return view[p.y(), p.x()]
+
+    def saturation(c):
+        return int(c.max() - c.min())
+
+    for k, (x, y) in enumerate(CENTRES):
+        # inside the disk, off the centroid marker: the label colour over the dark disk
+        inside = colour_at(x + 0.5 + RADIUS / 2, y + 0.5 + RADIUS / 2)
+        assert saturation(inside) > 40, (k, inside)
+        # and the centroid marker at the centre
+        assert saturation(colour_at(x + 0.5, y + 0.5)) > 40
+    for x, y in [(5, 5), (120, 70), (10, 120)]:  # background stays grey
+        assert saturation(colour_at(x + 0.5, y + 0.5)) < 12
