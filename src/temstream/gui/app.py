@@ -17,7 +17,7 @@ from typing import Any, Callable
 from pyqtgraph.Qt import QtCore, QtWidgets
 
 from temstream.gui.bridge import DisplaySink
-from temstream.gui.control import NoControl, PipelineControl
+from temstream.gui.control import FeedControl, PipelineControl
 from temstream.gui.dashboard import Dashboard
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def run_feed_dashboard(endpoint: str, *, config=None, snapshot: str | Path | Non
     app = ensure_app()
     sink = DisplaySink()
     sub = FeedSubscriber(endpoint, sink, frames=frames, idle_timeout_s=idle_timeout_s)
-    window = Dashboard(sink, NoControl(), title=title or f"temstream - {endpoint}",
+    window = Dashboard(sink, FeedControl(sub), title=title or f"temstream - {endpoint}",
                        **_dashboard_options(config))
     worker = threading.Thread(target=sub.run, name="temstream-feed", daemon=True)
     _event_loop(app, window, worker, stop=sub.stop, snapshot=snapshot)

@@ -167,6 +167,16 @@ class DisplaySink:
             self._series = series
             self._new_series = True
 
+    def update_meta(self, meta: dict) -> None:
+        """Merge series metadata (pixel size, frame time) without starting a new series."""
+        with self._lock:
+            self._meta = {**self._meta, **meta}
+
+    def set_dropped(self, counts: dict) -> None:
+        """Replace the drop counts by reason (a results feed reports totals)."""
+        with self._lock:
+            self._dropped = {str(k): int(v) for k, v in counts.items()}
+
     def close(self, summary=None) -> None:
         self._run_actions()
         with self._lock:

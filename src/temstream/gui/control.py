@@ -129,3 +129,22 @@ class PipelineControl(NoControl):
 
     def stop(self, reason: str = "dashboard closed") -> None:
         self.runner.stop(reason)
+
+
+class FeedControl(NoControl):
+    """A dashboard on a results feed: health from what the feed reports; closing stops the
+    subscription (not the pipeline).
+
+    Parameters
+    ----------
+    subscriber : temstream.gui.feed.FeedSubscriber
+    """
+
+    def __init__(self, subscriber: Any):
+        self.subscriber = subscriber
+
+    def health(self) -> dict[str, Any]:
+        return self.subscriber.health()
+
+    def stop(self, reason: str = "dashboard closed") -> None:
+        self.subscriber.stop(reason)
