@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -40,7 +41,7 @@ FORMAT_VERSION = 1
 
 #: columns every particle table has, in order (design.md)
 PARTICLE_COLUMNS = {
-    "frame": "<i8", "particle": "<i8", "label": "<i4", "x": "<f8", "y": "<f8", "area": "<f8",
+    "frame": "<i8", "series": "<i8", "particle": "<i8", "label": "<i4", "x": "<f8", "y": "<f8", "area": "<f8",
     "angle": "<f8", "layer": "<i2", "score": "<f4",
 }
 NM_COLUMNS = {"x_nm": "<f8", "y_nm": "<f8", "area_nm2": "<f8"}
@@ -69,6 +70,53 @@ def compression_options(name: str) -> dict[str, Any]:
     if name == "bitshuffle-lz4":
         return dict(hdf5plugin.Bitshuffle(cname="lz4"))
     raise ValueError(f"unknown compression {name!r}")
+
+
+class Chunk(bytes):
+    """One HDF5 chunk already compressed for its dataset's filter (see :func:`chunk_encoder`)."""
+
+
+def chunk_encoder(name: str, dtype: Any):
+    """A function compressing one frame ``(H, W)`` into the bytes of one HDF5 chunk.
+
+    The chunk is written with ``write_direct_chunk``, so compression runs outside HDF5 (and
+    its global lock) in any thread; readers decompress through the hdf5plugin filter the
+    dataset declares (:func:`compression_options`). Returns None for choices written through
+    h5py (``none``, ``gzip``).
+
+    Parameters
+    ----------
+    name : str
+        ``blosc2-lz4``, ``blosc2-zstd`` (a Blosc2 cframe, as the Blosc2 filter 32026 reads)
+        or ``bitshuffle-lz4`` (bitshuffle/LZ4 with the 12-byte header of filter 32008).
+    dtype : numpy dtype
+        The dataset's dtype; frames are converted to it first.
+    """
+    dtype = np.dtype(dtype)
+    if name in ("blosc2-lz4", "blosc2-zstd"):
+        import blosc2
+
+        codec = blosc2.Codec.LZ4 if name == "blosc2-lz4" else blosc2.Codec.ZSTD
+        cparams = {"codec": codec, "clevel": 5 if name == "blosc2-lz4" else 1,
+                   "filters": [blosc2.Filter.BITSHUFFLE], "typesize": dtype.itemsize,
+                   "nthreads": 1}
+
+        def encode(array: np.ndarray) -> Chunk:
+            a = np.ascontiguousarray(array, dtype=dtype)
+            return Chunk(blosc2.SChunk(chunksize=a.nbytes, data=a, cparams=cparams).to_cframe())
+        return encode
+    if name == "bitshuffle-lz4":
+        from temstream.stream.dectris import compress_bslz4
+
+        def encode(array: np.ndarray) -> Chunk:
+            return Chunk(compress_bslz4(np.ascontiguousarray(array, dtype=dtype)))
+        return encode
+    return None
+
+
+class RecordingError(OSError):
+    """Writing the recording failed (disk full, permission lost...); frames written up to the
+    last flush are kept in the file."""
 
 
 def _emd_dims(group: h5py.Group, shape: tuple[int, int], pixel_size_nm: float | None) -> None:
@@ -107,18 +155,37 @@ class RecordingWriter:
         Extra root attributes (JSON-serialised when not scalars).
     flush_interval_s : float
         Flush to disk at least this often.
+    swmr : bool
+        Single-writer/multiple-reader mode: other processes may read the file while it grows
+        (``h5py.File(path, "r", swmr=True, libver="latest")`` and ``dataset.refresh()``).
+        After a crash such a file opens only that way (or after ``h5clear -s``); without
+        SWMR it opens with any HDF5 reader. Both keep every frame up to the last flush.
+
+    Notes
+    -----
+    Frames given as :class:`Chunk` (already compressed by :func:`chunk_encoder`) are written
+    with ``write_direct_chunk``; arrays are compressed here first (same result).
     """
 
     def __init__(self, path: str | Path, *, frame_shape: tuple[int, int], frame_dtype: Any,
                  pixel_size_nm: float | None = None, raw_frames: bool = True,
                  frames_compression: str = "none", labels_compression: str = "blosc2-zstd",
                  extra_columns: dict[str, str] | None = None, config_toml: str = "",
-                 attrs: dict[str, Any] | None = None, flush_interval_s: float = 1.0):
+                 attrs: dict[str, Any] | None = None, flush_interval_s: float = 1.0,
+                 swmr: bool = False):
         self.path = Path(path)
         self.shape = tuple(int(s) for s in frame_shape)
         self.pixel_size_nm = float(pixel_size_nm) if pixel_size_nm else None
         self.flush_interval_s = flush_interval_s
-        self.f = h5py.File(self.path, "w")
+        self.swmr = swmr
+        self.frames_encoder = chunk_encoder(frames_compression, frame_dtype) if raw_frames \
+            else None
+        self.labels_encoder = chunk_encoder(labels_compression, "<u4")
+        try:
+            self.f = h5py.File(self.path, "w", **({"libver": "latest"} if swmr else {}))
+        except OSError as exc:
+            raise RecordingError(f"cannot create the recording {self.path}: {exc}; choose a "
+                                 "writable folder with --out") from None
         f = self.f
         f.attrs.update({"version_major": 0, "version_minor": 2, "format": FORMAT,
                         "format_version": FORMAT_VERSION, "temstream_version": __version__,
@@ -161,14 +228,18 @@ class RecordingWriter:
                                      dtype=self.info_dtype, compression="gzip",
                                      compression_opts=1)
         self.n_frames = 0
+        self.n_flushed = 0
+        self._flushed_rows = (0, 0)
         self._t0: float | None = None
         self._last_flush = time.monotonic()
+        if swmr:
+            self.f.swmr_mode = True  # every dataset exists: readers may attach from now on
         self.f.flush()
 
     # -- writing -------------------------------------------------------------------------
     def append(self, frame: int, timestamp: float | None, image: np.ndarray | None,
                labels: np.ndarray, particles: Any, info: dict | None = None,
-               extra: dict[str, np.ndarray] | None = None) -> None:
+               extra: dict[str, np.ndarray] | None = None, series: int = 0) -> None:
         """Append one processed frame.
 
         Parameters
@@ -177,10 +248,11 @@ class RecordingWriter:
             Detector frame index (the ``frame`` column of the tables).
         timestamp : float or None
             Seconds (detector clock, else receive time); dim1 stores it relative to the first.
-        image : ndarray (H, W) or None
-            Raw frame (ignored when raw frames are off).
-        labels : ndarray (H, W)
-            Instance labels.
+        image : ndarray (H, W), Chunk or None
+            Raw frame (ignored when raw frames are off), or its chunk from
+            :func:`chunk_encoder` (``frames_compression``, the frame dtype).
+        labels : ndarray (H, W) or Chunk
+            Instance labels (or their chunk: ``labels_compression``, uint32).
         particles : dict of 1-D arrays or DataFrame
             One row per particle; missing columns are filled (NaN, -1 for ``particle``, 0).
         info : dict, optional
@@ -188,6 +260,8 @@ class RecordingWriter:
         extra : dict, optional
             Further per-frame arrays stored as EMD data groups ``/data/<name>`` (created on
             first use), e.g. per-layer truth masks of shape (L, H, W).
+        series : int
+            Series id (the ``series`` column of the tables).
         """
         n = self.n_frames
         ts = float(timestamp) if timestamp is not None else float(n)
@@ -196,20 +270,28 @@ class RecordingWriter:
         if self.frames is not None:
             if image is None:
                 raise ValueError("raw frames are recorded: pass the image")
-            self.frames.resize(n + 1, axis=0)
-            self.frames[n] = image
-        self.labels.resize(n + 1, axis=0)
-        self.labels[n] = labels
+            self._write_frame(self.frames, n, image, self.frames_encoder)
+        self._write_frame(self.labels, n, labels, self.labels_encoder)
         for name, array in (extra or {}).items():
             self._append_extra(name, n, np.asarray(array))
         for dim in self._time_dims:
             dim.resize(n + 1, axis=0)
             dim[n] = ts - self._t0
-        count = self._append_particles(frame, particles)
-        self.append_info(info or {"frame": frame, "status": "processed", "timestamp": ts,
-                                  "n_particles": count})
+        count = self._append_particles(frame, particles, series)
+        self.append_info(info or {"frame": frame, "series": series, "status": "processed",
+                                  "timestamp": ts, "n_particles": count})
         self.n_frames = n + 1
         self.maybe_flush()
+
+    @staticmethod
+    def _write_frame(ds: h5py.Dataset, n: int, data, encoder) -> None:
+        ds.resize(n + 1, axis=0)
+        if isinstance(data, Chunk):
+            ds.id.write_direct_chunk((n, 0, 0), data)
+        elif encoder is not None:
+            ds.id.write_direct_chunk((n, 0, 0), encoder(data))
+        else:
+            ds[n] = data
 
     def _append_extra(self, name: str, n: int, array: np.ndarray) -> None:
         data = self.f["data"]
@@ -242,7 +324,7 @@ class RecordingWriter:
         except (KeyError, IndexError):
             return None
 
-    def _append_particles(self, frame: int, particles: Any) -> int:
+    def _append_particles(self, frame: int, particles: Any, series: int = 0) -> int:
         x = self._column(particles, "x")
         count = 0 if x is None else len(x)
         if count == 0:
@@ -257,6 +339,7 @@ class RecordingWriter:
             elif name == "particle":
                 rows[name] = -1
         rows["frame"] = frame
+        rows["series"] = series
         if self.pixel_size_nm:
             p = self.pixel_size_nm
             rows["x_nm"], rows["y_nm"] = rows["x"] * p, rows["y"] * p
@@ -286,8 +369,36 @@ class RecordingWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Write everything to the file (what a crash afterwards keeps)."""
         self.f.flush()
+        self.n_flushed = self.n_frames
+        self._flushed_rows = (self.particles.shape[0], self.info.shape[0])
         self._last_flush = time.monotonic()
+
+    def abandon(self, error: BaseException) -> None:
+        """After a failed write (disk full, I/O error): close without writing any more, then
+        cut the file back to its last flush so that every HDF5 reader opens it.
+
+        HDF5 cannot close a file whose writes fail (and crashes at exit if it is left open):
+        its last writes go to ``/dev/null`` instead. The file on disk is then the state of
+        the last successful flush, plus possibly a superblock that already counts the failed
+        write (its end-of-file is restored with a sparse extension) and a partly written frame
+        beyond ``n_flushed`` (cut off).
+        """
+        if not self.f.id.valid:
+            return
+        try:
+            fd = self.f.id.get_vfd_handle()
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        except Exception:  # noqa: BLE001 - not the sec2 driver: close as well as we can
+            pass
+        try:
+            self.f.close()
+        except Exception:  # noqa: BLE001
+            pass
+        salvage(self.path, self.n_flushed, self._flushed_rows, str(error))
 
     def close(self, summary: dict | None = None) -> None:
         """Write the summary, mark the file as cleanly closed and close it."""
@@ -305,17 +416,38 @@ class RecorderSink:
     The writer is created on the first frame (when the frame shape is known), with the pixel
     size from the series metadata. A full queue blocks the caller (recording is lossless;
     under the ``live`` policy the runner then drops at its compute queue instead).
+
+    Compression (Blosc2, bitshuffle) runs in ``compress_threads`` worker threads as soon as a
+    result arrives; the recorder thread only writes the finished chunks
+    (``write_direct_chunk``), so HDF5's global lock is held for the write alone.
+
+    Series: every series goes into the same file (``series`` column in the tables) while the
+    frame shape and dtype stay the same; a series with another frame shape starts a new file
+    ``<stem>.series<id><suffix>`` (listed in :attr:`paths`).
+
+    Errors: the output folder is checked when the sink is made (a clear error before the run
+    starts). A write that fails later (disk full, permission lost) closes the file, which
+    keeps every frame up to the last flush, and the next ``write`` raises
+    :class:`RecordingError`, which stops the pipeline.
     """
 
     def __init__(self, path: str | Path, *, config_toml: str = "", raw_frames: bool = True,
                  frames_compression: str = "none", labels_compression: str = "blosc2-zstd",
                  flush_interval_s: float = 1.0, queue_size: int = 64,
-                 attrs: dict[str, Any] | None = None):
+                 attrs: dict[str, Any] | None = None, swmr: bool = False,
+                 compress_threads: int = 2):
         self.path = Path(path)
+        try:
+            with open(self.path, "ab"):
+                pass
+        except OSError as exc:
+            raise RecordingError(f"cannot write the recording {self.path}: {exc.strerror}; "
+                                 "choose a writable folder with --out") from None
+        self.paths = [self.path]
         self._options = dict(config_toml=config_toml, raw_frames=raw_frames,
                              frames_compression=frames_compression,
                              labels_compression=labels_compression,
-                             flush_interval_s=flush_interval_s)
+                             flush_interval_s=flush_interval_s, swmr=swmr)
         self._attrs = dict(attrs or {})
         self._series_meta: dict[str, Any] = {}
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -324,6 +456,15 @@ class RecorderSink:
         self.frames_written = 0
         self.paused = False
         self._pending_info: list[dict] = []
+        self._encoders: dict[tuple[str, str], Any] = {}
+        needs_pool = any(chunk_encoder(c, "<u2") is not None
+                         for c in (frames_compression, labels_compression))
+        self._pool = None
+        if needs_pool and compress_threads > 0:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(compress_threads,
+                                            thread_name_prefix="temstream-compress")
         self._thread = threading.Thread(target=self._loop, name="temstream-recorder", daemon=True)
         self._thread.start()
 
@@ -336,6 +477,8 @@ class RecorderSink:
 
     def _check(self) -> None:
         if self._error is not None:
+            if isinstance(self._error, RecordingError):
+                raise self._error
             raise RuntimeError(f"recorder failed: {self._error}") from self._error
 
     def _put(self, item) -> None:
@@ -359,13 +502,29 @@ class RecorderSink:
     def resume(self) -> None:
         self.paused = False
 
+    def _encode(self, compression: str, array: np.ndarray | None, dtype: Any):
+        """A future of the compressed chunk (or the array itself when h5py writes it)."""
+        if array is None or self._pool is None:
+            return array
+        key = (compression, np.dtype(dtype).str)
+        if key not in self._encoders:
+            self._encoders[key] = chunk_encoder(compression, dtype)
+        encoder = self._encoders[key]
+        return array if encoder is None else self._pool.submit(encoder, array)
+
     def write(self, result) -> None:
         frame = result.frame
         if self.paused:
             self._put(("info", {**result.info_row(), "reason": "not recorded"}))
             return
-        self._put(("frame", frame.frame, frame.timestamp or frame.receive_time,
-                   frame.image, result.labels, result.table, result.info_row(),
+        self._check()
+        o = self._options
+        image = self._encode(o["frames_compression"], frame.image if o["raw_frames"] else None,
+                             frame.image.dtype)
+        labels = self._encode(o["labels_compression"], result.labels, "<u4")
+        self._put(("frame", frame.frame, frame.series, frame.timestamp or frame.receive_time,
+                   frame.image.shape, frame.image.dtype, image, labels, result.table,
+                   result.info_row(),
                    frame.meta.get("pixel_size_nm", self._series_meta.get("pixel_size_nm"))))
 
     def dropped(self, row: dict) -> None:
@@ -374,12 +533,14 @@ class RecorderSink:
     def close(self, summary) -> None:
         self._put(("close", summary.as_dict() if hasattr(summary, "as_dict") else summary))
         self._thread.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._check()
 
-    def _open(self, image: np.ndarray, table: dict, pixel_size_nm) -> RecordingWriter:
+    def _open(self, path: Path, shape, dtype, table: dict, pixel_size_nm) -> RecordingWriter:
         extra = {k: np.asarray(v).dtype.str for k, v in table.items()
                  if k not in PARTICLE_COLUMNS and np.asarray(v).dtype.kind in "fiub"}
-        writer = RecordingWriter(self.path, frame_shape=image.shape, frame_dtype=image.dtype,
+        writer = RecordingWriter(path, frame_shape=shape, frame_dtype=dtype,
                                  pixel_size_nm=pixel_size_nm, extra_columns=extra,
                                  attrs=self._attrs, **self._options)
         for row in self._pending_info:
@@ -387,16 +548,31 @@ class RecorderSink:
         self._pending_info.clear()
         return writer
 
+    def _writer_for(self, series, shape, dtype, table, pixel_size) -> RecordingWriter:
+        w = self.writer
+        if w is None:
+            self.writer = self._open(self.path, shape, dtype, table, pixel_size)
+        elif w.shape != tuple(shape) or (w.frames is not None and w.frames.dtype != dtype):
+            path = self.path.with_name(f"{self.path.stem}.series{series}{self.path.suffix}")
+            log.warning("series %s has %s %s frames, the recording %s holds %s: recording it "
+                        "to %s", series, shape, dtype, w.path, w.shape, path)
+            w.close({"continued_in": str(path)})
+            self.writer = self._open(path, shape, dtype, table, pixel_size)
+            self.paths.append(path)
+        return self.writer
+
     def _loop(self) -> None:
         try:
             while True:
                 item = self._queue.get()
                 kind = item[0]
                 if kind == "frame":
-                    _, index, ts, image, labels, table, info, pixel_size = item
-                    if self.writer is None:
-                        self.writer = self._open(image, table, pixel_size)
-                    self.writer.append(index, ts, image, labels, table, info)
+                    (_, index, series, ts, shape, dtype, image, labels, table, info,
+                     pixel_size) = item
+                    image = image.result() if hasattr(image, "result") else image
+                    labels = labels.result() if hasattr(labels, "result") else labels
+                    writer = self._writer_for(series, shape, dtype, table, pixel_size)
+                    writer.append(index, ts, image, labels, table, info, series=series)
                     self.frames_written += 1
                 elif kind == "info":
                     if self.writer is None:
@@ -405,19 +581,35 @@ class RecorderSink:
                         self.writer.append_info(item[1])
                         self.writer.maybe_flush()
                 elif kind == "close":
-                    if self.writer is None and self._pending_info:
-                        log.warning("no frame was processed; %s holds no recording", self.path)
-                    if self.writer is not None:
+                    if self.writer is None:
+                        if self._pending_info:
+                            log.warning("no frame was processed; %s holds no recording",
+                                        self.path)
+                        if self.file_size == 0:
+                            self.path.unlink(missing_ok=True)
+                    else:
                         self.writer.close(item[1])
                     return
         except BaseException as exc:  # noqa: BLE001 - surfaced by _check() in the pipeline
-            log.error("recorder failed: %s", exc)
+            w = self.writer
+            if isinstance(exc, (OSError, RuntimeError)) and w is not None:
+                # h5py reports failed writes as OSError or RuntimeError ("file write failed")
+                exc = RecordingError(f"recording to {w.path} stopped: {str(exc)[:300]}; the "
+                                     f"file keeps the first {w.n_flushed} frames (free disk "
+                                     "space or choose another --out to record more)")
+            log.error("%s", exc)
             self._error = exc
-            if self.writer is not None:
+            if w is not None:
                 try:
-                    self.writer.close({"error": str(exc)})
-                except Exception:  # noqa: BLE001
-                    pass
+                    if isinstance(exc, RecordingError):
+                        w.abandon(exc)
+                    else:
+                        w.close({"error": str(exc)})
+                except Exception:  # noqa: BLE001 - never leave the pipeline waiting on us
+                    try:
+                        w.abandon(exc)
+                    except Exception:  # noqa: BLE001
+                        log.exception("could not close %s", w.path)
             while True:  # keep draining so the pipeline never blocks on a dead recorder
                 item = self._queue.get()
                 if item[0] == "close":
@@ -465,9 +657,66 @@ def write_movie(path: str | Path, frames: np.ndarray, labels: np.ndarray, partic
     return Path(path)
 
 
+def salvage(path: str | Path, n_frames: int | None, rows: tuple[int, int] | None = None,
+            error: str = "") -> bool:
+    """Make a recording whose writer failed mid-write open again, cut to ``n_frames`` frames.
+
+    Restores a truncated end of file (sparse extension to the end the superblock records),
+    then shrinks the frame stacks, time dims and tables to the last flush (``rows`` =
+    particle and frames_info rows then). ``n_frames=None`` (not known, when a reader
+    repairs the file later) drops the last frame of each stack, which may be partly written. Returns True when the file opens afterwards.
+    Files written in SWMR mode are left as they are (open them with ``swmr=True``).
+    """
+    import re
+
+    path = Path(path)
+    try:
+        h5py.File(path, "r").close()
+    except OSError as exc:
+        m = re.search(r"stored_eof = (\d+)", str(exc))
+        if not m:
+            return False
+        try:
+            os.truncate(path, int(m.group(1)))
+        except OSError:  # e.g. a file-size limit: open_recording repairs it later
+            return False
+    try:
+        with h5py.File(path, "r+") as f:
+            for name in list(f.get("data", {})):
+                g = f["data"][name]
+                if n_frames is None:  # unknown: drop the last frame, maybe partly written
+                    stacks = [f["data"][k]["data"].shape[0] for k in f["data"]
+                              if "data" in f["data"][k]]
+                    n_frames = max(0, min(stacks, default=1) - 1)
+                for key in ("data", "dim1"):
+                    if key in g and g[key].maxshape[0] is None and g[key].shape[0] > n_frames:
+                        g[key].resize(n_frames, axis=0)
+            for key, n in zip(("particles", "frames_info"), rows or ()):
+                if key in f and f[key].shape[0] > n:
+                    f[key].resize(n, axis=0)
+            f.attrs["recording_error"] = error
+    except Exception:  # noqa: BLE001 - the disk may refuse even this: the file still opens
+        pass
+    try:
+        h5py.File(path, "r").close()
+        return True
+    except OSError:
+        return False
+
+
 def open_recording(path: str | Path) -> h5py.File:
-    """Open a recording read-only (works on a file whose writer was killed)."""
-    return h5py.File(path, "r")
+    """Open a recording read-only, also one that is still being written in SWMR mode or whose
+    SWMR writer was killed (those open only with ``swmr=True``)."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if "truncated file" in str(exc) and "stored_eof" in str(exc):
+            log.warning("%s ends early (its writer failed mid-write): repairing it", path)
+            if salvage(path, None):
+                return h5py.File(path, "r")
+        if "already open for write" not in str(exc):
+            raise
+        return h5py.File(path, "r", swmr=True, libver="latest")
 
 
 def read_particles(path: str | Path):
