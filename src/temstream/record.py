@@ -712,7 +712,7 @@ def open_recording(path: str | Path) -> h5py.File:
     except OSError as exc:
         if "truncated file" in str(exc) and "stored_eof" in str(exc):
             log.warning("%s ends early (its writer failed mid-write): repairing it", path)
-            if salvage(path, None):
+            if salvage(path, None, error="the writer failed mid-write; repaired when opened"):
                 return h5py.File(path, "r")
         if "already open for write" not in str(exc):
             raise
