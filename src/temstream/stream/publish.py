@@ -14,7 +14,7 @@ import numpy as np
 import zmq
 
 from temstream.stream.protocols import make_encoder
-from temstream.stream.sockets import bound_endpoint, open_socket
+from temstream.stream.sockets import bound_endpoint, open_socket, tune_malloc_for_large_frames
 
 _series_ids = itertools.count(int(time.time()) % 100000)
 
@@ -41,6 +41,7 @@ class FramePublisher:
                  context: zmq.Context | None = None):
         if endpoint.startswith("tcp://") and endpoint.endswith(":0"):
             endpoint = endpoint[:-2] + ":*"
+        tune_malloc_for_large_frames()
         self._sock = open_socket(endpoint, socket, bind=bind, hwm=sndhwm, context=context)
         self.endpoint = bound_endpoint(self._sock) if bind else endpoint
         self.protocol = protocol

@@ -17,7 +17,7 @@ import zmq
 from temstream.stream.events import (Frame, MalformedMessage, PendingFrame, SeriesEnd,
                                      SeriesStart)
 from temstream.stream.protocols import make_decoder
-from temstream.stream.sockets import open_socket
+from temstream.stream.sockets import open_socket, tune_malloc_for_large_frames
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class ZmqSource:
                  decode_threads: int = 0):
         self.endpoint = endpoint
         self.protocol = protocol
+        tune_malloc_for_large_frames()
         self._decode = make_decoder(protocol)
         self._sock = open_socket(endpoint, socket, bind=bind, hwm=rcvhwm, context=context)
         self._poller = zmq.Poller()
