@@ -1,80 +1,78 @@
-"""The dashboard as a separate process: a subscriber on a results feed (ZeroMQ PUB)."""
+"""The dashboard as a separate process: a subscriber on the results feed (ZeroMQ XPUB,
+schema temstream-results-1, written by temstream.stream.results.ResultsPublisher)."""
 
 import json
 import threading
 
 import numpy as np
 import pytest
-import zmq
 
 from temstream.gui.bridge import DisplaySink
 from temstream.gui.feed import FeedSubscriber, parse_message
+from temstream.pipeline.runner import FrameResult, RunSummary
+from temstream.stream.events import Frame, SeriesStart
+from temstream.stream.results import ResultsPublisher
 
 
-def feed_message(i, n=3, size=48, labels=True):
-    msg = {"htype": "temstream-results-1", "series": 2, "frame": i, "n_particles": n,
-           "latency_ms": 5.0, "pixel_size_nm": 0.5, "received": i + 1,
-           "dropped": {"queue-full": 1},
-           "particles": {"particle": list(range(n)), "x": [10.0 + i, 20.0, 30.0],
-                         "y": [10.0, 20.0, 30.0], "area": [50.0] * n, "angle": [0.1] * n}}
-    parts = [json.dumps(msg).encode()]
-    if labels:
-        lab = np.zeros((size, size), np.int32)
-        lab[5:15, 5:15] = 1
-        msg.update(labels_shape=[size, size], labels_dtype="<i4")
-        parts = [json.dumps(msg).encode(), lab.tobytes()]
-    return parts
+def frame_result(i, n=3, size=48):
+    labels = np.zeros((size, size), np.int32)
+    labels[5:15, 5:15] = 1
+    table = {"x": np.array([10.0 + i, 20.0, 30.0]), "y": np.array([10.0, 20.0, 30.0]),
+             "area": np.full(n, 50.0), "angle": np.full(n, 0.1), "particle": np.arange(n),
+             "score": np.ones(n, np.float32)}
+    return FrameResult(frame=Frame(image=np.zeros((size, size), np.uint16), series=2, frame=i,
+                                   meta={"pixel_size_nm": 0.5}),
+                       labels=labels, table=table, stamps={"received": 0.0, "link": 0.0})
 
 
-def test_parse_message_reads_columns_labels_and_boundaries():
-    kind, (frame, meta, _msg) = parse_message(feed_message(4))
+def test_parse_message_of_the_schema():
+    msg = {"schema": "temstream-results-1", "series": 2, "frame": 4, "latency_ms": 3.0,
+           "pixel_size_nm": 0.5, "labels": {"shape": [4, 6], "dtype": "<i4"},
+           "particles": {"x": [1.0, None], "y": [2.0, 3.0], "particle": [7, 8],
+                         "area": [5.0, 6.0]}}
+    lab = np.arange(24, dtype=np.int32).reshape(4, 6)
+    kind, (frame, meta) = parse_message([b"frame", json.dumps(msg).encode(), lab.tobytes()])
     assert kind == "frame" and frame.index == 4 and frame.series == 2
-    assert frame.table["x"].tolist() == [14.0, 20.0, 30.0]
-    assert frame.table["particle"].dtype == np.int64
-    assert frame.labels.shape == (48, 48) and frame.labels[7, 7] == 1
-    assert meta == {"pixel_size_nm": 0.5}
-    rows = {"frame": 1, "particles": [{"x": 1.0, "y": 2.0, "particle": 3}]}
-    assert parse_message([json.dumps(rows).encode()])[1][0].table["particle"].tolist() == [3]
-    start = {"htype": "temstream-series-1", "series": 5, "pixel_size_nm": 0.8}
-    assert parse_message([json.dumps(start).encode()]) == \
-        ("series", (5, {"series": 5, "pixel_size_nm": 0.8}))
-    assert parse_message([b'{"htype": "temstream-series-end-1", "series": 5}'])[0] == "end"
-    with pytest.raises(ValueError):
-        parse_message([b"not json"])
+    assert frame.table["particle"].tolist() == [7, 8] and np.isnan(frame.table["x"][1])
+    assert (frame.labels == lab).all() and meta == {"pixel_size_nm": 0.5}
+    assert frame.latency_ms == 3.0
+    summary = {"schema": "temstream-results-1", "summary": {"dropped": {"gap": 2}}}
+    assert parse_message([b"summary", json.dumps(summary).encode()]) == \
+        ("summary", {"dropped": {"gap": 2}})
+    for bad in ([b"frame", b"not json"], [b"frame"], [b"frame", b'{"schema": "other"}'],
+                [b"other", json.dumps(msg).encode()]):
+        with pytest.raises(ValueError):
+            parse_message(bad)
 
 
-class Publisher(threading.Thread):
-    """Publishes feed messages until stopped (SUB sockets join late)."""
-
-    def __init__(self, ctx):
-        super().__init__(daemon=True)
-        self.sock = ctx.socket(zmq.PUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
-        self.endpoint = f"tcp://127.0.0.1:{port}"
-        self.halt = threading.Event()
-
-    def run(self):
-        i = 0
-        while not self.halt.wait(0.01):
-            self.sock.send(b"garbage") if i == 3 else self.sock.send_multipart(feed_message(i))
-            i += 1
-        self.sock.close(0)
+def publish_run(pub, n_frames, ready):
+    """What the runner's link thread does with the publisher."""
+    ready.wait(10)
+    pub.wait_for_subscriber(10)
+    pub.series_start(SeriesStart(2, {"pixel_size_nm": 0.5}))
+    for i in range(n_frames):
+        pub.write(frame_result(i))
+    pub.close(RunSummary(received=n_frames + 1, processed=n_frames,
+                         dropped={"queue-full": 1}))
 
 
-def test_subscriber_feeds_the_sink(zmq_context):
-    pub = Publisher(zmq_context)
-    pub.start()
+def test_subscriber_feeds_the_sink_until_the_run_summary(zmq_context):
+    pub = ResultsPublisher("tcp://127.0.0.1:0", labels=True, context=zmq_context)
+    ready = threading.Event()
+    sender = threading.Thread(target=publish_run, args=(pub, 12, ready))
+    sender.start()
     sink = DisplaySink()
-    sub = FeedSubscriber(pub.endpoint, sink, frames=10, context=zmq_context)
-    sub.run()  # returns after 10 frames
-    pub.halt.set()
-    pub.join()
+    sub = FeedSubscriber(pub.endpoint, sink, context=zmq_context)
+    ready.set()
+    sub.run()  # returns on the summary message
+    sender.join()
     take = sink.take()
-    assert take.processed == 10 and take.closed and sub.stopped_by == "frame limit"
+    assert sub.stopped_by == "end of run" and take.closed
+    assert sub.frames_received == take.processed == 12
     assert take.meta["pixel_size_nm"] == 0.5 and take.dropped == {"queue-full": 1}
-    assert take.latest.labels.shape == (48, 48)
-    assert sub.health()["received"] >= 10
+    assert take.latest.index == 11 and take.latest.labels.shape == (48, 48)
+    assert take.latest.table["x"][0] == 21.0
+    assert sub.health()["received"] == 13
 
 
 @pytest.mark.gui
@@ -84,13 +82,14 @@ def test_feed_dashboard_snapshot(qapp, zmq_context, tmp_path):
 
     from temstream.gui import run_feed_dashboard
 
-    pub = Publisher(zmq_context)
-    pub.start()
+    pub = ResultsPublisher("tcp://127.0.0.1:0", labels=True, context=zmq_context)
+    ready = threading.Event()
+    ready.set()
+    sender = threading.Thread(target=publish_run, args=(pub, 30, ready))
+    sender.start()
     shot = tmp_path / "feed.png"
-    try:
-        result = run_feed_dashboard(pub.endpoint, snapshot=shot, frames=30)
-    finally:
-        pub.halt.set()
-        pub.join()
+    result = run_feed_dashboard(pub.endpoint, snapshot=shot)
+    sender.join()
     assert result["frames"] == 30
-    assert not QtGui.QImage(str(shot)).isNull()
+    image = QtGui.QImage(str(shot))
+    assert not image.isNull() and image.width() > 500

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-PANEL_PERIOD_S = 0.2  # side plots and health text
+PANEL_PERIOD_S = 0.5  # side plots, health text and status line
 LEVELS_PERIOD_S = 1.0  # continuous auto-contrast
 MSD_MAX_LAG = 50
 
@@ -106,6 +106,8 @@ class Dashboard(QtWidgets.QMainWindow):
         splitter.setStretchFactor(1, 2)
         self.setCentralWidget(splitter)
         self.status = self.statusBar()
+        self.frame_label = QtWidgets.QLabel("waiting for frames")
+        self.status.addPermanentWidget(self.frame_label)
         self._connect_controls()
         self.resize(1500, 900)
 
@@ -214,10 +216,19 @@ class Dashboard(QtWidgets.QMainWindow):
             if not self.paused:
                 self._draw_panels()
             self.health_panel.set_health(self.health(take))
+            self._show_status()
         if take.closed and not self.finished_state:
             summary = take.summary
             self.finished_state = f"finished ({getattr(summary, 'stopped_by', '') or 'done'})"
             self.health_panel.set_health(self.health(take))
+
+    def _show_status(self) -> None:
+        f = self.latest
+        if f is None:
+            return
+        n = len(f.table.get("x", ()))
+        levels = f"  levels {self.levels[0]:.0f}..{self.levels[1]:.0f}" if self.levels else ""
+        self.frame_label.setText(f"series {f.series}  frame {f.index}  {n} particles{levels}")
 
     def _reset_models(self) -> None:
         self.history.clear()
@@ -283,10 +294,6 @@ class Dashboard(QtWidgets.QMainWindow):
         self.view.set_pixel_size(self.pixel_size_nm)
         self.displayed += 1
         self._display_rate.update(self.displayed)
-        n = len(table.get("x", ()))
-        self.status.showMessage(f"series {frame.series}  frame {frame.index}  "
-                                f"{n} particles  levels {self.levels[0]:.0f}..{self.levels[1]:.0f}"
-                                if self.levels else f"frame {frame.index}  {n} particles")
 
     @property
     def pixel_size_nm(self) -> float | None:

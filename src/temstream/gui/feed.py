@@ -1,9 +1,10 @@
 """Subscribe to a running pipeline's results feed and hand each frame to a DisplaySink (Qt-free).
 
-The feed (``temstream.stream.results``, documented in ``docs/results-feed.md``) publishes one
-multipart message per processed frame: a JSON summary (frame, series, timestamps, the particle
-columns as lists), optionally followed by the label image. The parser below reads the fields it
-needs and tolerates extra ones; a message it cannot read is counted in :attr:`malformed` and
+The feed (:mod:`temstream.stream.results`, schema ``temstream-results-1``) publishes
+``[b"frame", JSON summary, (label image int32)]`` per processed frame and ``[b"summary", JSON]``
+after the run. The JSON carries ``series``, ``frame``, ``latency_ms``, ``pixel_size_nm``,
+``particles`` (columns as lists) and, with labels, ``labels: {shape, dtype}``. A message of
+another schema or that cannot be read is counted in :attr:`FeedSubscriber.malformed` and
 skipped. The feed carries no raw pixels, so the dashboard draws the labels on black.
 """
 
@@ -24,67 +25,60 @@ from temstream.gui.bridge import DISPLAY_COLUMNS, DisplayFrame, DisplaySink
 
 log = logging.getLogger(__name__)
 
+SCHEMA = "temstream-results-1"
 _POLL_MS = 100
-_SERIES_KEYS = ("pixel_size_nm", "frame_time_s")
 
 
-def _table(msg: dict) -> dict[str, np.ndarray]:
-    cols = None
-    for key in ("particles", "columns", "table"):
-        if key in msg:
-            cols = msg[key]
-            break
-    if cols is None:
-        cols = {k: msg[k] for k in DISPLAY_COLUMNS if isinstance(msg.get(k), list)}
-    if isinstance(cols, list):  # list of row dicts
-        cols = {k: [row.get(k) for row in cols] for k in DISPLAY_COLUMNS
-                if cols and k in cols[0]}
-    if not isinstance(cols, dict):
-        raise ValueError("no particle columns")
+def _table(columns: Any) -> dict[str, np.ndarray]:
+    if not isinstance(columns, dict):
+        raise ValueError("'particles' is not a dict of columns")
     out = {}
     for k in DISPLAY_COLUMNS:
-        if k in cols and cols[k] is not None:
+        if columns.get(k) is not None:
             dtype = np.int64 if k == "particle" else np.float64
-            out[k] = np.asarray([np.nan if v is None else v for v in cols[k]], dtype=dtype)
+            out[k] = np.asarray([np.nan if v is None else v for v in columns[k]], dtype=dtype)
     return out
 
 
 def _labels(msg: dict, parts: list) -> np.ndarray | None:
-    if len(parts) < 2:
+    spec = msg.get("labels")
+    if not isinstance(spec, dict) or len(parts) < 2:
         return None
-    spec = msg.get("labels") if isinstance(msg.get("labels"), dict) else msg
-    shape = spec.get("labels_shape") or spec.get("shape")
-    dtype = spec.get("labels_dtype") or spec.get("dtype") or "<i4"
+    shape = spec.get("shape")
     if not shape or len(shape) != 2:
         raise ValueError("label image without a 2-D shape")
-    return np.frombuffer(parts[1], dtype=np.dtype(dtype)).reshape(shape)
+    return np.frombuffer(parts[1], dtype=np.dtype(spec.get("dtype", "<i4"))).reshape(shape)
 
 
 def parse_message(parts: list) -> tuple[str, Any]:
-    """One feed message -> ``("frame", DisplayFrame)``, ``("series", (series, meta))``,
-    ``("end", series)`` or ``("other", msg)``.
+    """One feed message -> ``("frame", (DisplayFrame, meta))`` or ``("summary", dict)``.
+
+    Parameters
+    ----------
+    parts : list of bytes-like
+        The multipart message: topic, JSON, optional label image.
 
     Raises
     ------
     ValueError
-        The message is not JSON or lacks the fields of its kind.
+        Unknown topic or schema, bad JSON, missing fields.
     """
-    msg = json.loads(bytes(parts[0]))
-    if not isinstance(msg, dict):
-        raise ValueError("the summary is not a JSON object")
-    kind = str(msg.get("htype") or msg.get("type") or msg.get("event") or "")
-    series = int(msg.get("series", 0) or 0)
-    if "series-end" in kind or kind.endswith("end"):
-        return "end", series
-    if "series" in kind and "frame" not in msg:
-        meta = msg.get("meta") if isinstance(msg.get("meta"), dict) else msg
-        return "series", (series, {k: meta[k] for k in meta if k != "htype"})
-    if "frame" not in msg:
-        return "other", msg
-    frame = DisplayFrame(index=int(msg["frame"]), series=series, table=_table(msg),
-                         labels=_labels(msg, parts),
-                         latency_ms=float(msg.get("latency_ms", np.nan) or np.nan))
-    return "frame", (frame, {k: msg[k] for k in _SERIES_KEYS if msg.get(k) is not None}, msg)
+    if len(parts) < 2:
+        raise ValueError("expected [topic, JSON, ...]")
+    topic = bytes(parts[0])
+    msg = json.loads(bytes(parts[1]))
+    if not isinstance(msg, dict) or msg.get("schema") != SCHEMA:
+        raise ValueError(f"not a {SCHEMA} message")
+    if topic == b"summary":
+        return "summary", dict(msg.get("summary") or {})
+    if topic != b"frame":
+        raise ValueError(f"unknown topic {topic[:20]!r}")
+    latency = msg.get("latency_ms")
+    frame = DisplayFrame(index=int(msg["frame"]), series=int(msg.get("series") or 0),
+                         table=_table(msg.get("particles", {})), labels=_labels(msg, parts[1:]),
+                         latency_ms=float("nan") if latency is None else float(latency))
+    meta = {"pixel_size_nm": msg["pixel_size_nm"]} if msg.get("pixel_size_nm") else {}
+    return "frame", (frame, meta)
 
 
 class FeedSubscriber:
@@ -98,7 +92,8 @@ class FeedSubscriber:
     frames : int
         Stop after this many frames (0 = no limit).
     idle_timeout_s : float
-        Stop when nothing arrived for this long after the first message (0 = never).
+        Stop when nothing arrived for this long after the first message (0 = never). The
+        subscription also ends with the feed's end-of-run summary.
     context : zmq.Context, optional
     """
 
@@ -113,6 +108,7 @@ class FeedSubscriber:
         self.frames_received = 0
         self.malformed: collections.Counter[str] = collections.Counter()
         self.last_counts: dict[str, Any] = {}
+        self._series: int | None = None
         self.stopped_by = ""
         self.error: BaseException | None = None
 
@@ -121,14 +117,10 @@ class FeedSubscriber:
         self._stop.set()
 
     def health(self) -> dict[str, Any]:
-        """Pipeline numbers the feed reported (received, queues, recording), where present."""
-        out: dict[str, Any] = {}
-        c = self.last_counts
-        if "received" in c:
-            out["received"] = int(c["received"])
-        if isinstance(c.get("queues"), dict):
-            out["queues"] = c["queues"]
-        out["recording"] = str(c.get("recording", "unknown (feed)"))
+        """What the feed tells of the pipeline (received frames only in the end summary)."""
+        out: dict[str, Any] = {"recording": "unknown (results feed)"}
+        if "received" in self.last_counts:
+            out["received"] = int(self.last_counts["received"])
         return out
 
     def run(self) -> None:
@@ -162,18 +154,19 @@ class FeedSubscriber:
             self.malformed[type(exc).__name__] += 1
             log.debug("skipped a feed message: %s", exc)
             return
-        if kind == "series":
-            self.sink.set_series(*payload)
-        elif kind == "frame":
-            frame, meta, msg = payload
-            if meta:
-                self.sink.update_meta(meta)
-            for key in ("received", "queues", "recording"):
-                if key in msg:
-                    self.last_counts[key] = msg[key]
-            if isinstance(msg.get("dropped"), dict):
-                self.sink.set_dropped(msg["dropped"])
-            self.sink.push(frame)
-            self.frames_received += 1
-            if self.frames and self.frames_received >= self.frames:
-                self.stop("frame limit")
+        if kind == "summary":
+            self.last_counts = payload
+            if isinstance(payload.get("dropped"), dict):
+                self.sink.set_dropped(payload["dropped"])
+            self.stop("end of run")
+            return
+        frame, meta = payload
+        if frame.series != self._series:
+            self._series = frame.series
+            self.sink.set_series(frame.series, meta)
+        elif meta:
+            self.sink.update_meta(meta)
+        self.sink.push(frame)
+        self.frames_received += 1
+        if self.frames and self.frames_received >= self.frames:
+            self.stop("frame limit")
