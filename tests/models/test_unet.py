@@ -45,9 +45,24 @@ def test_stats_torch_and_numpy_agree_and_ignore_hot_pixels(rng):
     t = frame_stats(torch.from_numpy(x)).numpy()
     n = frame_stats_np(x)
     np.testing.assert_allclose(t, n, rtol=0, atol=0)
+    sparse = np.zeros((1, 1, 64, 64), np.float32)
+    sparse[0, 0, ::8, ::8] = 3
+    np.testing.assert_array_equal(frame_stats_np(sparse), [[0, 0.75]])
+    np.testing.assert_array_equal(frame_stats(torch.from_numpy(sparse)).numpy(), [[0, 0.75]])
     # centre ~ median, scale ~ sigma for Gaussian noise (p99 - p1 = 4.65 sigma)
     np.testing.assert_allclose(t[:, 0], 1000, atol=10)
     np.testing.assert_allclose(t[:, 1], 30 * 4.65 / 4, rtol=0.15)
+
+
+def test_sparse_frames_do_not_explode():
+    # counting detector at very low dose: almost all zeros, p1 = p99 = 0
+    x = torch.zeros(1, 1, 64, 64)
+    x[0, 0, ::9, ::7] = 1.0
+    net = build_unet(preset("default", depth=2, base=4)).eval()
+    y = net.normalise(x)
+    assert torch.isfinite(y).all() and y.abs().max() <= 5
+    with torch.inference_mode():
+        assert torch.isfinite(net(x)).all()
 
 
 def test_normalisation_makes_output_invariant_to_gain_and_offset(rng):

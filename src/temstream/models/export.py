@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def export_onnx(model, path: str | Path, *, precision: str = "fp32", input_dtype: str = "uint16",
-                opset: int = 18, example_size: int = 64) -> Path:
+                graph_stats: bool = True, opset: int = 18, example_size: int = 64) -> Path:
     """Write ``model`` as one self-contained ONNX file.
 
     Parameters
@@ -37,6 +37,10 @@ def export_onnx(model, path: str | Path, *, precision: str = "fp32", input_dtype
     input_dtype : {"uint16", "float32", "uint8"}
         Element type of ``frames``. TensorRT has no uint16: use ``float32`` there (counts up to
         65535 are exact in float32, not in float16).
+    graph_stats : bool
+        True: rows of ``stats`` with scale <= 0 are computed in the graph (a sort of the
+        subsampled frame). False: ``stats`` are required and used as given (no TopK; for
+        TensorRT, whose TopK is limited to K <= 3840).
     opset : int
         ONNX opset.
     example_size : int
@@ -56,6 +60,7 @@ def export_onnx(model, path: str | Path, *, precision: str = "fp32", input_dtype
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = copy.deepcopy(model).cpu().eval().float()
+    net.stats_fallback = bool(graph_stats)
     mult = net.config.multiple
     size = max(example_size // mult, 2) * mult
     dtypes = {"uint16": torch.uint16, "float32": torch.float32, "uint8": torch.uint8}

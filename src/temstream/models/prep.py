@@ -54,7 +54,7 @@ def frame_stats_np(x: np.ndarray, median_prefilter: bool = False) -> np.ndarray:
     Returns
     -------
     ndarray, shape (B, 2), float32
-        Median and ``(p99 - p1) / 4`` (counts, at least 1e-3).
+        Median and ``(p99 - p1) / 4`` (``(max - min) / 4`` where p99 = p1; counts, >= 1e-3).
     """
     x = x.astype(np.float32, copy=False)
     if median_prefilter:
@@ -65,5 +65,7 @@ def frame_stats_np(x: np.ndarray, median_prefilter: bool = False) -> np.ndarray:
     k = [(n - 1) // 100, (n - 1) // 2, (n - 1) - (n - 1) // 100]
     part = np.partition(sub, k, axis=1)
     lo, mid, hi = part[:, k[0]], part[:, k[1]], part[:, k[2]]
-    scale = np.maximum((hi - lo) / SPREAD_TO_UNIT, 1e-3)
+    spread = hi - lo
+    spread = np.where(spread > 0, spread, sub.max(1) - sub.min(1))  # sparse frames: full range
+    scale = np.maximum(spread / SPREAD_TO_UNIT, 1e-3)
     return np.stack([mid, scale], axis=1).astype(np.float32)

@@ -225,6 +225,7 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
         loss = segmentation_loss(cfg.loss, logits.float(), t, w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         sched.step()
         for _ in range(cfg.refresh):

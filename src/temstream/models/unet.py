@@ -5,7 +5,7 @@ probabilities ``(B, C, H, W)``. Normalisation happens in the graph so that it ex
 and runs on the device: optional 3x3 median, then a robust per-frame standardisation that keeps
 the full 16-bit range (no 8-bit quantisation, no min-max clipping):
 
-    x = (raw - p50) / max(p99 - p1, eps) * 4
+    z = (raw - p50) / max((p99 - p1) / 4, eps);   x = 2 asinh(z / 2)
 
 computed from a strided subsample of the frame (every 4th pixel in each direction). Percentiles
 come from one sort, so the statistics ignore up to 1 % hot pixels or X-ray spikes. The statistics
@@ -25,6 +25,10 @@ from temstream.models.arch import UNetConfig
 STATS_STRIDE = 4
 #: (p99 - p1) / SPREAD_TO_UNIT ~ the standard deviation of Gaussian noise
 SPREAD_TO_UNIT = 4.0
+#: standardised values z become COMPRESS * asinh(z / COMPRESS): linear within about
+#: +-COMPRESS (the noise and weak-contrast range), logarithmic beyond, so saturated bubbles, hot
+#: pixels and very high doses give bounded inputs while darker stays darker
+COMPRESS = 2.0
 
 
 def frame_stats(raw: torch.Tensor) -> torch.Tensor:
@@ -38,8 +42,9 @@ def frame_stats(raw: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     torch.Tensor, shape (B, 2), float32
-        ``[:, 0]`` the median (counts), ``[:, 1]`` the scale ``(p99 - p1) / 4`` (counts), at
-        least 1e-3.
+        ``[:, 0]`` the median (counts), ``[:, 1]`` the scale ``(p99 - p1) / 4`` (counts); where
+        p99 = p1 (sparse frames, e.g. a counting detector at very low dose) ``(max - min) / 4``;
+        at least 1e-3.
     """
     sub = raw[:, :, ::STATS_STRIDE, ::STATS_STRIDE].to(torch.float32).flatten(1)
     s, _ = torch.sort(sub, dim=1)
@@ -47,7 +52,9 @@ def frame_stats(raw: torch.Tensor) -> torch.Tensor:
     lo = s[:, (n - 1) // 100]
     mid = s[:, (n - 1) // 2]
     hi = s[:, (n - 1) - (n - 1) // 100]
-    scale = torch.clamp((hi - lo) / SPREAD_TO_UNIT, min=1e-3)
+    spread = hi - lo
+    spread = torch.where(spread > 0, spread, s[:, -1] - s[:, 0])  # sparse frames: full range
+    scale = torch.clamp(spread / SPREAD_TO_UNIT, min=1e-3)
     return torch.stack([mid, scale], dim=1)
 
 
@@ -71,7 +78,7 @@ def median3x3(x: torch.Tensor) -> torch.Tensor:
 
 
 def normalise_frames(raw: torch.Tensor, stats: torch.Tensor | None = None, *,
-                     median_prefilter: bool = False) -> torch.Tensor:
+                     median_prefilter: bool = False, fallback: bool = True) -> torch.Tensor:
     """Robust per-frame standardisation, in float32.
 
     Parameters
@@ -84,21 +91,24 @@ def normalise_frames(raw: torch.Tensor, stats: torch.Tensor | None = None, *,
         prefilter.
     median_prefilter : bool
         Apply :func:`median3x3` first.
+    fallback : bool
+        Compute the frame's own statistics for rows of ``stats`` with scale <= 0. False: use
+        ``stats`` as given (no sort in the graph; TensorRT's TopK is limited to K <= 3840).
 
     Returns
     -------
     torch.Tensor, shape (B, 1, H, W), float32
-        ``(x - centre) / scale``.
+        ``2 asinh(z / 2)`` of ``z = (x - centre) / scale``.
     """
     x = raw.to(torch.float32)
     if median_prefilter:
         x = median3x3(x)
-    own = frame_stats(x)
     if stats is None:
-        stats = own
-    else:
-        stats = torch.where(stats[:, 1:2] > 0, stats.to(torch.float32), own)
-    return (x - stats[:, 0, None, None, None]) / stats[:, 1, None, None, None]
+        stats = frame_stats(x)
+    elif fallback:
+        stats = torch.where(stats[:, 1:2] > 0, stats.to(torch.float32), frame_stats(x))
+    z = (x - stats[:, 0, None, None, None]) / stats[:, 1, None, None, None]
+    return COMPRESS * torch.asinh(z / COMPRESS)
 
 
 def _norm(kind: str, ch: int) -> nn.Module:
@@ -163,9 +173,13 @@ class UNet(nn.Module):
             cin = w
         self.head = nn.Conv2d(cin, len(c.classes), 1)
 
+    #: False: ``stats`` are used as given (set by the TensorRT export)
+    stats_fallback = True
+
     def normalise(self, raw: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
         """Raw counts (B, 1, H, W) -> standardised float32 (B, 1, H, W)."""
-        return normalise_frames(raw, stats, median_prefilter=self.config.median_prefilter)
+        return normalise_frames(raw, stats, median_prefilter=self.config.median_prefilter,
+                                fallback=self.stats_fallback)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Core network: normalised (B, 1, H, W) -> logits (B, C, H, W)."""

@@ -27,14 +27,16 @@ def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def onnx_for(model, card, *, precision: str = "fp32", input_dtype: str = "uint16",
-             cache: str | os.PathLike | None = None) -> Path:
+             graph_stats: bool = True, cache: str | os.PathLike | None = None) -> Path:
     """The cached ONNX export of ``model`` (exported on first use), keyed by weights hash."""
     from temstream.models.export import export_onnx
 
     key = (card.sha256 or "unhashed")[:16]
-    path = cache_dir(cache) / "onnx" / f"{card.name}-{key}-{precision}-{input_dtype}.onnx"
+    tag = "" if graph_stats else "-givenstats"
+    path = cache_dir(cache) / "onnx" / f"{card.name}-{key}-{precision}-{input_dtype}{tag}.onnx"
     if not path.exists() or not card.sha256:
-        export_onnx(model, path, precision=precision, input_dtype=input_dtype)
+        export_onnx(model, path, precision=precision, input_dtype=input_dtype,
+                    graph_stats=graph_stats)
     return path
 
 

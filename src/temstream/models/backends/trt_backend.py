@@ -72,7 +72,7 @@ class TensorRTBackend:
         self.config = model.config
         self.cache = cache_dir
         self.onnx = onnx_for(model, card, precision="fp16", input_dtype="float32",
-                             cache=cache_dir)
+                             graph_stats=False, cache=cache_dir)
         self.onnx_sha = sha256_file(self.onnx)
         self.workspace_gib, self.opt_level = workspace_gib, opt_level
         self.logger = trt.Logger(trt.Logger.WARNING)
