@@ -101,7 +101,13 @@ def test_receiver_follows_a_restarting_sender(tmp_path, zmq_context):
         while runner.summary.processed < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
         first.close(linger_ms=0)  # the "detector" goes away ...
-        second = FramePublisher(endpoint, protocol="dectris-v2", context=zmq_context)
+        while True:  # libzmq releases the port asynchronously after close
+            try:
+                second = FramePublisher(endpoint, protocol="dectris-v2", context=zmq_context)
+                break
+            except ValueError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
         s2 = second.start_series({"pixel_size_nm": 0.5}, series=s1 + 1)  # ... and comes back
         for i in range(4):
             second.send(frames[4 + i], frame=i)  # numbering restarts
