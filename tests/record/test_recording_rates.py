@@ -1,7 +1,6 @@
 """Recording at detector rates: direct-chunk compression, SWMR readers, crashes, full disks,
 unwritable folders and several series in one run."""
 
-import os
 import subprocess
 import sys
 import textwrap

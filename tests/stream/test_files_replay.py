@@ -8,7 +8,6 @@ GPL-licensed and therefore not part of this repository)."""
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 

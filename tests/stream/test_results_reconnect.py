@@ -9,7 +9,7 @@ import zmq
 
 from temstream.pipeline.runner import FrameResult, Runner
 from temstream.record import RecorderSink, read_frames_info
-from temstream.stream.events import Frame, SeriesEnd, SeriesStart
+from temstream.stream.events import Frame, SeriesStart
 from temstream.stream.publish import FramePublisher
 from temstream.stream.results import EventDetector, ResultsPublisher
 from temstream.stream.sources import ZmqSource
