@@ -121,3 +121,44 @@ def test_summary_counts_particles_and_tracks():
     assert summary.particles == [4] * 8
     assert summary.tracks == 4  # ids 0..3 from the in-order linker
     assert np.isfinite(summary.latency_ms(99))
+
+
+def test_tracks_do_not_continue_across_series():
+    from temstream.pipeline.stages import Link
+    from temstream.stream.events import Frame, SeriesEnd, SeriesStart
+
+    frames, _ = disks_movie(n_frames=4, n_disks=2)
+
+    class TwoSeries:
+        malformed = {}
+
+        def __init__(self):
+            events = []
+            for series in (1, 2):
+                events.append(SeriesStart(series=series))
+                events += [Frame(image=f, series=series, frame=i) for i, f in enumerate(frames)]
+                events.append(SeriesEnd(series=series))
+            self.events = iter(events)
+
+        def receive(self, timeout_ms=100):
+            return next(self.events, None)
+
+        def close(self):
+            pass
+
+    ids = []
+
+    class Collect:
+        def series_start(self, e): pass
+        def write(self, r): ids.append((r.frame.series, tuple(r.table["particle"])))
+        def dropped(self, row): pass
+        def close(self, s): pass
+
+    runner = Runner(TwoSeries(), preprocess=lambda im: im, segment=ClassicalSegmenter(),
+                    instances=instances, link=Link(search_range=5), sinks=[Collect()],
+                    flow="lossless", stop_at_series_end=False, idle_timeout_s=0.3)
+    summary = runner.run()
+    first = {i for s, t in ids if s == 1 for i in t}
+    second = {i for s, t in ids if s == 2 for i in t}
+    assert len(first) == 2 and len(second) == 2 and not first & second
+    assert summary.tracks == 4

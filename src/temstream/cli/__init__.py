@@ -12,10 +12,12 @@ import importlib
 import logging
 import re
 import sys
+import traceback
 
 from temstream import __version__
 from temstream.cli._common import add_overrides
 from temstream.config import ConfigError
+from temstream.pipeline.runner import StageError
 
 #: subcommand name -> module (imported lazily, only the one that runs is loaded fully)
 COMMANDS = {
@@ -92,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"temstream {args.command}: error: file not found: {exc.filename or exc}",
               file=sys.stderr)
         return 2
+    except StageError as exc:
+        print(f"temstream {args.command}: error: {exc}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exception(exc.cause)
+        return 1
     except KeyboardInterrupt:
         print(f"temstream {args.command}: interrupted", file=sys.stderr)
         return 130

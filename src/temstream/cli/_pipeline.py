@@ -43,12 +43,17 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
         all_sinks.insert(0, RecorderSink(
             out, config_toml=config_to_toml(config), raw_frames=r.raw_frames,
             frames_compression=r.frames_compression, labels_compression=r.labels_compression,
-            flush_interval_s=r.flush_interval_s, queue_size=r.queue_size,
+            flush_interval_s=r.flush_interval_s, queue_size=r.queue_size, swmr=r.swmr,
+            compress_threads=r.compress_threads,
             attrs={"model": getattr(segmenter, "name", str(config.segment.model))}))
-    if config.results.publish:
+    res = config.results
+    if res.publish:
         from temstream.stream.results import ResultsPublisher
 
-        all_sinks.append(ResultsPublisher(config.results.publish, labels=config.results.labels))
+        all_sinks.append(ResultsPublisher(
+            res.publish, labels=res.labels, count_threshold=res.count_threshold or None,
+            leave_after=res.leave_after, grow_ratio=res.grow_ratio,
+            shrink_ratio=res.shrink_ratio))
     return Runner(
         source,
         preprocess=Preprocess(median=config.preprocess.median),
@@ -65,6 +70,15 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
         stop_at_series_end=config.pipeline.stop_at_series_end,
         idle_timeout_s=config.source.idle_timeout_s,
     )
+
+
+def zmq_source(config: Config):
+    """The ZeroMQ frame source described by ``[source]``."""
+    from temstream.stream.sources import ZmqSource
+
+    s = config.source
+    return ZmqSource(s.connect, protocol=s.protocol, socket=s.socket, bind=s.bind,
+                     rcvhwm=s.rcvhwm, decode_threads=s.decode_threads)
 
 
 @contextmanager

@@ -40,6 +40,7 @@ class SourceConfig:
     bind: bool = False
     rcvhwm: int = _range(64, 1, None)
     idle_timeout_s: float = _range(0.0, 0.0, None)  # 0 = wait for frames forever
+    decode_threads: int = _range(1, 0, 64)  # decompress DECTRIS frames off the receive thread
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class RecordConfig:
     )
     flush_interval_s: float = _range(1.0, 0.01, 60.0)
     queue_size: int = _range(64, 1, 100000)
+    swmr: bool = False  # readable while growing; after a crash open with swmr=True
+    compress_threads: int = _range(2, 1, 64)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,10 @@ class ResultsConfig:
 
     publish: str = ""  # endpoint to bind, e.g. tcp://127.0.0.1:5556; empty = off
     labels: bool = False  # append the label image to each message
+    count_threshold: int = _range(0, 0, None)  # event when the particle count crosses it; 0 = off
+    leave_after: int = _range(3, 1, None)  # frames without a track before "track left"
+    grow_ratio: float = _range(1.5, 1.0, None)  # event when area >= ratio x first area
+    shrink_ratio: float = _range(0.67, 0.0, 1.0)  # event when area <= ratio x first area
 
 
 @dataclass(frozen=True)

@@ -379,6 +379,9 @@ class Runner:
                 if item is _END:
                     return
                 if isinstance(item, SeriesStart):
+                    reset = getattr(self.link, "reset", None)
+                    if reset is not None and self.summary.processed:
+                        reset()  # tracks never continue across series
                     for sink in self.sinks:
                         sink.series_start(item)
                     continue

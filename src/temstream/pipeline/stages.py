@@ -61,8 +61,18 @@ class Link:
         self.linker = Linker(search_range, memory=memory,
                              predictor="velocity" if predict else None, n_fold=n_fold)
 
+        self._offset = 0  # ids stay unique across series in one recording
+        self._next = 0
+
+    def reset(self) -> None:
+        """Start afresh (a new series: its particles are not the previous series' tracks)."""
+        self.linker.reset()
+        self._offset = self._next
+
     def __call__(self, table: dict) -> np.ndarray:
-        ids = self.linker.step(table)
+        ids = np.asarray(self.linker.step(table), dtype=np.int64) + self._offset
+        if len(ids):
+            self._next = max(self._next, int(ids.max()) + 1)
         unwrapped = getattr(self.linker, "unwrapped_angle", None)
         if unwrapped is not None and "angle" in table and len(unwrapped) == len(ids):
             table["angle"] = np.asarray(unwrapped)
