@@ -196,7 +196,7 @@ def main(argv=None) -> int:
     p.add_argument("--particles", type=int, default=1000)
     p.add_argument("--iterations", type=int, default=150)
     p.add_argument("--pipeline-size", type=int, default=512)
-    p.add_argument("--pipeline-frames", type=int, default=200)
+    p.add_argument("--pipeline-frames", type=int, default=400)
     p.add_argument("--repeats", type=int, default=6)
     p.add_argument("--display-fps", type=float, default=30.0,
                    help="dashboard refresh rate in the pipeline runs (gui.fps)")

@@ -182,3 +182,26 @@ def test_snapshot_not_blank_and_overlays_where_particles_are(dashboard, tmp_path
         assert saturation(colour_at(x + 0.5, y + 0.5)) > 40
     for x, y in [(5, 5), (120, 70), (10, 120)]:  # background stays grey
         assert saturation(colour_at(x + 0.5, y + 0.5)) < 12
+
+
+def test_display_slows_down_while_the_pipeline_is_behind(qtbot):
+    from temstream.gui.control import NoControl
+    from temstream.gui.dashboard import BEHIND_FPS
+
+    class Behind(NoControl):
+        late = True
+
+        def behind(self):
+            return self.late
+
+    control = Behind()
+    dash = Dashboard(DisplaySink(), control, fps=30, start_timer=False)
+    qtbot.addWidget(dash)
+    assert dash.timer.interval() == 33
+    dash.refresh()
+    assert dash.throttled and dash.timer.interval() == round(1000 / BEHIND_FPS)
+    assert "slowed" in dash.health_panel.text()
+    control.late = False
+    dash._panels_at = -1e9
+    dash.refresh()
+    assert not dash.throttled and dash.timer.interval() == 33

@@ -179,6 +179,7 @@ def _event_loop(app: QtWidgets.QApplication, window: Dashboard, worker: threadin
     watcher.timeout.connect(watch)
     watcher.start(_WATCH_MS)
     window.show()
+    app.processEvents()  # first layout and paint before the run competes for the CPU
     worker.start()
     try:
         if window.isVisible():

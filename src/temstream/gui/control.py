@@ -35,6 +35,10 @@ class NoControl:
         """Extra health fields (none without a runner)."""
         return {}
 
+    def behind(self) -> bool:
+        """True while the pipeline has a backlog (the display should yield CPU)."""
+        return False
+
     def stop(self, reason: str = "dashboard closed") -> None:
         """Nothing to stop."""
 
@@ -126,6 +130,11 @@ class PipelineControl(NoControl):
         else:
             out["recording"] = "off"
         return out
+
+    def behind(self) -> bool:
+        """The compute queue is at least half full: the pipeline is not keeping up."""
+        q = self.runner.compute_q
+        return len(q) >= max(1, q.maxsize // 2)
 
     def stop(self, reason: str = "dashboard closed") -> None:
         self.runner.stop(reason)

@@ -32,9 +32,11 @@ log = logging.getLogger(__name__)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-PANEL_PERIOD_S = 0.5  # side plots, health text and status line
+PANEL_PERIOD_S = 0.5  # health text, status line, and side plots (these every PLOT_PERIODS)
+PLOT_PERIODS = 2  # side plots every 1 s; x3 while the pipeline is behind
 LEVELS_PERIOD_S = 1.0  # continuous auto-contrast
 MSD_MAX_LAG = 50
+BEHIND_FPS = 5.0  # display rate while the pipeline has a backlog (the display yields CPU)
 
 
 class Dashboard(QtWidgets.QMainWindow):
@@ -80,6 +82,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self.finished_state = ""
         self._levels_at = -math.inf
         self._panels_at = -math.inf
+        self._ticks = 0
         self._u8 = [None, None]
         self._ov = [None, None]
         self._flip = 0
@@ -114,9 +117,23 @@ class Dashboard(QtWidgets.QMainWindow):
         self.timer = QtCore.QTimer(self)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self.refresh)
-        self.timer.setInterval(max(1, int(round(1000.0 / fps))))
+        self.fps = float(fps)
+        self.throttled = False
+        self.timer.setInterval(self._interval_ms(self.fps))
         if start_timer:
             self.timer.start()
+
+    @staticmethod
+    def _interval_ms(fps: float) -> int:
+        return max(1, int(round(1000.0 / fps)))
+
+    def _adapt_rate(self) -> None:
+        """Refresh at ``fps``, or at BEHIND_FPS while the pipeline is behind its input."""
+        behind = bool(self.control.behind())
+        if behind != self.throttled:
+            self.throttled = behind
+            fps = min(self.fps, BEHIND_FPS) if behind else self.fps
+            self.timer.setInterval(self._interval_ms(fps))
 
     # -- controls ------------------------------------------------------------------------
     def _connect_controls(self) -> None:
@@ -213,10 +230,13 @@ class Dashboard(QtWidgets.QMainWindow):
         now = time.monotonic()
         if now - self._panels_at >= PANEL_PERIOD_S:
             self._panels_at = now
-            if not self.paused:
+            self._ticks += 1
+            every = PLOT_PERIODS * (3 if self.throttled else 1)
+            if not self.paused and (self._ticks % every == 1 or every == 1):
                 self._draw_panels()
             self.health_panel.set_health(self.health(take))
             self._show_status()
+            self._adapt_rate()
         if take.closed and not self.finished_state:
             summary = take.summary
             self.finished_state = f"finished ({getattr(summary, 'stopped_by', '') or 'done'})"
@@ -336,7 +356,8 @@ class Dashboard(QtWidgets.QMainWindow):
              "processed_fps": self._processed_rate.update(take.processed),
              "display_fps": self._display_rate.rate(), "processed": take.processed,
              "latency_p50": p50, "latency_p99": p99, "dropped": take.dropped,
-             "skipped": take.skipped, "state": self.finished_state, **extra}
+             "skipped": take.skipped, "state": self.finished_state,
+             "throttled": self.throttled, **extra}
         return h
 
     # -- output ----------------------------------------------------------------------------

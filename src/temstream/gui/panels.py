@@ -103,7 +103,8 @@ def health_text(h: dict) -> str:
     lines = [
         f"input      {_fmt(h.get('input_fps'), ' frames/s')}",
         f"processed  {_fmt(h.get('processed_fps'), ' frames/s')}  ({h.get('processed', 0)})",
-        f"displayed  {_fmt(h.get('display_fps'), ' frames/s')}",
+        f"displayed  {_fmt(h.get('display_fps'), ' frames/s')}"
+        + ("  (slowed: pipeline behind)" if h.get("throttled") else ""),
         f"latency    p50 {_fmt(h.get('latency_p50'), ' ms')}  p99 {_fmt(h.get('latency_p99'), ' ms')}",
         f"dropped    {drop_text}",
         f"queues     {queue_text}",
