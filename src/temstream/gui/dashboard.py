@@ -234,9 +234,9 @@ class Dashboard(QtWidgets.QMainWindow):
             every = PLOT_PERIODS * (3 if self.throttled else 1)
             if not self.paused and (self._ticks % every == 1 or every == 1):
                 self._draw_panels()
+            self._adapt_rate()
             self.health_panel.set_health(self.health(take))
             self._show_status()
-            self._adapt_rate()
         if take.closed and not self.finished_state:
             summary = take.summary
             self.finished_state = f"finished ({getattr(summary, 'stopped_by', '') or 'done'})"
