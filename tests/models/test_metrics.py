@@ -49,6 +49,11 @@ def test_instances_split_touching_particles_at_the_boundary_class():
     assert instances(mask).max() == 1
     lab = instances(mask, interior)
     assert len(np.unique(lab[lab > 0])) == 2 and (lab[mask] > 0).all()
+    # a component without any seed (interior probability low everywhere) is kept whole
+    mask3 = np.pad(mask, ((0, 0), (0, 12)))
+    mask3[3:7, 24:31] = True
+    lab3 = instances(mask3, np.pad(interior, ((0, 0), (0, 12))))
+    assert len(np.unique(lab3[lab3 > 0])) == 3 and (lab3[mask3] > 0).all()
 
 
 class Perfect:
@@ -89,3 +94,23 @@ def test_scoring_a_perfect_segmenter_gives_ones(tmp_path):
     assert "perfect Dice" in summary_table(real_rows)
     png = figure(ex, tmp_path / "fig.png")
     assert png.stat().st_size > 1000
+
+
+def test_layer_dice_of_a_perfect_bilayer_prediction():
+    from temstream.models.evaluate import layer_dice
+
+    layers = np.zeros((2, 2, 16, 16), bool)
+    layers[:, 0, 2:8, 2:8] = True
+    layers[:, 1, 5:12, 5:12] = True
+
+    class Bilayer:
+        classes = ("background", "layer_a", "layer_b", "both")
+
+        def predict_batch(self, frames):
+            cls = layers[:, 0].astype(int) + 2 * layers[:, 1]
+            return np.moveaxis(np.eye(4, dtype=np.float32)[cls], -1, 1)
+
+    d = layer_dice(Bilayer(), np.zeros((2, 16, 16), np.uint16), layers)
+    assert d == {"layer_a_dice": 1.0, "layer_b_dice": 1.0}
+    wrong = layer_dice(Bilayer(), np.zeros((2, 16, 16), np.uint16), layers[:, ::-1])
+    assert wrong["layer_a_dice"] < 0.5

@@ -84,7 +84,7 @@ def run(args) -> int:
     from temstream.models import load_segmenter
     from temstream.models.evaluate import DOSES, evaluate_real, evaluate_simulated
     from temstream.models.realdata import load_msa_em
-    from temstream.models.report import figure, markdown_table, summary_table
+    from temstream.models.report import figure, layer_table, markdown_table, summary_table
 
     scenarios, real = _split_data(args.data)
     doses = {}
@@ -108,6 +108,8 @@ def run(args) -> int:
         examples += e
     text = ("## Summary (mean over scenarios)\n\n" + summary_table(rows)
             + "\n## All results\n\n" + markdown_table(rows))
+    if layer_table(rows):
+        text += "\n## Layer assignment (bilayer models)\n\n" + layer_table(rows)
     print(text)
     if args.out:
         out = Path(args.out)

@@ -2,7 +2,8 @@
 
 Every segmenter is scored the same way: foreground = ``1 - P(background) >= seg.threshold``;
 instances = connected components of the foreground, split at the boundary class where the model
-has one; objects match at IoU >= 0.5 (one-to-one, Hungarian on IoU). Pixel scores are pooled over
+has one (seeds: interior probability >= 0.7, >= 20 px; see
+:func:`temstream.models.metrics.instances`); objects match at IoU >= 0.5 (one-to-one, Hungarian on IoU). Pixel scores are pooled over
 all frames of a set.
 """
 
@@ -49,10 +50,34 @@ def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4)
         for p, lab in zip(probs, labels[k:k + batch]):
             fg = (1.0 - p[0]) >= seg.threshold
             true_lab = lab if lab.dtype != bool else instances(lab, min_area=1)
-            pred_lab = instances(fg, p[1] if split else None)
+            pred_lab = (instances(fg, p[1], p[2]) if split else instances(fg))
             rows.append({"pixel": pixel_scores(fg, true_lab > 0),
                          "objects": match_objects(pred_lab, true_lab)})
     return rows, first
+
+
+def layer_dice(seg, frames: np.ndarray, layers: np.ndarray) -> dict:
+    """Per-layer Dice of a 4-class bilayer model (background, layer A, layer B, both).
+
+    Parameters
+    ----------
+    seg : Segmenter
+        With ``classes`` of length 4.
+    frames : ndarray, shape (N, H, W)
+    layers : ndarray, shape (N, 2, H, W), bool
+        True per-layer masks.
+
+    Returns
+    -------
+    dict
+        ``layer_a_dice``, ``layer_b_dice`` (arg-max class, pooled over frames).
+    """
+    probs = seg.predict_batch(frames)
+    cls = probs.argmax(1)
+    a = (cls == 1) | (cls == 3)
+    b = (cls == 2) | (cls == 3)
+    return {"layer_a_dice": pixel_scores(a, layers[:, 0])["dice"],
+            "layer_b_dice": pixel_scores(b, layers[:, 1])["dice"]}
 
 
 def snr(frames: np.ndarray, labels: np.ndarray) -> float:
@@ -99,6 +124,9 @@ def evaluate_simulated(segs: dict, movies, *, progress: bool = False):
             rows.append({"data": "sim", "scenario": scen, "dose": dlabel,
                          "dose_e_per_A2": round(float(dose), 3), "snr": round(s, 2),
                          "model": name, **accumulate(per_frame)})
+            layers = getattr(movie, "layers", None)
+            if layers is not None and len(seg.classes) == 4:
+                rows[-1].update(layer_dice(seg, movie.frames, layers))
             if progress:
                 log.info("%s %s %s: dice %.3f", scen, dlabel, name, rows[-1]["dice"])
         examples.append((f"{scen} / {dlabel} dose", movie.frames[0], movie.labels[0] > 0,

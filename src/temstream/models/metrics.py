@@ -35,26 +35,36 @@ def pixel_scores(pred: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def instances(mask: np.ndarray, probs_particle: np.ndarray | None = None,
-              min_area: int = 4) -> np.ndarray:
-    """Instance labels from a foreground mask (8-connected), (H, W) bool -> int32.
+              probs_boundary: np.ndarray | None = None, *, min_area: int = 4,
+              seed_threshold: float = 0.7, min_seed_area: int = 20) -> np.ndarray:
+    """Instance labels from a foreground mask, (H, W) bool -> int32.
 
-    If ``probs_particle`` (the interior-class probability, boundary excluded) is given, touching
-    particles are split: seeds are the connected components of ``probs_particle >= 0.5`` inside
-    the mask, grown back over the mask by nearest-seed assignment.
+    Without class probabilities: 8-connected components. With ``probs_particle`` (the interior
+    class, boundary excluded), touching particles are split: seeds are the components of
+    ``probs_particle >= seed_threshold`` (and above ``probs_boundary`` if given) of at least
+    ``min_seed_area`` px; foreground components without a seed are kept whole; every foreground
+    pixel joins its nearest seed. Instances smaller than ``min_area`` px are dropped.
     """
     mask = np.asarray(mask, bool)
-    if probs_particle is None:
-        lab, _ = ndimage.label(mask, structure=np.ones((3, 3)))
-    else:
-        seeds, n = ndimage.label(mask & (probs_particle >= 0.5))
-        if n == 0:
-            lab, _ = ndimage.label(mask, structure=np.ones((3, 3)))
-        else:
-            _, idx = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
-            lab = np.where(mask, seeds[idx[0], idx[1]], 0)
+    comp, n_comp = ndimage.label(mask, structure=np.ones((3, 3)))
+    lab = comp
+    if probs_particle is not None and n_comp:
+        core = mask & (probs_particle >= seed_threshold)
+        if probs_boundary is not None:
+            core &= probs_particle > probs_boundary
+        seeds, n = ndimage.label(core)
+        if n:
+            areas = np.bincount(seeds.ravel())
+            seeds[areas[seeds] < min_seed_area] = 0
+        seeded = np.zeros(n_comp + 1, bool)
+        seeded[np.unique(comp[seeds > 0])] = True
+        seeded[0] = True
+        seeds = np.where(mask & ~seeded[comp], comp + seeds.max(), seeds)
+        _, idx = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+        lab = np.where(mask, seeds[idx[0], idx[1]], 0)
     if min_area > 1 and lab.max():
         areas = np.bincount(lab.ravel())
-        lab[areas[lab] < min_area] = 0
+        lab = np.where(areas[lab] < min_area, 0, lab)
     return lab.astype(np.int32)
 
 

@@ -29,6 +29,18 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def layer_table(rows: list[dict]) -> str:
+    """Per-layer Dice of bilayer models (rows that have it), or an empty string."""
+    sel = [r for r in rows if "layer_a_dice" in r]
+    if not sel:
+        return ""
+    lines = ["| scenario | dose | model | layer A Dice | layer B Dice |", "|---|---|---|---|---|"]
+    for r in sel:
+        lines.append(f"| {r['scenario']} | {r['dose']} | {r['model']} | "
+                     f"{r['layer_a_dice']:.3f} | {r['layer_b_dice']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def summary_table(rows: list[dict]) -> str:
     """Mean Dice / object F1 per (data, dose) and model, models side by side."""
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -88,6 +100,6 @@ def figure(examples, path: str | Path, *, thresholds: dict | None = None) -> Pat
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return path
