@@ -220,7 +220,7 @@ def main(argv=None) -> int:
              "image": "ImageItem.setImage", "labels_convert": "labels -> colour indices (numba)",
              "labels": "overlay ImageItem.setImage", "centroids": "ScatterPlotItem.setData",
              "tails": "tails polyline + PlotCurveItem.setData",
-             "panels": "side panels (every 0.2 s)"}
+             "panels": "side plots setData (once a second)"}
     for k, v in items.items():
         print(f"| {names.get(k, k)} | {v:.2f} |")
     print("\n| paint of the view (1 frame re-rendered) | ms |\n|---|---|")

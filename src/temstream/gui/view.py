@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
+from pyqtgraph.Qt import QtCore, QtWidgets
 
 from temstream.gui.render import label_lut
 from temstream.gui.stats import nice_length
@@ -110,7 +110,7 @@ class FrameView(pg.GraphicsLayoutWidget):
         x1, y1 = w - w / 25.0, h - h / 25.0
         self.scale_rect.setRect(QtCore.QRectF(x1 - length_px, y1 - thick, length_px, thick))
         self.scale_text.setText(f"{length_nm:g} nm")
-        self.scale_text.setPos(x1 - length_px / 2.0, y1 - thick)
+        self.scale_text.setPos(x1 - length_px / 2.0, y1 - 1.5 * thick)
         self.scale_rect.show()
         self.scale_text.show()
 
