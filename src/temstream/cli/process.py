@@ -11,7 +11,8 @@ from temstream.cli._pipeline import build_runner, stop_on_signals
 def add_parser(sub) -> None:
     p = new_parser(sub, "process", "segment, track and record a movie file (offline, lossless)",
                    "temstream process movie.tif --out movie.h5 --model classical")
-    p.add_argument("input", help="movie: temstream .h5 recording, multi-page TIFF or .npy stack")
+    p.add_argument("input", help="movie: temstream recording (.h5), EMD (Berkeley/Velox), MRC, "
+                                 "TIFF stack, DM3/DM4, SER/EMI or .npy")
     p.add_argument("--out", required=True, metavar="FILE.h5", help="recording to write")
     p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])

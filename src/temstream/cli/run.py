@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from temstream.cli._common import config_from_args, new_parser
-from temstream.cli._pipeline import build_runner, stop_on_signals
+from temstream.cli._pipeline import build_runner, stop_on_signals, zmq_source
 
 
 def add_parser(sub) -> None:
@@ -25,16 +25,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from temstream.stream.sources import ZmqSource
-
     config = config_from_args(
         args, source={"connect": args.connect, "protocol": args.protocol},
         pipeline={"frames": args.frames, "flow": args.flow},
         segment={"model": args.model, "backend": args.backend})
     s = config.source
-    source = ZmqSource(s.connect, protocol=s.protocol, socket=s.socket, bind=s.bind,
-                       rcvhwm=s.rcvhwm)
-    runner = build_runner(config, source, out=args.out)
+    runner = build_runner(config, zmq_source(config), out=args.out)
     print(f"listening on {s.connect} ({s.protocol}, {config.pipeline.flow}); Ctrl-C to stop")
     if args.gui or args.snapshot:
         from temstream.gui import run_with_dashboard
