@@ -69,13 +69,13 @@ def test_augment_keeps_image_and_target_aligned():
 
 
 def test_tiny_training_run_learns_and_is_reproducible(tmp_path):
-    cfg = training_preset("smoke", base=4, depth=2, size=64, crop=48, batch=4, steps=50,
-                          pool=32, eval_every=25, val_size=6, lr=1e-2, patience=5)
-    val = [p for _, p in zip(range(6), disks(99))]
+    cfg = training_preset("smoke", base=4, depth=2, size=64, crop=48, batch=4, steps=40,
+                          pool=16, eval_every=20, val_size=4, lr=1e-2, patience=5)
+    val = [p for _, p in zip(range(4), disks(99))]
     model, card = train(cfg, disks(1), val, out=tmp_path / "a", progress=False)
-    assert card.metrics["sim_val_dice"] > 0.8
+    assert card.metrics["sim_val_dice"] > 0.8  # learned the disks (untrained: ~0.3)
     assert 0.2 <= card.threshold <= 0.8
-    assert card.training["seed"] == 0 and card.training["steps"] == 50
+    assert card.training["seed"] == 0 and card.training["steps"] == 40
     loaded, card2 = load_checkpoint(tmp_path / "a")
     assert card2.metrics == card.metrics
     model_b, again = train(cfg, disks(1), val, out=tmp_path / "b", progress=False)
