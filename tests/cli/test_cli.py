@@ -90,12 +90,23 @@ def test_sigterm_mid_stream_leaves_a_readable_recording(tmp_path):
         assert f["data/frames/data"].shape[0] == (info["status"] == "processed").sum()
 
 
+def test_demo_uses_the_default_unet(tmp_path):
+    out = tmp_path / "demo.h5"
+    result = run_cli("demo", "--frames", "10", "--size", "128", "--fps", "20", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "model default" in result.stdout
+    import h5py
+    with h5py.File(out, "r") as f:
+        assert f.attrs["model"] == "default"
+    assert sorted(read_frames_info(out)["frame"]) == list(range(10))
+
+
 def test_demo_streams_records_and_summarises(tmp_path):
     import trackpy
 
     out = tmp_path / "demo.h5"
     result = run_cli("demo", "--frames", "40", "--size", "128", "--fps", "40", "--out", str(out),
-                     "segment.model=classical")
+                     "demo.model=classical")
     assert result.returncode == 0, result.stderr
     for line in ("frames received   40", "frames processed", "frames dropped", "latency",
                  "particles/frame", "tracks"):

@@ -22,11 +22,13 @@ def load_segmenter_from_config(config: Config):
 
     c = config.classical
     threshold = config.segment.threshold or None
+    options = {}
+    if config.segment.model == "classical":
+        options = dict(sigma=c.sigma, method=c.method, polarity=c.polarity,
+                       opening_radius=c.opening_radius, min_area=c.min_area,
+                       fill_holes=c.fill_holes, background_scale=c.background_scale)
     return load_segmenter(config.segment.model, backend=config.segment.backend,
-                          device=config.segment.device, threshold=threshold,
-                          sigma=c.sigma, method=c.method, polarity=c.polarity,
-                          opening_radius=c.opening_radius, min_area=c.min_area,
-                          fill_holes=c.fill_holes, background_scale=c.background_scale)
+                          device=config.segment.device, threshold=threshold, **options)
 
 
 def build_runner(config: Config, source, *, out: str | Path | None = None,

@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--scenario", help="simulator scenario (default: demo.scenario = dispersed)")
     p.add_argument("--size", type=int, help="frame side in pixels (default: demo.size)")
     p.add_argument("--fps", type=float, help="detector frame rate (default: demo.fps)")
-    p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
+    p.add_argument("--model", help="classical | default | bilayer | checkpoint path "
+                                   "(default: demo.model = default)")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--gui", action="store_true", help="show the live dashboard")
     p.add_argument("--snapshot", metavar="FILE.png",
@@ -76,8 +77,10 @@ def run(args) -> int:
     from temstream.stream.sources import ZmqSource
 
     config = config_from_args(
-        args, demo={"scenario": args.scenario, "size": args.size, "fps": args.fps},
-        segment={"model": args.model, "backend": args.backend})
+        args, demo={"scenario": args.scenario, "size": args.size, "fps": args.fps,
+                    "model": args.model},
+        segment={"backend": args.backend})
+    config = config.replace(segment={"model": config.demo.model})
     d = config.demo
     detector = SimulatedDetector(d.scenario, size=d.size, fps=d.fps, frames=args.frames,
                                  seed=d.seed)

@@ -135,6 +135,7 @@ class DemoConfig:
     """The simulated detector used by ``temstream demo``."""
 
     scenario: str = "dispersed"
+    model: str = "default"  # the demo's segmenter (``--model`` wins)
     size: int = _range(256, 32, 8192)
     fps: float = _range(30.0, 0.1, 100000.0)
     seed: int = 0
