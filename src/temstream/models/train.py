@@ -72,6 +72,8 @@ class TrainConfig:
         ``auto`` (bf16 autocast only on a CPU with AMX), ``on``, ``off``.
     base, depth : int
         Override the architecture preset's width and depth (0: keep).
+    extra_noise : float
+        Dose augmentation: added noise up to this multiple of the frame's own noise.
     """
 
     name: str = "default"
@@ -95,6 +97,7 @@ class TrainConfig:
     bf16: str = "auto"
     base: int = 0
     depth: int = 0
+    extra_noise: float = 3.0
 
     def replace(self, **kw) -> "TrainConfig":
         fields = {f.name: f.type for f in dataclasses.fields(self)}
@@ -109,7 +112,7 @@ class TrainConfig:
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     "bilayer": TrainConfig(name="bilayer", arch="bilayer", task="bilayer", size=192, crop=144,
-                           steps=2500, val_size=32),
+                           steps=2500, val_size=32, extra_noise=1.5),
     "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3),
     "smoke": TrainConfig(name="smoke", size=64, crop=48, batch=2, steps=4, pool=4,
                          eval_every=2, val_size=2),
@@ -127,7 +130,7 @@ def _batch(pool, cfg, rng, torch):
     idx = rng.integers(0, len(pool), cfg.batch)
     xs, ts, ws = [], [], []
     for i in idx:
-        x, t = augment(*pool[i], rng, crop=cfg.crop)
+        x, t = augment(*pool[i], rng, crop=cfg.crop, max_extra_noise=cfg.extra_noise)
         xs.append(x)
         ts.append(t)
         ws.append(border_weight_map(t, w0=cfg.w0, sigma=cfg.sigma))
