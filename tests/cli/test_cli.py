@@ -117,3 +117,17 @@ def test_demo_streams_records_and_summarises(tmp_path):
     assert len(df) > 0
     msd = trackpy.emsd(df, mpp=0.8e-3, fps=40, max_lagtime=5)  # no renaming needed
     assert len(msd) > 0 and np.isfinite(msd.to_numpy()).all()
+
+
+@pytest.mark.gui
+def test_replay_with_dashboard_records_and_snapshots(tmp_path):
+    frames, _ = disks_movie(n_frames=15, size=64)
+    np.save(tmp_path / "movie.npy", frames)
+    out, shot = tmp_path / "replayed.h5", tmp_path / "shot.png"
+    result = run_cli("replay", str(tmp_path / "movie.npy"), "--publish", "tcp://127.0.0.1:0",
+                     "--fps", "30", "--snapshot", str(shot), "--out", str(out),
+                     "pipeline.flow=lossless")
+    assert result.returncode == 0, result.stderr
+    assert shot.stat().st_size > 10_000
+    info = read_frames_info(out)
+    assert list(info["frame"]) == list(range(15)) and set(info["status"]) == {"processed"}

@@ -30,6 +30,13 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", type=int, help="stop after N frames")
     p.add_argument("--sndhwm", type=int, default=16, help="send high-water mark, in messages")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--gui", action="store_true",
+                   help="also run the pipeline in this process on the replayed stream and show "
+                        "the dashboard")
+    p.add_argument("--snapshot", metavar="FILE.png",
+                   help="with the dashboard: save it to FILE.png at the end (implies --gui)")
+    p.add_argument("--out", metavar="FILE.h5",
+                   help="with the dashboard: record the replayed stream to FILE.h5")
     p.set_defaults(func=run)
 
 
@@ -120,6 +127,40 @@ def replay(movie, publisher, *, fps: float | None, loop: bool = False,
             "MB_per_s": nbytes / elapsed / 1e6 if elapsed else 0.0, "series": series}
 
 
+def replay_with_dashboard(args, movie, fps: float | None, context) -> int:
+    """Replay in a background thread into the live pipeline, shown on the dashboard."""
+    import threading
+
+    from temstream.cli._common import config_from_args
+    from temstream.cli._pipeline import build_runner, zmq_source
+    from temstream.gui import run_with_dashboard
+    from temstream.stream.publish import FramePublisher
+
+    pub = FramePublisher(args.publish, protocol=args.protocol, socket=args.socket,
+                         sndhwm=args.sndhwm, context=context)
+    config = config_from_args(args, source={"connect": pub.endpoint, "protocol": args.protocol,
+                                            "socket": "sub" if args.socket == "pub" else "pull"})
+    runner = build_runner(config, zmq_source(config), out=args.out)
+    stop, sent = threading.Event(), {}
+    sender = threading.Thread(
+        target=lambda: sent.update(replay(movie, pub, fps=fps, loop=args.loop,
+                                          frames=args.frames, stop=stop)),
+        name="temstream-replay", daemon=True)
+    print(f"replaying {args.input} into the pipeline on {pub.endpoint} "
+          f"({config.segment.model}, {config.pipeline.flow})", flush=True)
+    sender.start()
+    try:
+        summary = run_with_dashboard(runner, config=config, snapshot=args.snapshot)
+    finally:
+        stop.set()
+        sender.join(10)
+        pub.close(linger_ms=0)
+    print(summary.format())
+    if args.out:
+        print(f"recorded to {args.out}")
+    return 0
+
+
 def run(args) -> int:
     import zmq
 
@@ -134,6 +175,8 @@ def run(args) -> int:
                 fps = 1.0 / movie.frame_time_s if movie.frame_time_s else 25.0
             if fps is not None and fps <= 0:
                 raise ValueError("--fps must be > 0")
+            if args.gui or args.snapshot:
+                return replay_with_dashboard(args, movie, fps, ctx)
             pub = FramePublisher(args.publish, protocol=args.protocol, socket=args.socket,
                                  sndhwm=args.sndhwm, context=ctx)
             px = f"{movie.pixel_size_nm:g} nm/px" if movie.pixel_size_nm else "no pixel size"
