@@ -80,7 +80,7 @@ class ClassicalConfig:
     opening_radius: int = _range(1, 0, 20)
     min_area: int = _range(16, 0, None)
     fill_holes: bool = True
-    background_scale: int = _range(128, 0, 100000)  # px; 0 = no flattening
+    background_scale: int = _range(256, 0, 100000)  # px; 0 = no flattening
 
 
 @dataclass(frozen=True)

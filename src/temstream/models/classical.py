@@ -80,7 +80,7 @@ class ClassicalSegmenter:
 
     def __init__(self, sigma: float = 1.5, method: str = "otsu", polarity: str = "dark",
                  opening_radius: int = 1, min_area: int = 16, fill_holes: bool = True,
-                 background_scale: int = 128):
+                 background_scale: int = 256):
         if method not in _METHODS:
             raise ValueError(f"unknown threshold method {method!r}; choose one of "
                              f"{', '.join(_METHODS)}")
