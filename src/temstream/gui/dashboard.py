@@ -36,7 +36,7 @@ PANEL_PERIOD_S = 0.5  # health text, status line, and side plots (these every PL
 PLOT_PERIODS = 2  # side plots every 1 s; x3 while the pipeline is behind
 LEVELS_PERIOD_S = 1.0  # continuous auto-contrast
 MSD_MAX_LAG = 50
-BEHIND_FPS = 5.0  # display rate while the pipeline has a backlog (the display yields CPU)
+BEHIND_FPS = 2.0  # display rate while the pipeline has a backlog (the display yields CPU)
 
 
 class Dashboard(QtWidgets.QMainWindow):
