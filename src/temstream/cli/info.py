@@ -15,6 +15,17 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _compression(ds) -> str:
+    """Names of the HDF5 filters of a dataset (``none`` when stored raw)."""
+    plist = ds.id.get_create_plist()
+    names = []
+    for i in range(plist.get_nfilters()):
+        name = plist.get_filter(i)[3].decode(errors="replace").split()[0].lower()
+        if name != "shuffle":
+            names.append(name)
+    return "+".join(names) or "none"
+
+
 def describe(path) -> str:
     """Human-readable summary of a recording."""
     import h5py
@@ -32,7 +43,7 @@ def describe(path) -> str:
         lines.append(f"closed cleanly {bool(a.get('closed_cleanly', False))}")
         for name in f["data"]:
             ds = f["data"][name]["data"]
-            comp = ds.compression or (list(ds._filters)[0] if ds._filters else "none")
+            comp = _compression(ds)
             lines.append(f"/data/{name:<8} {ds.shape} {ds.dtype} ({comp})")
         px = f["microscope"].attrs.get("pixel_size_nm") if "microscope" in f else None
         lines.append(f"pixel size     {px} nm" if px else "pixel size     unknown")
