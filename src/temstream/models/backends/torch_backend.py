@@ -15,7 +15,30 @@ from temstream.models.unet import frame_stats, median3x3
 log = logging.getLogger(__name__)
 
 
-class TorchBackend:
+class TorchTensorIO:
+    """Frame transfer shared by the backends that compute on torch tensors (``self.device``)."""
+
+    def upload(self, a: np.ndarray) -> torch.Tensor:
+        """(B, 1, H, W) numpy -> float32 tensor on the device (uint16 converted there)."""
+        if a.dtype == np.uint16:  # torch has no uint16 arithmetic: view as int16, widen, mask
+            t = torch.from_numpy(np.ascontiguousarray(a).view(np.int16)).to(self.device)
+            return (t.to(torch.int32) & 0xFFFF).to(torch.float32)
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).to(torch.float32)
+
+    def download(self, p: torch.Tensor) -> np.ndarray:
+        return p.float().cpu().numpy()
+
+    def pad(self, x: torch.Tensor, multiple: int) -> torch.Tensor:
+        """Pad H and W at the far edges up to a multiple of ``multiple`` (reflect when possible)."""
+        H, W = x.shape[-2:]
+        ph, pw = -H % multiple, -W % multiple
+        if ph == 0 and pw == 0:
+            return x
+        mode = "reflect" if ph < H and pw < W else "replicate"
+        return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+class TorchBackend(TorchTensorIO):
     """Run a :class:`~temstream.models.unet.UNet` with torch.
 
     Parameters
@@ -57,25 +80,6 @@ class TorchBackend:
         if cuda:
             torch.backends.cudnn.benchmark = True
         self.name = f"torch-{self.device.type}-{precision}" + ("-graphs" if self.cuda_graphs else "")
-
-    # -- array transfer ---------------------------------------------------------------------
-    def upload(self, a: np.ndarray) -> torch.Tensor:
-        """(B, 1, H, W) numpy -> float32 tensor on the device (uint16 converted there)."""
-        if a.dtype == np.uint16:
-            t = torch.from_numpy(np.ascontiguousarray(a).view(np.int16)).to(self.device)
-            return (t.to(torch.int32) & 0xFFFF).to(torch.float32)
-        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).to(torch.float32)
-
-    def download(self, p: torch.Tensor) -> np.ndarray:
-        return p.float().cpu().numpy()
-
-    def pad(self, x: torch.Tensor, multiple: int) -> torch.Tensor:
-        H, W = x.shape[-2:]
-        ph, pw = -H % multiple, -W % multiple
-        if ph == 0 and pw == 0:
-            return x
-        mode = "reflect" if ph < H and pw < W else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
 
     # -- compute ----------------------------------------------------------------------------
     @torch.inference_mode()

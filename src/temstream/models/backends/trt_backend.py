@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from temstream.models.backends.ort_backend import cache_dir, onnx_for
+from temstream.models.backends.torch_backend import TorchTensorIO
 from temstream.models.checkpoints import sha256_file
 from temstream.models.unet import frame_stats, median3x3
 
@@ -41,7 +41,7 @@ def _trt():
     return trt
 
 
-class TensorRTBackend:
+class TensorRTBackend(TorchTensorIO):
     """Run a U-Net as a TensorRT engine on torch CUDA tensors.
 
     Parameters
@@ -146,23 +146,6 @@ class TensorRTBackend:
         return self._contexts[shape]
 
     # -- interface --------------------------------------------------------------------------
-    def upload(self, a: np.ndarray) -> torch.Tensor:
-        if a.dtype == np.uint16:
-            t = torch.from_numpy(np.ascontiguousarray(a).view(np.int16)).to(self.device)
-            return (t.to(torch.int32) & 0xFFFF).to(torch.float32)
-        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).to(torch.float32)
-
-    def download(self, p: torch.Tensor) -> np.ndarray:
-        return p.float().cpu().numpy()
-
-    def pad(self, x: torch.Tensor, multiple: int) -> torch.Tensor:
-        H, W = x.shape[-2:]
-        ph, pw = -H % multiple, -W % multiple
-        if ph == 0 and pw == 0:
-            return x
-        return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < H and pw < W else "replicate")
-
-    @torch.inference_mode()
     def stats(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.median_prefilter:
             x = median3x3(x)
