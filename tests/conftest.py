@@ -32,6 +32,6 @@ def push_pull(zmq_context):
 
 @pytest.fixture
 def movie():
-    from synthetic import disks_movie
+    from testkit import disks_movie
 
     return disks_movie()

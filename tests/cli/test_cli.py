@@ -12,7 +12,7 @@ import pytest
 from temstream.record import read_frames_info, read_particles
 from temstream.stream.publish import FramePublisher
 
-from synthetic import disks_movie
+from testkit import disks_movie
 
 TEMSTREAM = [sys.executable, "-m", "temstream"]
 

@@ -13,7 +13,7 @@ from temstream.gui import run_with_dashboard  # noqa: E402
 from temstream.gui.bridge import DisplaySink  # noqa: E402
 from temstream.stream.sources import MemorySource  # noqa: E402
 
-from synthetic import disks_movie  # noqa: E402
+from testkit import disks_movie  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

@@ -12,7 +12,7 @@ from temstream.stream.publish import FramePublisher
 from temstream.stream.sources import MemorySource, ZmqSource
 from temstream.tracking.instances import extract_instances
 
-from synthetic import disks_movie
+from testkit import disks_movie
 
 
 def instances(probs, raw):

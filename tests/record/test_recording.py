@@ -15,7 +15,7 @@ import pytest
 
 from temstream.record import RecordingWriter, read_particles, write_movie
 
-from synthetic import disks_movie
+from testkit import disks_movie
 
 
 def small_recording(path, n=5, pixel_size_nm=0.5, raw=True):

@@ -20,6 +20,8 @@ from temstream.stream.events import Frame, MalformedMessage, PendingFrame, Serie
 from temstream.stream.publish import FramePublisher
 from temstream.stream.sources import ZmqSource
 
+from testkit import receive_all
+
 MAGIC = b"\xd9\xd9\xf7"
 
 
@@ -261,13 +263,6 @@ def test_v1_end_and_malformed_kinds():
 
 
 # -- round trips over real sockets -------------------------------------------------------------
-def receive_all(src, n, timeout_s=10.0):
-    events, deadline = [], time.monotonic() + timeout_s
-    while len(events) < n and time.monotonic() < deadline:
-        ev = src.receive(timeout_ms=50)
-        if ev is not None:
-            events.append(ev)
-    return events
 
 
 @pytest.mark.parametrize("protocol", ["dectris-v2", "dectris-v1"])

@@ -19,7 +19,7 @@ from temstream.stream.events import Frame, SeriesEnd, SeriesStart
 from temstream.stream.files import open_movie
 from temstream.stream.sources import ZmqSource
 
-from synthetic import disks_movie
+from testkit import disks_movie
 
 N, H, W = 6, 24, 40
 PIXEL_NM, FRAME_S = 0.5, 0.04

@@ -12,14 +12,9 @@ from temstream.stream.events import Frame, MalformedMessage, SeriesEnd, SeriesSt
 from temstream.stream.publish import FramePublisher
 from temstream.stream.sources import ZmqSource
 
+from testkit import receive_all
 
-def receive_all(source, n, timeout_s=5.0):
-    events, deadline = [], time.monotonic() + timeout_s
-    while len(events) < n and time.monotonic() < deadline:
-        ev = source.receive(timeout_ms=50)
-        if ev is not None:
-            events.append(ev)
-    return events
+
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.float32])

@@ -77,7 +77,7 @@ def test_receiver_follows_a_restarting_sender(tmp_path, zmq_context):
     from temstream.models.classical import ClassicalSegmenter
     from temstream.tracking.instances import extract_instances
 
-    from synthetic import disks_movie
+    from testkit import disks_movie
 
     frames, _ = disks_movie(n_frames=8, size=48)
     first = FramePublisher("tcp://127.0.0.1:0", protocol="dectris-v2", context=zmq_context)

@@ -1,4 +1,6 @@
-"""Tiny synthetic movies for tests (importable as ``from synthetic import ...``)."""
+"""Shared test helpers (``from testkit import ...``): tiny synthetic movies, socket receive loops."""
+
+import time
 
 import numpy as np
 
@@ -18,3 +20,13 @@ def disks_movie(n_frames=20, size=64, n_disks=4, radius=5, step=1.0, seed=0, dty
         frames.append(rng.poisson(img).astype(dtype))
         centres.append(c)
     return np.stack(frames), np.stack(centres)
+
+
+def receive_all(source, n, timeout_s=5.0):
+    """Up to ``n`` events from a frame source, waiting at most ``timeout_s`` (never hangs)."""
+    events, deadline = [], time.monotonic() + timeout_s
+    while len(events) < n and time.monotonic() < deadline:
+        ev = source.receive(timeout_ms=50)
+        if ev is not None:
+            events.append(ev)
+    return events
