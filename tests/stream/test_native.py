@@ -15,8 +15,6 @@ from temstream.stream.sources import ZmqSource
 from testkit import receive_all
 
 
-
-
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.float32])
 def test_round_trip_over_push_pull(dtype, zmq_context):
     rng = np.random.default_rng(1)
