@@ -103,7 +103,7 @@ class RunSummary:
     processed: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     malformed: dict[str, int] = field(default_factory=dict)
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # from the first frame received to the end of the run
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     particles: list[int] = field(default_factory=list, repr=False)
     tracks: int = 0
@@ -241,6 +241,7 @@ class Runner:
         self._pending_drops: collections.deque = collections.deque()
         self._last_index: dict[int, int] = {}
         self._track_ids: set[int] = set()
+        self._t_first: float | None = None
 
     # -- control -------------------------------------------------------------------------
     def stop(self, reason: str = "stop requested") -> None:
@@ -301,6 +302,8 @@ class Runner:
                     continue
                 last_message = time.monotonic()
                 if isinstance(event, Frame):
+                    if not received:
+                        self._t_first = time.perf_counter()
                     received += 1
                     self.summary.received = received
                     self._check_gap(event)
@@ -433,7 +436,8 @@ class Runner:
             self.stop("interrupted")
             for t in threads:
                 t.join(30)
-        self.summary.elapsed_s = time.perf_counter() - t0
+        # waiting for the detector to start is not processing time
+        self.summary.elapsed_s = time.perf_counter() - (self._t_first or t0)
         self.summary.tracks = len(self._track_ids)
         self.summary.malformed = dict(getattr(self.source, "malformed", {}) or {})
         # frames still queued after an error never reached a sink: account for them now
