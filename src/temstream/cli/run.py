@@ -41,5 +41,6 @@ def run(args) -> int:
             summary = runner.run()
     print(summary.format())
     if args.out:
-        print(f"recorded to {args.out}")
+        print(f"recorded to {args.out}" if summary.received else
+              f"nothing recorded to {args.out}: no frame arrived")
     return 0

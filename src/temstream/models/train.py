@@ -82,7 +82,7 @@ class TrainConfig:
     size: int = 256
     crop: int = 176
     batch: int = 6
-    steps: int = 3000
+    steps: int = 6000
     lr: float = 2e-3
     loss: str = "ce+dice"
     w0: float = 10.0
@@ -113,7 +113,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     "bilayer": TrainConfig(name="bilayer", arch="bilayer", task="bilayer", size=192, crop=144,
                            steps=2500, val_size=32, extra_noise=1.5),
-    "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3),
+    "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3, steps=3000),
     "smoke": TrainConfig(name="smoke", size=64, crop=48, batch=2, steps=4, pool=4,
                          eval_every=2, val_size=2),
 }

@@ -139,7 +139,9 @@ class RunSummary:
             f"frames dropped    {d['dropped_total']} ({drops})",
             f"malformed msgs    {bad}",
             f"throughput        {d['fps']:.1f} frames/s over {d['elapsed_s']:.1f} s",
-            f"latency           p50 {d['latency_p50_ms']:.1f} ms, p99 {d['latency_p99_ms']:.1f} ms",
+            (f"latency           p50 {d['latency_p50_ms']:.1f} ms, "
+             f"p99 {d['latency_p99_ms']:.1f} ms" if self.latencies_ms else
+             "latency           - (no frame processed)"),
             f"particles/frame   {d['particles_per_frame']:.1f}",
             f"tracks            {d['tracks']}",
         ])
