@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 class TorchTensorIO:
-    """Frame transfer shared by the backends that compute on torch tensors (``self.device``)."""
+    """Frame transfer and statistics shared by the backends that compute on torch tensors
+    (they set ``self.device`` and ``self.config``)."""
 
     def upload(self, a: np.ndarray) -> torch.Tensor:
         """(B, 1, H, W) numpy -> float32 tensor on the device (uint16 converted there)."""
@@ -36,6 +37,14 @@ class TorchTensorIO:
             return x
         mode = "reflect" if ph < H and pw < W else "replicate"
         return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+    @torch.inference_mode()
+    def stats(self, x: torch.Tensor) -> torch.Tensor:
+        """Whole-frame statistics (B, 2), after the median prefilter if the model has one
+        (``self.config`` is the model's architecture)."""
+        if self.config.median_prefilter:
+            x = median3x3(x)
+        return frame_stats(x)
 
 
 class TorchBackend(TorchTensorIO):
@@ -82,13 +91,6 @@ class TorchBackend(TorchTensorIO):
         self.name = f"torch-{self.device.type}-{precision}" + ("-graphs" if self.cuda_graphs else "")
 
     # -- compute ----------------------------------------------------------------------------
-    @torch.inference_mode()
-    def stats(self, x: torch.Tensor) -> torch.Tensor:
-        """Whole-frame statistics (B, 2), after the median prefilter if the model has one."""
-        if self.config.median_prefilter:
-            x = median3x3(x)
-        return frame_stats(x)
-
     @torch.inference_mode()
     def run(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) float32 raw + (B, 2) stats -> (B, C, H, W) float32 probabilities."""

@@ -23,7 +23,6 @@ import torch
 from temstream.models.backends.ort_backend import cache_dir, onnx_for
 from temstream.models.backends.torch_backend import TorchTensorIO
 from temstream.models.checkpoints import sha256_file
-from temstream.models.unet import frame_stats, median3x3
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +145,6 @@ class TensorRTBackend(TorchTensorIO):
         return self._contexts[shape]
 
     # -- interface --------------------------------------------------------------------------
-    def stats(self, x: torch.Tensor) -> torch.Tensor:
-        if self.config.median_prefilter:
-            x = median3x3(x)
-        return frame_stats(x)
-
     @torch.inference_mode()
     def run(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         x = x.contiguous().float()
