@@ -105,3 +105,41 @@ def test_thon_ring_of_rendered_amorphous_phase_at_ctf_zero():
     lo, hi = iz - 6, iz + 6
     assert abs(int(np.argmin(ps[lo:hi])) + lo - iz) <= 1
     assert ps[iz] < 0.05 * ps[lo:hi].max()
+
+
+def test_thickness_mottle_has_its_rms_and_correlation_length():
+    kw = dict(noise=False, detector="counting", mtf_f0=np.inf, dose_e_per_A2=100.0,
+              pixel_size_nm=1.0, offset=0.0, inelastic_blur_nm=0.0, beam_broadening=0.0)
+    _, flat = _flat_frame(3, **kw)
+    _, mot = _flat_frame(3, mottle_tau=0.05, mottle_corr_px=6.0, **kw)
+    ratio = mot.expected / flat.expected
+    # intensity = exp(-tau): rms of log(ratio) is the attenuation rms
+    assert np.log(ratio).std() == pytest.approx(0.05, rel=0.1)
+    # smooth on the correlation length: neighbours almost equal, far pixels independent
+    lr = np.log(ratio)
+    near = np.corrcoef(lr[:, :-1].ravel(), lr[:, 1:].ravel())[0, 1]
+    far = np.corrcoef(lr[:, :-40].ravel(), lr[:, 40:].ravel())[0, 1]
+    assert near > 0.95 and abs(far) < 0.3
+
+
+def test_exposure_blur_softens_a_particle_edge_and_keeps_the_dose():
+    ps = P.make_particles(1, np.random.default_rng(0), shapes={"cube": 1.0}, diameter_nm=30.0,
+                          polydispersity=0.0, material="Au", pos_nm=[[64.0, 64.0, 0.0]],
+                          lambda_nm=50.0, orientation="flat")
+    out = {}
+    for blur in (0.0, 3.0):
+        prm = scenario_params("dispersed", **FLAT, noise=False, detector="counting",
+                              mtf_f0=np.inf, dose_e_per_A2=100.0, pixel_size_nm=1.0,
+                              exposure_blur_px=blur, defocus_nm=0.0)
+        rng = np.random.default_rng(0)
+        bg = Background((128, 128), prm, rng)
+        out[blur] = render_scene((128, 128), prm, ps, bg, Distractors(), rng).expected
+    sharp, soft = out[0.0], out[3.0]
+    assert soft.sum() == pytest.approx(sharp.sum(), rel=1e-3)
+    # the steepest step across the edge is much smaller after blurring
+    assert np.abs(np.diff(soft, axis=1)).max() < 0.5 * np.abs(np.diff(sharp, axis=1)).max()
+
+
+def test_default_scenarios_have_no_mottle_or_exposure_blur():
+    prm = scenario_params("dispersed")
+    assert prm["mottle_tau"] == 0.0 and prm["exposure_blur_px"] == 0.0

@@ -32,7 +32,8 @@ class Background:
         ``liquid_period_s``, ``bulge`` (relative thickness change across the field),
         ``illumination_gradient`` (relative), ``intensity_drift`` (relative amplitude),
         ``intensity_period_s``, ``texture_rad`` (rms phase of the amorphous windows),
-        ``texture_corr_px``, ``margin_px``.
+        ``texture_corr_px``, ``mottle_tau`` (rms attenuation of the mass-thickness mottle of
+        the amorphous support and ice; 0 = none), ``mottle_corr_px``, ``margin_px``.
     rng : numpy Generator
     """
 
@@ -75,6 +76,13 @@ class Background:
             self.texture = (t * (tex / max(float(t.std()), 1e-12))).astype(np.float32)
         else:
             self.texture = None
+        mottle = float(params.get("mottle_tau", 0.0))
+        if mottle > 0:
+            m = _smooth_field((h + 2 * self.margin, w + 2 * self.margin), rng,
+                              float(params["mottle_corr_px"]))
+            self.mottle = (m * mottle).astype(np.float32)
+        else:
+            self.mottle = None
 
     def _warp(self, coarse, offset_px):
         h, w = self.shape
@@ -106,13 +114,21 @@ class Background:
 
     def texture_at(self, offset_px=(0.0, 0.0)) -> np.ndarray | None:
         """Amorphous-window phase (rad) shifted by the stage offset (whole pixels), or None."""
-        if self.texture is None:
+        return self._field_at(self.texture, offset_px)
+
+    def mottle_at(self, offset_px=(0.0, 0.0)) -> np.ndarray | None:
+        """Mass-thickness mottle (attenuation, dimensionless) shifted by the stage offset, or
+        None."""
+        return self._field_at(self.mottle, offset_px)
+
+    def _field_at(self, field, offset_px):
+        if field is None:
             return None
         h, w = self.shape
         m = self.margin
         ox = int(np.clip(np.rint(offset_px[0]), -m, m))
         oy = int(np.clip(np.rint(offset_px[1]), -m, m))
-        return self.texture[m - oy:m - oy + h, m - ox:m - ox + w]
+        return field[m - oy:m - oy + h, m - ox:m - ox + w]
 
 
 # ------------------------------------------------------------------ distractors

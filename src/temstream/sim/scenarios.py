@@ -33,6 +33,9 @@ PHYSICS = {
     "beam_broadening": 1.0,        # scale of elastic beam broadening in the liquid (0 = off)
     "texture_rad": 0.06,           # amorphous window phase rms
     "texture_corr_px": 1.0,
+    "mottle_tau": 0.0,             # rms attenuation of thickness mottle in support/ice (0 = off)
+    "mottle_corr_px": 8.0,
+    "exposure_blur_px": 0.0,       # Gaussian blur during the exposure (vibration, drift), px
     # illumination and dose
     "dose_e_per_A2": 3.0,          # per frame
     "illumination_gradient": 0.08,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from temstream.sim import background as B
@@ -102,11 +103,17 @@ def render_scene(shape, params: dict, ps: P.ParticleSet, bg: B.Background,
     extra_tau = extra_phase = None
     if len(distractors.contamination):
         extra_tau, extra_phase = B.contamination(shape, distractors.contamination, p, offset_px)
+    mottle = bg.mottle_at(offset_px)
+    if mottle is not None:
+        extra_tau = mottle if extra_tau is None else extra_tau + mottle
     factor = B.blurred_particles_factor(shape, distractors.blurred, params, rng,
                                         distractors.blur_px, offset_px)
     inten = image_intensity(proj, liquid, params, texture=bg.texture_at(offset_px),
                             extra_tau=extra_tau, extra_phase=extra_phase,
                             intensity_factor=factor)
+    blur = float(params.get("exposure_blur_px", 0.0))
+    if blur > 0:
+        inten = cv2.GaussianBlur(inten, (0, 0), blur, borderType=cv2.BORDER_REFLECT)
     expected = inten * bg.illumination(t_s) * np.float32(electrons_per_pixel(params))
     image = detect(expected, params, rng)
     return Rendered(image, proj.labels, proj.layers, expected)

@@ -2,7 +2,8 @@
 
 Every pair is an independent single frame whose physics is drawn afresh (pixel size, particle
 size/shape/material/orientation, liquid and window thickness, defocus, coherence, blur, dose over
-2.5 decades, detector type/gain/MTF/read noise, distractors that are not in the target).
+2.5 decades, detector type/gain/MTF/read noise, thickness mottle of the support, blur during
+the exposure, distractors that are not in the target).
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ def random_physics(rng: np.random.Generator, size: int) -> dict:
         e_px = min(e_px * 1.25, 20000.0)
     prm["dose_e_per_A2"] = e_px / (100 * p * p)
     prm["lambda_np_nm"] = lam_np
+    # real supports and ice are mottled on the scale of the particles, and images blur during
+    # the exposure (vibration, drift): both keep a sim-trained network off fine textures
+    if rng.random() < 0.6:
+        prm["mottle_tau"] = float(rng.uniform(0.0, 0.25)) * float(contrast)
+        prm["mottle_corr_px"] = _log_uniform(rng, 2.0, 25.0)
+    if rng.random() < 0.5:
+        prm["exposure_blur_px"] = _log_uniform(rng, 0.5, max(0.6, min(4.0, d_px / 6.0)))
     prm["v0_np"] = float(7.5 + 17.5 * np.log(420.0 / lam_np) / np.log(21.0))
     return prm
 
