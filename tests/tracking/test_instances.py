@@ -170,6 +170,55 @@ def test_boundary_class_splits_touching_particles():
     assert len(t1["x"]) == 1
 
 
+BOUNDARY_CLASSES = ("background", "particle", "boundary")
+
+
+def _two_squares_with_a_weak_neck(neck_particle=0.6):
+    # two squares joined by a column where the model is unsure (no boundary class there)
+    p = np.zeros((3, 30, 40), np.float32)
+    p[0] = 1
+    p[:, 5:20, 5:30] = np.array([0.02, 0.95, 0.03], np.float32)[:, None, None]
+    p[:, 5:20, 16:19] = np.array([1 - neck_particle - 0.1, neck_particle, 0.1],
+                                 np.float32)[:, None, None]
+    return p
+
+
+def test_seed_threshold_keeps_weak_necks_out_of_the_seeds():
+    p = _two_squares_with_a_weak_neck()
+    _, low = extract_instances(p, classes=BOUNDARY_CLASSES, threshold=0.3, seed_threshold=0.5,
+                               min_area=1)
+    _, high = extract_instances(p, classes=BOUNDARY_CLASSES, threshold=0.3,
+                                seed_threshold=0.85, min_area=1)
+    assert len(low["x"]) == 1
+    assert len(high["x"]) == 2
+    assert high["area"].sum() == 15 * 25          # the neck is shared out, nothing lost
+
+
+def test_unseeded_foreground_components_are_kept_whole():
+    p = _two_squares_with_a_weak_neck()
+    # a third, faint particle: foreground but nowhere confident enough to seed
+    p[:, 24:29, 30:38] = np.array([0.3, 0.6, 0.1], np.float32)[:, None, None]
+    labels, t = extract_instances(p, classes=BOUNDARY_CLASSES, threshold=0.3,
+                                  seed_threshold=0.85, min_area=1)
+    assert len(t["x"]) == 3
+    faint = labels[26, 34]
+    assert faint > 0 and np.count_nonzero(labels == faint) == 5 * 8
+    assert set(np.unique(labels[5:20, 5:30])) == {labels[10, 8], labels[10, 28]}
+
+
+def test_min_seed_area_drops_speckle_seeds():
+    p = _two_squares_with_a_weak_neck(neck_particle=0.6)
+    p[:, 5:20, 16:19] = np.array([0.3, 0.6, 0.1], np.float32)[:, None, None]
+    p[:, 12, 17] = np.array([0.02, 0.95, 0.03], np.float32)   # one confident pixel in the neck
+    _, keep = extract_instances(p, classes=BOUNDARY_CLASSES, threshold=0.3,
+                                seed_threshold=0.85, min_area=1, min_seed_area=0)
+    _, drop = extract_instances(p, classes=BOUNDARY_CLASSES, threshold=0.3,
+                                seed_threshold=0.85, min_area=1, min_seed_area=4)
+    assert len(keep["x"]) == 3
+    assert len(drop["x"]) == 2
+    assert drop["area"].sum() == 15 * 25
+
+
 def test_layers_convention():
     p = np.zeros((4, 30, 60), np.float32)
     p[0] = 1

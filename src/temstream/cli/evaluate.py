@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from temstream.cli._common import new_parser
+from temstream.cli._common import config_from_args, new_parser
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,19 @@ def _movies(scenarios, doses, args):
             yield scen, label, base * mult, movie
 
 
+def _pipeline_instancer(inst):
+    """The pipeline's instance extraction (``[instances]`` section) as an evaluate instancer."""
+    from temstream.tracking.instances import extract_instances
+
+    def instancer(probs, seg):
+        return extract_instances(probs, classes=seg.classes, threshold=seg.threshold,
+                                 min_area=inst.min_area, split_touching=inst.split_touching,
+                                 seed_threshold=inst.seed_threshold,
+                                 min_seed_area=inst.min_seed_area)[0]
+
+    return instancer
+
+
 def run(args) -> int:
     from temstream.cli import UsageError
     from temstream.models import load_segmenter
@@ -86,6 +99,9 @@ def run(args) -> int:
     from temstream.models.realdata import load_msa_em
     from temstream.models.report import figure, layer_table, markdown_table, summary_table
 
+    config = config_from_args(args)
+    instancer = _pipeline_instancer(config.instances)
+    instances_desc = ", ".join(f"{k} = {v}" for k, v in vars(config.instances).items())
     scenarios, real = _split_data(args.data)
     doses = {}
     for d in args.doses.split(","):
@@ -99,11 +115,12 @@ def run(args) -> int:
             load_segmenter(n) if n == "classical" else load_segmenter(n, backend=args.backend))
     rows, examples = [], []
     if scenarios:
-        r, e = evaluate_simulated(segs, _movies(scenarios, doses, args), progress=True)
+        r, e = evaluate_simulated(segs, _movies(scenarios, doses, args), progress=True,
+                                  instancer=instancer)
         rows += r
         examples += e
     for label, folder in real:
-        r, e = evaluate_real(segs, load_msa_em(folder), label=label)
+        r, e = evaluate_real(segs, load_msa_em(folder), label=label, instancer=instancer)
         rows += r
         examples += e
     text = ("## Summary (mean over scenarios)\n\n" + summary_table(rows)
@@ -117,7 +134,8 @@ def run(args) -> int:
         header = (f"# Evaluation: {', '.join(segs)}\n\nCommand: `temstream evaluate "
                   f"{' '.join('--model ' + m for m in args.model)} {' '.join(args.data)} "
                   f"--doses {args.doses} --frames {args.frames} --size {args.size} "
-                  f"--seed {args.seed}`\n\nThresholds: "
+                  f"--seed {args.seed}{''.join(' ' + o for o in args.overrides or [])}`"
+                  f"\n\nInstances: the pipeline's ([instances] {instances_desc}).\n\nThresholds: "
                   + ", ".join(f"{k} {s.threshold:.2f}" for k, s in segs.items()) + "\n\n")
         out.with_suffix(".md").write_text(header + text)
         sel = examples[:: max(1, len(examples) // 8)][:8]

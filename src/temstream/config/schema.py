@@ -87,7 +87,9 @@ class ClassicalConfig:
 class InstancesConfig:
     """Label image and per-particle properties from the class probabilities."""
 
-    min_area: int = _range(8, 0, None)
+    min_area: int = _range(24, 0, None)  # px; smaller instances are noise
+    seed_threshold: float = _range(0.85, 0.0, 1.0)  # boundary-class models: P(particle) of seeds
+    min_seed_area: int = _range(10, 0, None)  # px; smaller seeds do not make a particle
     split_touching: bool = False  # watershed on the distance transform
     n_fold: int = _range(4, 1, 12)  # orientation symmetry: 4 cubes, 3 triangles, 2 rods
 

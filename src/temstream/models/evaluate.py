@@ -1,10 +1,12 @@
 """Scoring segmenters on simulated test movies (per scenario and dose) and on real images.
 
 Every segmenter is scored the same way: foreground = ``1 - P(background) >= seg.threshold``;
-instances = connected components of the foreground, split at the boundary class where the model
-has one (seeds: interior probability >= 0.7, >= 20 px; see
-:func:`temstream.models.metrics.instances`); objects match at IoU >= 0.5 (one-to-one, Hungarian on IoU). Pixel scores are pooled over
-all frames of a set.
+instances come from an ``instancer`` (``temstream evaluate`` passes the pipeline's own,
+:func:`temstream.tracking.instances.extract_instances` with the ``[instances]`` configuration,
+so the object scores are those of a live run; without one, connected components of the
+foreground split at the boundary class, :func:`temstream.models.metrics.instances`); objects
+match at IoU >= 0.5 (one-to-one, Hungarian on IoU). Pixel scores are pooled over all frames of
+a set.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ log = logging.getLogger(__name__)
 DOSES = {"low": 0.1, "moderate": 1.0, "high": 10.0}
 
 
-def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4):
+def default_instancer(probs: np.ndarray, seg) -> np.ndarray:
+    """Instance labels (H, W) int32 of one frame's probabilities (C, H, W), models-only
+    fallback (see the module notes)."""
+    fg = (1.0 - probs[0]) >= seg.threshold
+    if "boundary" in seg.classes:
+        return instances(fg, probs[1], probs[2])
+    return instances(fg)
+
+
+def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4,
+                 instancer=None):
     """Per-frame pixel and object scores of ``seg`` on labelled frames.
 
     Parameters
@@ -33,6 +45,9 @@ def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4)
         True instance labels (0 = background), or a bool mask (instances = its components).
     batch : int
         Frames per ``predict_batch`` call.
+    instancer : callable, optional
+        ``instancer(probs (C, H, W), seg) -> labels (H, W) int`` (default
+        :func:`default_instancer`).
 
     Returns
     -------
@@ -42,7 +57,7 @@ def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4)
         Probabilities of the first frame (for figures).
     """
     rows, first = [], None
-    split = "boundary" in seg.classes
+    instancer = instancer or default_instancer
     for k in range(0, len(frames), batch):
         probs = seg.predict_batch(frames[k:k + batch])
         if first is None:
@@ -50,7 +65,7 @@ def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4)
         for p, lab in zip(probs, labels[k:k + batch]):
             fg = (1.0 - p[0]) >= seg.threshold
             true_lab = lab if lab.dtype != bool else instances(lab, min_area=1)
-            pred_lab = (instances(fg, p[1], p[2]) if split else instances(fg))
+            pred_lab = instancer(p, seg)
             rows.append({"pixel": pixel_scores(fg, true_lab > 0),
                          "objects": match_objects(pred_lab, true_lab)})
     return rows, first
@@ -95,7 +110,7 @@ def snr(frames: np.ndarray, labels: np.ndarray) -> float:
     return float(np.median(out)) if out else float("nan")
 
 
-def evaluate_simulated(segs: dict, movies, *, progress: bool = False):
+def evaluate_simulated(segs: dict, movies, *, progress: bool = False, instancer=None):
     """Score segmenters on simulated test movies.
 
     Parameters
@@ -105,6 +120,10 @@ def evaluate_simulated(segs: dict, movies, *, progress: bool = False):
         ``movie`` has ``frames`` (N, H, W) and ``labels`` (N, H, W) int (e.g. a
         :class:`temstream.sim.Movie`; the CLI simulates them, this module never imports the
         simulator).
+    progress : bool
+        Log one line per (movie, model).
+    instancer : callable, optional
+        See :func:`score_frames`.
 
     Returns
     -------
@@ -119,7 +138,7 @@ def evaluate_simulated(segs: dict, movies, *, progress: bool = False):
         s = snr(movie.frames, movie.labels)
         probs_by = {}
         for name, seg in segs.items():
-            per_frame, first = score_frames(seg, movie.frames, movie.labels)
+            per_frame, first = score_frames(seg, movie.frames, movie.labels, instancer=instancer)
             probs_by[name] = first
             rows.append({"data": "sim", "scenario": scen, "dose": dlabel,
                          "dose_e_per_A2": round(float(dose), 3), "snr": round(s, 2),
@@ -134,14 +153,15 @@ def evaluate_simulated(segs: dict, movies, *, progress: bool = False):
     return rows, examples
 
 
-def evaluate_real(segs: dict, pairs, *, label: str = "msa-em-train"):
-    """Score segmenters on real labelled images ``[(name, image, mask), ...]``."""
+def evaluate_real(segs: dict, pairs, *, label: str = "msa-em-train", instancer=None):
+    """Score segmenters on real labelled images ``[(name, image, mask), ...]`` (``instancer``:
+    see :func:`score_frames`)."""
     rows, examples = [], []
     images = np.stack([p[1] for p in pairs])
     masks = np.stack([p[2] for p in pairs])
     probs_by = {}
     for name, seg in segs.items():
-        per_frame, first = score_frames(seg, images, masks)
+        per_frame, first = score_frames(seg, images, masks, instancer=instancer)
         probs_by[name] = first
         rows.append({"data": "real", "scenario": label, "dose": "-", "dose_e_per_A2": float("nan"),
                      "snr": round(snr(images, masks), 2), "model": name, **accumulate(per_frame)})

@@ -36,13 +36,15 @@ class Preprocess:
 class Instances:
     """Probabilities (C, H, W) -> instance labels (H, W) int32 and a per-particle table."""
 
-    def __init__(self, *, classes: tuple[str, ...], threshold: float = 0.5, min_area: int = 8,
-                 split_touching: bool = False, n_fold: int = 4):
+    def __init__(self, *, classes: tuple[str, ...], threshold: float = 0.5, min_area: int = 24,
+                 split_touching: bool = False, n_fold: int = 4, seed_threshold: float = 0.85,
+                 min_seed_area: int = 10):
         from temstream.tracking.instances import extract_instances
 
         self._extract = extract_instances
         self.kwargs = dict(classes=tuple(classes), threshold=threshold, min_area=min_area,
-                           split_touching=split_touching, n_fold=n_fold)
+                           split_touching=split_touching, n_fold=n_fold,
+                           seed_threshold=seed_threshold, min_seed_area=min_seed_area)
 
     def __call__(self, probabilities: np.ndarray, raw: np.ndarray | None = None):
         return self._extract(probabilities, intensity=None, **self.kwargs)

@@ -92,7 +92,7 @@ def _boxes(labels, n):
     return bbox, area
 
 
-def _conventions(probabilities, classes, threshold):
+def _conventions(probabilities, classes, threshold, seed_threshold):
     """Return (mask, weights, probs, seeds_extent, layered) for the class convention."""
     arr = np.asarray(probabilities)
     if arr.ndim == 2:
@@ -114,7 +114,8 @@ def _conventions(probabilities, classes, threshold):
     if "particle" in classes and "boundary" in classes:
         p = probs[classes.index("particle")]
         extent = (1.0 - probs[0]) > threshold
-        return p > threshold, p, probs, extent, False
+        seeds = (p > max(threshold, seed_threshold)) & (p > probs[classes.index("boundary")])
+        return seeds, p, probs, extent, False
     if len(classes) == 2:
         return probs[1] > threshold, probs[1], probs, None, False
     fg = 1.0 - probs[0]
@@ -143,7 +144,8 @@ def empty_table():
 
 def extract_instances(probabilities, *, classes=("background", "particle"), threshold=0.5,
                       min_area=8, split_touching=False, n_fold=4, intensity=None,
-                      labeller="opencv", split_min_distance=3):
+                      labeller="opencv", split_min_distance=3, seed_threshold=0.0,
+                      min_seed_area=0):
     """Instance labels and a per-particle table from a segmentation.
 
     Parameters
@@ -155,9 +157,11 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
 
         - ``("background", "particle")``: foreground = P(particle) > threshold;
         - ``("background", "particle", "boundary")``: seeds = components of
-          P(particle) > threshold (the boundary class keeps touching particles
-          apart); each seed then grows (4-connected, breadth first) over the pixels
-          with 1 - P(background) > threshold, so the boundary ring is shared out;
+          P(particle) > max(threshold, seed_threshold) and > P(boundary) (the
+          boundary class keeps touching particles apart) with at least
+          ``min_seed_area`` px; each seed then grows (4-connected, breadth first)
+          over the pixels with 1 - P(background) > threshold, so the boundary ring
+          is shared out; foreground components without a seed are kept whole;
         - ``("background", "layer_a", "layer_b", "both")`` (any other list with
           several foreground classes): foreground = 1 - P(background) > threshold,
           ``layer`` = the foreground class (1, 2, 3, ...) with the largest summed
@@ -181,6 +185,12 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
         Connected-component implementation (same partition, different speed).
     split_min_distance : int
         Minimum distance between watershed markers, pixels.
+    seed_threshold : float
+        Boundary-class models: P(particle) a seed pixel needs (a high value keeps
+        the weak necks between touching particles out of the seeds).
+    min_seed_area : int
+        Boundary-class models: smaller seeds are dropped (their pixels join a
+        neighbour's particle or stay an unseeded component).
 
     Returns
     -------
@@ -225,15 +235,29 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
     n_fold = int(n_fold)
     if n_fold < 1:
         raise ValueError(f"n_fold must be >= 1 (4 cubes, 3 triangles, 2 rods), got {n_fold}")
-    mask, weights, probs, extent, layered = _conventions(probabilities, classes, threshold)
+    mask, weights, probs, extent, layered = _conventions(probabilities, classes, threshold,
+                                                         seed_threshold)
     labels, bbox, area = label_mask(mask, labeller)
     n = bbox.shape[0] - 1
+    if extent is not None and n > 0 and min_seed_area > 1:
+        small = area < int(min_seed_area)
+        small[0] = False
+        if small.any():
+            labels[small[labels]] = 0
+            labels, bbox, area = label_mask(labels > 0, labeller)
+            n = bbox.shape[0] - 1
     if split_touching and n > 0:
         labels, n = _split_touching(mask, labels, split_min_distance)
         bbox, area = _boxes(labels, n)
-    if extent is not None and n > 0:
-        _k.grow_seeds(labels, np.ascontiguousarray(extent), bbox,
-                      np.empty(labels.size, np.int64))
+    if extent is not None:
+        if n > 0:
+            _k.grow_seeds(labels, np.ascontiguousarray(extent), bbox,
+                          np.empty(labels.size, np.int64))
+        rest = extent & (labels == 0)
+        if rest.any():  # foreground components without a seed: whole particles
+            extra, _, _ = label_mask(rest, labeller)
+            labels = np.where(extra > 0, extra + n, labels).astype(np.int32, copy=False)
+            n = int(labels.max())
         bbox, area = _boxes(labels, n)
     if intensity is not None:
         intensity = np.asarray(intensity)
