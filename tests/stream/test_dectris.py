@@ -178,6 +178,40 @@ def test_v2_corrupt_compressed_blob_is_caught_at_decompression():
     assert e.value.kind in ("bad-compression", "size-mismatch")
 
 
+def test_frame_with_corrupt_pixels_is_accounted_as_decode_error_not_gap(zmq_context, tmp_path):
+    from temstream.models.classical import ClassicalSegmenter
+    from temstream.pipeline.runner import Runner
+    from temstream.record import RecorderSink, read_frames_info
+    from temstream.tracking.instances import extract_instances
+
+    push = zmq_context.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    port = push.bind_to_random_port("tcp://127.0.0.1")
+    src = ZmqSource(f"tcp://127.0.0.1:{port}", protocol="dectris-v2", context=zmq_context,
+                    decode_threads=1)
+    push.send(v2_start())
+    for k in range(5):
+        msg = v2_image({"threshold_1": counts(seed=k)}, image_id=k)
+        if k == 2:
+            blob = spec_bslz4(counts(seed=k))
+            i = msg.index(blob)
+            msg = msg[:i + 20] + b"\xff" * 40 + msg[i + 60:]
+        push.send(msg)
+    push.send(v2({"type": "end", "series_id": 7}))
+    out = tmp_path / "v2.h5"
+    runner = Runner(src, preprocess=lambda im: im, segment=ClassicalSegmenter(),
+                    instances=lambda p, raw: extract_instances(p),
+                    link=lambda t: np.arange(len(t["x"])), sinks=[RecorderSink(out)],
+                    flow="lossless")
+    summary = runner.run()
+    src.close()
+    assert summary.received == 5 and summary.processed == 4
+    assert summary.dropped == {"decode-error": 1}
+    info = read_frames_info(out).set_index("frame")
+    assert list(info.index) == [0, 1, 2, 3, 4]
+    assert info.loc[2, "reason"] == "decode-error" and (info.drop(2)["status"] == "processed").all()
+
+
 # -- Stream V1 -------------------------------------------------------------------------------
 def v1_header(series=3, detail="basic"):
     parts = [json.dumps({"htype": "dheader-1.0", "series": series,

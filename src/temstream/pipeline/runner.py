@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from temstream.stream.events import Frame, SeriesEnd, SeriesStart
+from temstream.stream.events import Frame, LostFrame, SeriesEnd, SeriesStart
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ class Runner:
             self.summary.dropped[row["reason"]] = self.summary.dropped.get(row["reason"], 0) + 1
         self._pending_drops.append(row)  # handed to the sinks by the link thread, in order
 
-    def _check_gap(self, frame: Frame) -> None:
+    def _check_gap(self, frame: Frame | LostFrame) -> None:
         last = self._last_index.get(frame.series)
         self._last_index[frame.series] = max(frame.frame, last if last is not None else -1)
         if last is None or frame.frame <= last + 1:
@@ -316,6 +316,14 @@ class Runner:
                         self._drop(old.frame, "queue-full")
                     if self.max_frames and received >= self.max_frames:
                         self.stop("frame limit")
+                elif isinstance(event, LostFrame):
+                    received += 1
+                    self.summary.received = received
+                    self._check_gap(event)
+                    self._drop_row({"frame": event.frame, "series": event.series,
+                                    "status": "dropped", "reason": event.reason,
+                                    "timestamp": np.nan, "receive_time": event.receive_time,
+                                    "n_particles": 0})
                 elif isinstance(event, SeriesStart):
                     self.summary.series.append(event.series)
                     self.compute_q.put(event, drop_oldest=False, stop=self._stop)

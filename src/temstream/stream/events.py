@@ -67,6 +67,17 @@ class SeriesEnd:
 
 
 @dataclass
+class LostFrame:
+    """A frame whose header arrived but whose pixels could not be decoded (e.g. a corrupt
+    compressed payload): the pipeline accounts its index as dropped with ``reason``."""
+
+    series: int
+    frame: int
+    reason: str = "decode-error"
+    receive_time: float = field(default_factory=time.time)
+
+
+@dataclass
 class PendingFrame:
     """A decoded frame whose pixels still need work (decompression).
 

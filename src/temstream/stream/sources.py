@@ -14,14 +14,14 @@ from typing import Iterable, Iterator
 import numpy as np
 import zmq
 
-from temstream.stream.events import (Frame, MalformedMessage, PendingFrame, SeriesEnd,
-                                     SeriesStart)
+from temstream.stream.events import (Frame, LostFrame, MalformedMessage, PendingFrame,
+                                     SeriesEnd, SeriesStart)
 from temstream.stream.protocols import make_decoder
 from temstream.stream.sockets import open_socket, tune_malloc_for_large_frames
 
 log = logging.getLogger(__name__)
 
-Event = Frame | SeriesStart | SeriesEnd
+Event = Frame | SeriesStart | SeriesEnd | LostFrame
 
 
 class ZmqSource:
@@ -122,7 +122,8 @@ class ZmqSource:
                 self._inflight.append((event, None))
 
     def _finish(self, event, future) -> Event | None:
-        """Complete a parsed event (pixels decompressed); None if that failed (counted)."""
+        """Complete a parsed event (pixels decompressed); a :class:`LostFrame` if that failed
+        (counted as malformed)."""
         if not isinstance(event, PendingFrame):
             self.stats["decoded"] += 1
             return event
@@ -133,12 +134,17 @@ class ZmqSource:
                 event.frame.image = future.result()
         except MalformedMessage as exc:
             self._count_malformed(exc.kind, str(exc))
-            return None
+            return self._lost(event.frame)
         except Exception as exc:  # noqa: BLE001
             self._count_malformed("decoder-error", repr(exc))
-            return None
+            return self._lost(event.frame)
         self.stats["decoded"] += 1
         return event.frame
+
+    @staticmethod
+    def _lost(frame: Frame) -> LostFrame:
+        frame.image = None  # nothing of the bad payload is kept
+        return LostFrame(series=frame.series, frame=frame.frame, receive_time=frame.receive_time)
 
     def _emit(self, event: Event) -> None:
         """Queue ``event`` for the caller, after a synthetic start where one is missing."""
