@@ -12,7 +12,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def test_help_ends_with_an_example(capsys):
-    for cmd in ("train", "evaluate", "export"):
+    for cmd in ("train", "finetune", "evaluate", "export"):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
         out = capsys.readouterr().out
@@ -27,17 +27,21 @@ def test_export_writes_a_checked_onnx(tiny_checkpoint, tmp_path, capsys):
     assert out.stat().st_size > 1000 and err < 1e-5
 
 
-def test_evaluate_on_a_labelled_folder(tiny_checkpoint, tmp_path, capsys):
+def _labelled_folder(folder, n=2, size=64):
+    """images/image_K.png + labels/label_K.png: dark disks on noise."""
     rng = np.random.default_rng(0)
-    (tmp_path / "set" / "images").mkdir(parents=True)
-    (tmp_path / "set" / "labels").mkdir()
-    yy, xx = np.mgrid[:64, :64]
-    for k in range(2):
-        mask = (yy - 30) ** 2 + (xx - 20 - 10 * k) ** 2 < 100
-        img = np.clip(rng.normal(150, 10, (64, 64)) - 60 * mask, 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(tmp_path / "set" / "images" / f"image_{k}.png")
-        Image.fromarray((mask * 255).astype(np.uint8)).save(
-            tmp_path / "set" / "labels" / f"label_{k}.png")
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    yy, xx = np.mgrid[:size, :size]
+    for k in range(n):
+        mask = (yy - 30) ** 2 + (xx - 20 - 10 * (k % 3)) ** 2 < 100
+        img = np.clip(rng.normal(150, 10, (size, size)) - 60 * mask, 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / "images" / f"image_{k}.png")
+        Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "labels" / f"label_{k}.png")
+
+
+def test_evaluate_on_a_labelled_folder(tiny_checkpoint, tmp_path, capsys):
+    _labelled_folder(tmp_path / "set")
     out = tmp_path / "report"
     rc = main(["evaluate", "--model", str(tiny_checkpoint), "--backend", "torch",
                str(tmp_path / "set"), "--out", str(out)])
@@ -60,3 +64,31 @@ def test_train_smoke_writes_a_loadable_checkpoint(tmp_path, capsys):
     assert seg(np.zeros((40, 40), np.uint16)).shape == (3, 40, 40)
     assert main(["train", "--preset", "nope", "--out", str(out)]) == 2
     assert "unknown training preset 'nope'" in capsys.readouterr().err
+
+
+def test_finetune_cross_validates_then_writes_a_loadable_model(tiny_checkpoint, tmp_path,
+                                                              capsys):
+    _labelled_folder(tmp_path / "set", n=4, size=96)
+    out = tmp_path / "ft"
+    rc = main(["finetune", str(tmp_path / "set"), "--model", str(tiny_checkpoint), "--folds",
+               "2", "--out", str(out), "--no-progress", "steps=3", "eval_every=3", "pool=4",
+               "size=64", "crop=48"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    # each fold scores classical, the starting model and the fine-tuned one on its held-out pair
+    assert text.count("| real | fold 1 |") == 3 and text.count("| real | fold 2 |") == 3
+    card = json.loads((out / "model.json").read_text())
+    assert card["training"]["init"] == str(tiny_checkpoint)
+    assert card["architecture"]["depth"] == 2 and "train_images_val_dice" in card["metrics"]
+    assert card["command"].startswith("temstream finetune")
+    assert (out / "fold1" / "model.json").exists() and "held-out" in (out / "finetune.md").read_text()
+    from temstream.models import load_segmenter
+    assert load_segmenter(out, backend="torch", device="cpu")(
+        np.zeros((48, 48), np.uint8)).shape == (3, 48, 48)
+
+
+def test_finetune_rejects_bad_folds(tiny_checkpoint, tmp_path, capsys):
+    _labelled_folder(tmp_path / "set", n=2)
+    assert main(["finetune", str(tmp_path / "set"), "--model", str(tiny_checkpoint), "--folds",
+                 "5", "--out", str(tmp_path / "ft")]) == 2
+    assert "--folds" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """Training pieces and a tiny end-to-end training run on a synthetic stand-in."""
 
+from itertools import islice
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +97,22 @@ def test_task_architecture_mismatch_is_a_clear_error():
 
     with pytest.raises(ValueError, match="task and architecture do not match"):
         train(cfg, four_classes(), [next(disks(5))], progress=False)
+
+
+def test_labelled_image_pairs_crop_images_and_targets_together():
+    from temstream.models.realdata import labelled_image_pairs
+    from temstream.sim.training import particle_target
+
+    image = np.arange(100 * 120, dtype=np.uint16).reshape(100, 120)  # every pixel unique
+    mask = np.zeros((100, 120), bool)
+    mask[20:40, 20:40] = mask[20:40, 40:60] = True     # one blob: a single component
+    mask[70:90, 80:100] = True
+    pairs = [("a", image, mask)]
+    for crop, target in islice(labelled_image_pairs(pairs, 0, size=64,
+                                                    target_fn=particle_target), 6):
+        y, x = divmod(int(crop[0, 0]), 120)
+        assert crop.shape == target.shape == (64, 64)
+        np.testing.assert_array_equal(target > 0, mask[y:y + 64, x:x + 64])
+        assert set(np.unique(target)) <= {0, 1}  # touching in the mask = one particle
+    with pytest.raises(ValueError, match="smaller than"):
+        next(labelled_image_pairs(pairs, 0, size=128, target_fn=particle_target))

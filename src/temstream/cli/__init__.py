@@ -27,6 +27,7 @@ COMMANDS = {
     "replay": "temstream.cli.replay",
     "sim": "temstream.cli.sim",
     "train": "temstream.cli.train",
+    "finetune": "temstream.cli.finetune",
     "evaluate": "temstream.cli.evaluate",
     "export": "temstream.cli.export",
     "gui": "temstream.cli.gui",
@@ -62,11 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_OVERRIDE = re.compile(r"^[A-Za-z_][\w-]*\.[A-Za-z_][\w.-]*=")
+#: ``section.key=value`` (configuration) or ``key=value`` (training options)
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w.-]*)?=")
 
 
 def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Separate ``section.key=value`` tokens (allowed anywhere) from the other arguments."""
+    """Separate ``[section.]key=value`` tokens (allowed anywhere) from the other arguments."""
     rest, overrides = [], []
     for token in argv:
         (overrides if _OVERRIDE.match(token) else rest).append(token)

@@ -48,3 +48,43 @@ def load_msa_em(directory: str | os.PathLike) -> list[tuple[str, np.ndarray, np.
         lab = np.asarray(Image.open(lp).convert("L")) > 127
         out.append((ip.stem, im, lab))
     return out
+
+
+def labelled_image_pairs(pairs, seed: int, *, size: int, target_fn):
+    """Endless random crops of labelled images, for fine-tuning.
+
+    Parameters
+    ----------
+    pairs : list of (name, image (H, W), mask (H, W) bool)
+        Labelled images (e.g. :func:`load_msa_em`); every image at least ``size`` px on each
+        side.
+    seed : int
+        Seeds the crop positions.
+    size : int
+        Crop edge (px).
+    target_fn : callable
+        ``target_fn(instance_labels (size, size) int) -> classes (size, size) uint8`` (the
+        training target of the model's task, e.g.
+        :func:`temstream.sim.training.particle_target`).
+
+    Yields
+    ------
+    image : ndarray, shape (size, size)
+        The crop, in the image's own dtype.
+    target : ndarray, shape (size, size), uint8
+        ``target_fn`` of the crop's connected components.
+    """
+    from scipy import ndimage
+
+    small = [p[0] for p in pairs if min(p[1].shape) < size]
+    if small:
+        raise ValueError(f"images {small[:3]} are smaller than the {size} px training crop; "
+                         "pass size=... no larger than the smallest image")
+    rng = np.random.default_rng(seed)
+    while True:
+        _, image, mask = pairs[int(rng.integers(len(pairs)))]
+        y = int(rng.integers(0, image.shape[0] - size + 1))
+        x = int(rng.integers(0, image.shape[1] - size + 1))
+        crop = np.asarray(mask[y:y + size, x:x + size], bool)
+        labels, _ = ndimage.label(crop, structure=np.ones((3, 3)))
+        yield np.ascontiguousarray(image[y:y + size, x:x + size]), target_fn(labels)

@@ -74,6 +74,9 @@ class TrainConfig:
         Override the architecture preset's width and depth (0: keep).
     extra_noise : float
         Dose augmentation: added noise up to this multiple of the frame's own noise.
+    init : str
+        Fine-tuning: start from this checkpoint (name or path; its architecture is used and
+        ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
     """
 
     name: str = "default"
@@ -98,6 +101,7 @@ class TrainConfig:
     base: int = 0
     depth: int = 0
     extra_noise: float = 3.0
+    init: str = ""
 
     def replace(self, **kw) -> "TrainConfig":
         fields = {f.name: f.type for f in dataclasses.fields(self)}
@@ -116,6 +120,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3, steps=3000),
     "smoke": TrainConfig(name="smoke", size=64, crop=48, batch=2, steps=4, pool=4,
                          eval_every=2, val_size=2),
+    # fine-tuning the shipped model on a user's labelled images (``temstream finetune``)
+    "finetune": TrainConfig(name="finetune", init="default", steps=600, lr=3e-4, pool=64,
+                            eval_every=100, patience=3, extra_noise=1.5),
 }
 
 
@@ -155,11 +162,12 @@ def predict_foreground(model, images, torch, *, batch: int = 8, autocast: bool =
 
 
 def evaluate_sets(model, val, real, torch, autocast=False) -> dict:
-    """Foreground Dice per threshold on the simulated and real validation sets."""
+    """Foreground Dice per threshold on the validation set (``"val"``: pairs (image, target))
+    and the real images (``"real"``: (name, image, mask) triples)."""
     res = {}
     fg = predict_foreground(model, [v[0] for v in val], torch, autocast=autocast)
     truth = np.stack([v[1] > 0 for v in val])
-    res["sim"] = {float(t): pixel_scores(fg >= t, truth)["dice"] for t in THRESHOLDS}
+    res["val"] = {float(t): pixel_scores(fg >= t, truth)["dice"] for t in THRESHOLDS}
     if real:
         fg = predict_foreground(model, [r[1] for r in real], torch, batch=4, autocast=autocast)
         truth = np.stack([r[2] for r in real])
@@ -167,8 +175,9 @@ def evaluate_sets(model, val, real, torch, autocast=False) -> dict:
     return res
 
 
-def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: bool = True):
-    """Train a U-Net.
+def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: bool = True,
+          val_name: str = "sim", command: str | None = None):
+    """Train (or, with ``cfg.init``, fine-tune) a U-Net.
 
     Parameters
     ----------
@@ -177,13 +186,19 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     pairs : iterator of (ndarray (S, S), ndarray (S, S) uint8)
         Endless training stream (raw counts, class targets).
     val_pairs : list of (ndarray, ndarray)
-        Fixed simulated validation pairs.
+        Fixed validation pairs (image, target): they select the best state and the threshold.
     real : list of (name, image (H, W), mask (H, W) bool), optional
-        Real labelled images, scored at every evaluation (never trained on).
+        Real labelled images, scored at every evaluation (reported only: they select nothing).
     out : path, optional
         Where to write the checkpoint (``model.safetensors`` + ``model.json``).
     progress : bool
         Show a tqdm progress bar.
+    val_name : str
+        What the validation pairs are, for the card's metric names (``sim``: simulated;
+        ``train_images``: fine-tuning images).
+    command : str, optional
+        The command line that reproduces the run, for the card (default ``temstream train
+        --preset NAME``).
 
     Returns
     -------
@@ -202,10 +217,17 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     torch.set_flush_denormal(True)  # tiny gradients otherwise slow CPU training 3x
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    arch = arch_preset(cfg.arch, **{k: v for k, v in (("base", cfg.base), ("depth", cfg.depth))
-                                    if v})
+    if cfg.init:
+        from temstream.models.checkpoints import load_checkpoint
+
+        model, init_card = load_checkpoint(cfg.init)
+        arch = init_card.architecture
+    else:
+        arch = arch_preset(cfg.arch, **{k: v for k, v in (("base", cfg.base),
+                                                           ("depth", cfg.depth)) if v})
+        model = build_unet(arch)
     n_classes = len(arch.classes)
-    model = build_unet(arch).to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)
     autocast = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_amx_bf16())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=0.05 * cfg.lr)
@@ -237,19 +259,20 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
         loss_avg = lv if loss_avg is None else 0.95 * loss_avg + 0.05 * lv
         if step % cfg.eval_every == 0 or step == cfg.steps:
             scores = evaluate_sets(model, val_pairs, real, torch, autocast)
-            sim_best = max(scores["sim"].values())
-            entry = {"step": step, "loss": round(loss_avg, 4), "sim_dice": round(sim_best, 4)}
+            val_best = max(scores["val"].values())
+            entry = {"step": step, "loss": round(loss_avg, 4),
+                     f"{val_name}_dice": round(val_best, 4)}
             if "real" in scores:
                 entry["real_dice"] = round(max(scores["real"].values()), 4)
             history.append(entry)
             log.info("step %d: %s", step, entry)
-            if sim_best > best[0]:
+            if val_best > best[0]:
                 state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                best = (sim_best, state, step)
+                best = (val_best, state, step)
                 bad_evals = 0
             else:
                 bad_evals += 1
-            bar.set_postfix(loss=f"{loss_avg:.3f}", dice=f"{sim_best:.3f}",
+            bar.set_postfix(loss=f"{loss_avg:.3f}", dice=f"{val_best:.3f}",
                             real=f"{entry.get('real_dice', float('nan')):.3f}")
             if bad_evals >= cfg.patience:
                 log.info("early stop at step %d (best %d)", step, best[2])
@@ -258,9 +281,10 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     model.load_state_dict(best[1])
     model.eval()
     scores = evaluate_sets(model, val_pairs, real, torch, autocast)
-    thr = max(scores["sim"], key=lambda k: (scores["sim"][k], -abs(k - 0.5)))
-    metrics = {"sim_val_dice": round(scores["sim"][thr], 4), "threshold_grid": list(THRESHOLDS),
-               "sim_val_dice_by_threshold": {str(k): round(v, 4) for k, v in scores["sim"].items()}}
+    val = scores["val"]
+    thr = max(val, key=lambda k: (val[k], -abs(k - 0.5)))
+    metrics = {f"{val_name}_val_dice": round(val[thr], 4), "threshold_grid": list(THRESHOLDS),
+               f"{val_name}_val_dice_by_threshold": {str(k): round(v, 4) for k, v in val.items()}}
     if "real" in scores:
         metrics["real_msa_em_dice"] = round(scores["real"][thr], 4)
         metrics["real_msa_em_dice_best_threshold"] = round(max(scores["real"].values()), 4)
@@ -273,7 +297,7 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
         extra={"parameters": count_parameters(model), "torch": torch.__version__,
                "train_seconds": round(time.perf_counter() - t0, 1), "machine":
                f"{platform.machine()} {torch.get_num_threads()} threads, bf16={autocast}",
-               "command": f"temstream train --preset {cfg.name}"},
+               "command": command or f"temstream train --preset {cfg.name}"},
     )
     if out is not None:
         save_checkpoint(model, card, out)
