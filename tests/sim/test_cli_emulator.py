@@ -30,6 +30,17 @@ def test_cli_writes_recording_with_truth(tmp_path, capsys):
     assert "moire" in capsys.readouterr().out
 
 
+def test_cli_reads_simulator_parameters_from_a_config_table(tmp_path):
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text("[sim]\ndose_e_per_A2 = 8.0\nn_bubbles = 0\n")
+    assert main(["sim", "dispersed", "--config", str(cfg), "n_bubbles=2", "--frames", "1",
+                 "--size", "48", "--npy", str(tmp_path / "m.npy")]) == 0
+    expected = simulate("dispersed", frames=1, size=48, seed=0, dose_e_per_A2=8.0, n_bubbles=2)
+    assert np.array_equal(np.load(tmp_path / "m.npy"), expected.frames)  # command line wins
+    assert main(["sim", "dispersed", "--config", str(tmp_path / "none.toml"), "--frames", "1",
+                 "--npy", str(tmp_path / "x.npy")]) == 2
+
+
 def test_cli_npy_and_tiff_with_truth_csv(tmp_path):
     assert main(["sim", "etching", "--frames", "2", "--size", "48", "--npy",
                  str(tmp_path / "m.npy")]) == 0

@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
         description="Simulate a movie (scenarios: dispersed, assembly, etching, hex-lattice, "
                     "cube-lattice, moire, flow, sparse-large). KEY=VALUE pairs right after "
                     "SCENARIO (or --set KEY=VALUE anywhere) override simulator parameters "
-                    "(values as JSON, e.g. stage_drift_nm_per_s=[0,0]).")
+                    "(values as JSON, e.g. stage_drift_nm_per_s=[0,0]); --config FILE reads "
+                    "them from the [sim] table of a TOML file.")
     p.add_argument("scenario", metavar="SCENARIO", help="scenario name")
     p.add_argument("--frames", type=int, default=None,
                    help="number of frames (default 100; endless when publishing)")
@@ -63,6 +64,24 @@ def _split_overrides(args) -> tuple[str, dict]:
     return names[0], over
 
 
+def _config_table(name) -> dict:
+    """Simulator parameters from the ``[sim]`` table of a TOML file (path or ./config name)."""
+    import tomllib
+
+    from temstream.cli import UsageError
+    from temstream.config import ConfigError
+    from temstream.config.schema import resolve_preset
+
+    try:
+        with open(resolve_preset(name), "rb") as f:
+            table = tomllib.load(f).get("sim", {})
+    except (ConfigError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"--config {name}: {exc}") from None
+    if not isinstance(table, dict):
+        raise UsageError(f"--config {name}: [sim] must be a table of simulator parameters")
+    return table
+
+
 def _summary(movie) -> str:
     t = movie.truth
     n = movie.frames.shape[0]
@@ -79,7 +98,7 @@ def run(args) -> int:
 
     scenario, over = _split_overrides(args)
     if args.config:
-        log.info("--config is not used by 'sim'; pass simulator parameters as KEY=VALUE")
+        over = {**_config_table(args.config), **over}  # the command line wins
     if args.publish:
         from temstream.stream.emulator import emulate
 
