@@ -205,3 +205,22 @@ def test_display_slows_down_while_the_pipeline_is_behind(qtbot):
     dash._panels_at = -1e9
     dash.refresh()
     assert not dash.throttled and dash.timer.interval() == 33
+
+
+def test_msd_log_axes_label_only_1_2_5_times_powers_of_ten(qtbot):
+    from temstream.gui.panels import StatsPanels
+
+    panels = StatsPanels()
+    qtbot.addWidget(panels)
+    lags = np.arange(1, 51) * 0.04                     # 0.04 .. 2 s: many minor ticks
+    panels.set_msd(lags, 30.0 * lags)
+    panels.resize(400, 300)
+    panels.show()
+    qtbot.wait(50)
+    axis = panels.msd_plot.getAxis("bottom")
+    lo, hi = axis.range
+    labels = []
+    for spacing, values in axis.tickValues(lo, hi, 300):
+        labels += [s for s in axis.tickStrings(values, axis.autoSIPrefixScale, spacing) if s]
+    assert labels and len(labels) <= 8               # was a label on every minor tick
+    assert set(labels) <= {"0.02", "0.05", "0.1", "0.2", "0.5", "1", "2", "5", "0.01"}

@@ -11,8 +11,47 @@ from pyqtgraph.Qt import QtGui, QtWidgets
 from temstream.gui.stats import format_bytes
 
 
+def sparse_log_labels(values, scale: float = 1.0) -> list[str]:
+    """Labels for log-axis ticks at ``log10`` positions ``values``: only 1, 2 and 5 times a
+    power of ten are labelled (only powers of ten when the ticks span more than two decades);
+    the other ticks keep their grid line but get an empty label, so labels never overlap."""
+    v = np.asarray(values, float) + np.log10(scale)
+    if not len(v):
+        return []
+    span = float(np.ptp(v))
+    keep = (1,) if span > 2.0 else (1, 2, 5)
+    out = []
+    for x in v:
+        mant = 10 ** (x - np.floor(x + 1e-9))
+        m = int(round(mant))
+        if abs(mant - m) > 1e-6 * max(m, 1) or m not in keep:
+            out.append("")
+        else:
+            out.append(_power_label(m, int(np.floor(x + 1e-9))))
+    return out
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_label(mantissa: int, exponent: int) -> str:
+    if -3 <= exponent <= 3:
+        return f"{mantissa * 10.0 ** exponent:g}"
+    head = "" if mantissa == 1 else f"{mantissa}·"
+    return f"{head}10{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+class SparseLogAxis(pg.AxisItem):
+    """Log axis whose minor ticks are unlabelled (:func:`sparse_log_labels`)."""
+
+    def logTickStrings(self, values, scale, spacing):
+        return sparse_log_labels(values, scale)
+
+
 def _plot(title: str, left: str, bottom: str, *, log: bool = False) -> pg.PlotWidget:
-    w = pg.PlotWidget(title=title)
+    axes = ({"left": SparseLogAxis("left"), "bottom": SparseLogAxis("bottom")} if log
+            else None)
+    w = pg.PlotWidget(title=title, axisItems=axes)
     w.setLabel("left", left)
     w.setLabel("bottom", bottom)
     w.setMenuEnabled(False)
