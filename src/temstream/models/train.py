@@ -85,7 +85,7 @@ class TrainConfig:
     size: int = 256
     crop: int = 176
     batch: int = 6
-    steps: int = 6000
+    steps: int = 8000
     lr: float = 2e-3
     loss: str = "ce+dice"
     w0: float = 10.0
