@@ -224,3 +224,17 @@ def test_msd_log_axes_label_only_1_2_5_times_powers_of_ten(qtbot):
         labels += [s for s in axis.tickStrings(values, axis.autoSIPrefixScale, spacing) if s]
     assert labels and len(labels) <= 8               # was a label on every minor tick
     assert set(labels) <= {"0.02", "0.05", "0.1", "0.2", "0.5", "1", "2", "5", "0.01"}
+
+
+def test_health_panel_fits_its_longest_text(qtbot):
+    from pyqtgraph.Qt import QtGui as G
+
+    from temstream.gui.panels import HealthPanel, health_text
+
+    panel = HealthPanel()
+    qtbot.addWidget(panel)
+    full = health_text({"dropped": {"queue-full": 3}, "queues": {"compute": 1}, "recording": "on",
+                        "record_bytes": 10, "skipped": 2, "state": "running", "throttled": True})
+    assert full.count("\n") + 1 == HealthPanel.MAX_LINES
+    spacing = G.QFontMetrics(panel.font()).lineSpacing()
+    assert panel.minimumHeight() >= spacing * HealthPanel.MAX_LINES

@@ -159,12 +159,16 @@ def health_text(h: dict) -> str:
 class HealthPanel(QtWidgets.QLabel):
     """Monospaced text block with the pipeline's numbers."""
 
+    MAX_LINES = 9  # health_text: 7 fixed lines, "display skipped" and "state"
+
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
         self.setFont(font)
         self.setStyleSheet("QLabel { background: #111; color: #ddd; padding: 6px; }")
         self.setMinimumWidth(300)
+        # room for every line health_text can write, so a longer text never gets clipped
+        self.setMinimumHeight(QtGui.QFontMetrics(font).lineSpacing() * self.MAX_LINES + 16)
         self.setText(health_text({}))
 
     def set_health(self, h: dict) -> None:
