@@ -99,6 +99,41 @@ def test_task_architecture_mismatch_is_a_clear_error():
         train(cfg, four_classes(), [next(disks(5))], progress=False)
 
 
+class _Oracle(torch.nn.Module):
+    """Stands in for a network: one-hot logits of given class maps (to test the scorer)."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.classes = torch.from_numpy(classes)
+        self.config = type("cfg", (), {"multiple": 1})()
+
+    def forward(self, x):
+        onehot = torch.nn.functional.one_hot(self.classes.long(), 4).permute(0, 3, 1, 2)
+        return onehot.float()
+
+
+def test_layer_dice_score_of_the_bilayer_selection():
+    from temstream.models.train import layer_dice_score
+
+    t = np.zeros((2, 16, 16), np.uint8)
+    t[:, 2:6, 2:6], t[:, 8:12, 8:12], t[:, 4:9, 4:9] = 1, 2, 3
+    val = [(np.zeros((16, 16), np.uint16), t[k]) for k in range(2)]
+    assert layer_dice_score(_Oracle(t), val, torch) == pytest.approx(1.0)
+    swapped = np.choose(t, [0, 2, 1, 3]).astype(np.uint8)   # layers A and B exchanged
+    a = np.isin(t, (1, 3))
+    b = np.isin(t, (2, 3))
+    expected = 2 * np.count_nonzero(a & b) / (a.sum() + b.sum())   # only "both" agrees
+    assert layer_dice_score(_Oracle(swapped), val, torch) == pytest.approx(expected)
+
+
+def test_bad_class_weights_and_selection_are_clear_errors():
+    for bad, match in ((dict(class_weights="1,x"), "class_weights"),
+                       (dict(select="best"), "select")):
+        cfg = training_preset("smoke", base=4, depth=2, steps=1, pool=1, val_size=1, **bad)
+        with pytest.raises(ValueError, match=match):
+            train(cfg, disks(0, 64), [next(disks(5))], progress=False)
+
+
 def test_labelled_image_pairs_crop_images_and_targets_together():
     from temstream.models.realdata import labelled_image_pairs
     from temstream.sim.training import particle_target

@@ -74,6 +74,11 @@ class TrainConfig:
         Override the architecture preset's width and depth (0: keep).
     extra_noise : float
         Dose augmentation: added noise up to this multiple of the frame's own noise.
+    class_weights : str
+        Comma-separated cross-entropy weight per class (e.g. ``1,1,3,2``); empty: all 1.
+    select : {"foreground", "layers"}
+        What picks the best state: foreground Dice, or (bilayer task) the mean of the layer A and
+        layer B Dice of the arg-max classes.
     init : str
         Fine-tuning: start from this checkpoint (name or path; its architecture is used and
         ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
@@ -101,6 +106,8 @@ class TrainConfig:
     base: int = 0
     depth: int = 0
     extra_noise: float = 3.0
+    class_weights: str = ""
+    select: str = "foreground"
     init: str = ""
 
     def replace(self, **kw) -> "TrainConfig":
@@ -116,7 +123,8 @@ class TrainConfig:
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     "bilayer": TrainConfig(name="bilayer", arch="bilayer", task="bilayer", size=192, crop=144,
-                           steps=2500, val_size=32, extra_noise=1.5),
+                           steps=4000, val_size=32, extra_noise=1.5, class_weights="1,1,3,2",
+                           select="layers"),
     "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3, steps=3000),
     "smoke": TrainConfig(name="smoke", size=64, crop=48, batch=2, steps=4, pool=4,
                          eval_every=2, val_size=2),
@@ -133,14 +141,25 @@ def training_preset(name: str, **overrides) -> TrainConfig:
     return TRAIN_PRESETS[name].replace(**overrides)
 
 
+def _class_weights(cfg):
+    if not cfg.class_weights:
+        return None
+    try:
+        return [float(v) for v in cfg.class_weights.split(",")]
+    except ValueError:
+        raise ValueError(f"class_weights must be comma-separated numbers, not "
+                         f"{cfg.class_weights!r}") from None
+
+
 def _batch(pool, cfg, rng, torch):
+    cw = _class_weights(cfg)
     idx = rng.integers(0, len(pool), cfg.batch)
     xs, ts, ws = [], [], []
     for i in idx:
         x, t = augment(*pool[i], rng, crop=cfg.crop, max_extra_noise=cfg.extra_noise)
         xs.append(x)
         ts.append(t)
-        ws.append(border_weight_map(t, w0=cfg.w0, sigma=cfg.sigma))
+        ws.append(border_weight_map(t, w0=cfg.w0, sigma=cfg.sigma, class_weights=cw))
     x = torch.from_numpy(np.stack(xs)[:, None])
     return x, torch.from_numpy(np.stack(ts).astype(np.int64)), torch.from_numpy(np.stack(ws))
 
@@ -159,6 +178,28 @@ def predict_foreground(model, images, torch, *, batch: int = 8, autocast: bool =
             p = model(torch.from_numpy(x)).float()[:, :, :H, :W]
             out.append((1 - p[:, 0]).numpy())
     return np.concatenate(out)
+
+
+def layer_dice_score(model, val, torch) -> float:
+    """Mean of the layer A and layer B Dice (arg-max classes 1|3 and 2|3) on bilayer pairs."""
+    mult = model.config.multiple
+    tp = np.zeros(2)
+    fp = np.zeros(2)
+    fn = np.zeros(2)
+    model.eval()
+    with torch.inference_mode():
+        for k in range(0, len(val), 8):
+            x = np.stack([v[0] for v in val[k:k + 8]]).astype(np.float32)[:, None]
+            H, W = x.shape[-2:]
+            x = np.pad(x, ((0, 0), (0, 0), (0, -H % mult), (0, -W % mult)), mode="reflect")
+            cls = model(torch.from_numpy(x))[:, :, :H, :W].argmax(1).numpy()
+            t = np.stack([v[1] for v in val[k:k + 8]])
+            for j, (c1, c2) in enumerate(((1, 3), (2, 3))):
+                p, q = np.isin(cls, (c1, c2)), np.isin(t, (c1, c2))
+                tp[j] += np.count_nonzero(p & q)
+                fp[j] += np.count_nonzero(p & ~q)
+                fn[j] += np.count_nonzero(~p & q)
+    return float(np.mean(2 * tp / np.maximum(2 * tp + fp + fn, 1)))
 
 
 def evaluate_sets(model, val, real, torch, autocast=False) -> dict:
@@ -217,6 +258,9 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     torch.set_flush_denormal(True)  # tiny gradients otherwise slow CPU training 3x
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    if cfg.select not in ("foreground", "layers"):
+        raise ValueError(f"select must be 'foreground' or 'layers', not {cfg.select!r}")
+    _class_weights(cfg)
     if cfg.init:
         from temstream.models.checkpoints import load_checkpoint
 
@@ -262,6 +306,9 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
             val_best = max(scores["val"].values())
             entry = {"step": step, "loss": round(loss_avg, 4),
                      f"{val_name}_dice": round(val_best, 4)}
+            if cfg.select == "layers":
+                val_best = layer_dice_score(model, val_pairs, torch)
+                entry["layer_dice"] = round(val_best, 4)
             if "real" in scores:
                 entry["real_dice"] = round(max(scores["real"].values()), 4)
             history.append(entry)
@@ -285,6 +332,8 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     thr = max(val, key=lambda k: (val[k], -abs(k - 0.5)))
     metrics = {f"{val_name}_val_dice": round(val[thr], 4), "threshold_grid": list(THRESHOLDS),
                f"{val_name}_val_dice_by_threshold": {str(k): round(v, 4) for k, v in val.items()}}
+    if cfg.select == "layers":
+        metrics[f"{val_name}_val_layer_dice"] = round(layer_dice_score(model, val_pairs, torch), 4)
     if "real" in scores:
         metrics["real_msa_em_dice"] = round(scores["real"][thr], 4)
         metrics["real_msa_em_dice_best_threshold"] = round(max(scores["real"].values()), 4)
