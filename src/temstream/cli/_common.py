@@ -43,3 +43,22 @@ def new_parser(sub, name: str, help: str, example: str, description: str | None 
     )
     add_config_options(parser)
     return parser
+
+
+def training_overrides(args) -> dict:
+    """Training options from the ``[train]`` table of ``--config`` and trailing ``key=value``
+    overrides (``train.`` prefix optional)."""
+    kw = {}
+    if args.config:
+        import tomllib
+        from pathlib import Path
+
+        with open(Path(args.config), "rb") as f:
+            kw.update(tomllib.load(f).get("train", {}))
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            from temstream.cli import UsageError
+            raise UsageError(f"override {item!r} is not KEY=VALUE (e.g. steps=500)")
+        kw[key.removeprefix("train.")] = value
+    return kw

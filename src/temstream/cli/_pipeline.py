@@ -106,3 +106,17 @@ def stop_on_signals(runner: Runner) -> Iterator[None]:
     finally:
         for sig, h in previous.items():
             signal.signal(sig, h)
+
+
+def pipeline_instancer(inst):
+    """The pipeline's instance extraction (``[instances]`` section) as an instancer for
+    :mod:`temstream.models.evaluate`: ``(probs (C, H, W), segmenter) -> labels (H, W)``."""
+    from temstream.tracking.instances import extract_instances
+
+    def instancer(probs, seg):
+        return extract_instances(probs, classes=seg.classes, threshold=seg.threshold,
+                                 min_area=inst.min_area, split_touching=inst.split_touching,
+                                 seed_threshold=inst.seed_threshold,
+                                 min_seed_area=inst.min_seed_area)[0]
+
+    return instancer

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from temstream.cli._common import config_from_args, new_parser
+from temstream.cli._pipeline import pipeline_instancer
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +80,6 @@ def _movies(scenarios, doses, args):
             yield scen, label, base * mult, movie
 
 
-def _pipeline_instancer(inst):
-    """The pipeline's instance extraction (``[instances]`` section) as an evaluate instancer."""
-    from temstream.tracking.instances import extract_instances
-
-    def instancer(probs, seg):
-        return extract_instances(probs, classes=seg.classes, threshold=seg.threshold,
-                                 min_area=inst.min_area, split_touching=inst.split_touching,
-                                 seed_threshold=inst.seed_threshold,
-                                 min_seed_area=inst.min_seed_area)[0]
-
-    return instancer
-
-
 def run(args) -> int:
     from temstream.cli import UsageError
     from temstream.models import load_segmenter
@@ -100,7 +88,7 @@ def run(args) -> int:
     from temstream.models.report import figure, layer_table, markdown_table, summary_table
 
     config = config_from_args(args)
-    instancer = _pipeline_instancer(config.instances)
+    instancer = pipeline_instancer(config.instances)
     instances_desc = ", ".join(f"{k} = {v}" for k, v in vars(config.instances).items())
     scenarios, real = _split_data(args.data)
     doses = {}

@@ -51,8 +51,8 @@ def run(args) -> int:
     import numpy as np
 
     from temstream.cli import UsageError
-    from temstream.cli.evaluate import _pipeline_instancer
-    from temstream.cli.train import _overrides
+    from temstream.cli._common import training_overrides
+    from temstream.cli._pipeline import pipeline_instancer
     from temstream.config import load_config
     from temstream.models import load_segmenter
     from temstream.models.checkpoints import read_card
@@ -63,7 +63,7 @@ def run(args) -> int:
 
     try:
         pairs = load_msa_em(args.images)
-        cfg = training_preset("finetune", **{"init": args.model, **_overrides(args)})
+        cfg = training_preset("finetune", **{"init": args.model, **training_overrides(args)})
         base_card = read_card(args.model)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -75,13 +75,13 @@ def run(args) -> int:
     command = (f"temstream finetune {args.images} --model {args.model} --folds {args.folds} "
                f"--out {args.out}" + "".join(f" {o}" for o in args.overrides or []))
     out = Path(args.out)
-    instancer = _pipeline_instancer(load_config(None, ()).instances)
+    instancer = pipeline_instancer(load_config(None, ()).instances)
     rows = []
     if args.folds:
         folds = np.array_split(np.arange(len(pairs)), args.folds)
         for k, held in enumerate(folds):
             test = [pairs[i] for i in held]
-            fit = [p for i, p in enumerate(pairs) if i not in set(held)]
+            fit = [pairs[i] for i in np.setdiff1d(np.arange(len(pairs)), held)]
             print(f"fold {k + 1}/{args.folds}: training on {len(fit)} images, "
                   f"testing on {', '.join(p[0] for p in test)}")
             fold_dir = out / f"fold{k + 1}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from temstream.cli._common import new_parser
+from temstream.cli._common import new_parser, training_overrides
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +29,6 @@ def add_parser(sub):
     return parser
 
 
-def _overrides(args) -> dict:
-    kw = {}
-    if args.config:
-        import tomllib
-        from pathlib import Path
-
-        with open(Path(args.config), "rb") as f:
-            kw.update(tomllib.load(f).get("train", {}))
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            from temstream.cli import UsageError
-            raise UsageError(f"override {item!r} is not KEY=VALUE (e.g. steps=500)")
-        kw[key.removeprefix("train.")] = value
-    return kw
-
-
 def run(args) -> int:
     import os
     from functools import partial
@@ -59,7 +42,7 @@ def run(args) -> int:
     from temstream.sim.training import training_pairs
 
     try:
-        cfg = training_preset(args.preset, **_overrides(args))
+        cfg = training_preset(args.preset, **training_overrides(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     make_pairs = partial(training_pairs, size=cfg.size, task=cfg.task)
