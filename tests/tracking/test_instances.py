@@ -260,3 +260,65 @@ def test_bad_input_errors():
         m = np.zeros((8, 8), bool)
         m[2:6, 2:6] = True
         extract_instances(m, intensity=np.zeros((4, 4)))
+
+
+def _speckled_disk_and_a_touching_pair(seed=0):
+    """A large disk whose P(particle) dips in a ring of noise (seeds fragment, as inside real
+    particles), beside two disks in contact along a predicted boundary line."""
+    rng = np.random.default_rng(seed)
+    p = np.zeros((3, 80, 140), np.float32)
+    p[0] = 1
+    big = np.zeros((80, 140), bool)
+    rr, cc = disk((40, 40), 30, shape=big.shape)
+    big[rr, cc] = True
+    part = np.where(big, 0.95, 0.0).astype(np.float32)
+    # a cross of unsure pixels cuts the confident core into four seeds
+    cross = big & ((np.abs(np.arange(80)[:, None] - 40) < 2) | (np.abs(np.arange(140) - 40) < 2))
+    part[cross] = rng.uniform(0.6, 0.8, cross.sum())
+    for cx in (95, 117):
+        rr, cc = disk((40, cx), 11, shape=big.shape)
+        part[rr, cc] = 0.95
+    contact = np.zeros_like(big)
+    contact[28:53, 105:108] = True
+    contact &= part > 0
+    fg = part > 0
+    p[1] = np.where(contact, 0.1, part)
+    p[2] = np.where(contact, 0.85, np.where(fg, 0.02, 0.0))
+    p[0] = 1 - p[1] - p[2]
+    return p, big
+
+
+def test_merge_joins_seed_fragments_but_not_particles_split_by_a_boundary():
+    p, big = _speckled_disk_and_a_touching_pair()
+    kw = dict(classes=BOUNDARY_CLASSES, threshold=0.35, seed_threshold=0.85, min_seed_area=10,
+              min_area=1)
+    split, t_split = extract_instances(p, **kw)
+    merged, t_merged = extract_instances(p, merge_below=0.5, merge_share=0.2, **kw)
+    assert len(np.unique(split[big])) == 4                 # the cross makes four fragments
+    assert len(np.unique(merged[big])) == 1 and merged[40, 40] > 0
+    assert np.count_nonzero(merged == merged[40, 40]) == big.sum()
+    assert len(t_merged["x"]) == 3                         # big disk + the touching pair
+    assert merged[40, 95] != merged[40, 117]
+    # labels stay consecutive, background stays 0, table rows follow the labels
+    assert set(np.unique(merged)) == {0, 1, 2, 3}
+    assert np.array_equal(t_merged["label"], [1, 2, 3])
+    assert t_merged["area"].sum() == t_split["area"].sum()
+
+
+def test_merge_share_keeps_particles_with_a_short_weak_neck_apart():
+    # two disks joined by a short uncertain neck: weak border evidence but a small share of
+    # either outline, so they stay two particles
+    p = np.zeros((3, 40, 80), np.float32)
+    part = np.zeros((40, 80), np.float32)
+    for cx in (22, 54):
+        rr, cc = disk((20, cx), 14, shape=part.shape)
+        part[rr, cc] = 0.95
+    part[18:23, 36:41] = 0.7
+    p[1] = part
+    p[2] = np.where(part > 0, 0.02, 0)
+    p[0] = 1 - p[1] - p[2]
+    kw = dict(classes=BOUNDARY_CLASSES, threshold=0.35, seed_threshold=0.85, min_area=1)
+    _, kept = extract_instances(p, merge_below=0.5, merge_share=0.2, **kw)
+    _, joined = extract_instances(p, merge_below=0.5, merge_share=0.0, **kw)
+    assert len(kept["x"]) == 2
+    assert len(joined["x"]) == 1

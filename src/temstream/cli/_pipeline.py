@@ -63,7 +63,8 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
         instances=Instances(classes=segmenter.classes, threshold=threshold,
                             min_area=inst.min_area, split_touching=inst.split_touching,
                             n_fold=inst.n_fold, seed_threshold=inst.seed_threshold,
-                            min_seed_area=inst.min_seed_area),
+                            min_seed_area=inst.min_seed_area, merge_below=inst.merge_below,
+                            merge_share=inst.merge_share),
         link=Link(search_range=config.tracking.search_range, memory=config.tracking.memory,
                   predict=config.tracking.predict, n_fold=inst.n_fold),
         sinks=all_sinks,
@@ -117,6 +118,8 @@ def pipeline_instancer(inst):
         return extract_instances(probs, classes=seg.classes, threshold=seg.threshold,
                                  min_area=inst.min_area, split_touching=inst.split_touching,
                                  seed_threshold=inst.seed_threshold,
-                                 min_seed_area=inst.min_seed_area)[0]
+                                 min_seed_area=inst.min_seed_area,
+                                 merge_below=inst.merge_below,
+                                 merge_share=inst.merge_share)[0]
 
     return instancer

@@ -90,6 +90,11 @@ class InstancesConfig:
     min_area: int = _range(24, 0, None)  # px; smaller instances are noise
     seed_threshold: float = _range(0.85, 0.0, 1.0)  # boundary-class models: P(particle) of seeds
     min_seed_area: int = _range(10, 0, None)  # px; smaller seeds do not make a particle
+    # boundary-class models: two touching particles are fragments of one and merge when their
+    # border's mean 1 - P(particle) is below merge_below (0 = never) and the border is more
+    # than merge_share of the smaller one's outline
+    merge_below: float = _range(0.5, 0.0, 1.0)
+    merge_share: float = _range(0.2, 0.0, 1.0)
     split_touching: bool = False  # watershed on the distance transform
     n_fold: int = _range(4, 1, 12)  # orientation symmetry: 4 cubes, 3 triangles, 2 rods
 

@@ -339,3 +339,36 @@ def region_properties(labels, bbox, area, new_id, weights, probs, n_fold, perim_
                 for c in range(c0, c1):
                     if labels[r, c] == k:
                         labels[r, c] = j
+
+
+@njit(cache=True, nogil=True)
+def border_pairs(labels, values, out_a, out_b, out_v, out_edges):
+    """Every 4-neighbour pixel pair that joins two different particles.
+
+    Fills ``out_a[i] < out_b[i]`` (the two labels) and ``out_v[i]`` (the mean of ``values``
+    at the two pixels) and returns how many pairs were written; the outputs need room for
+    two pairs per particle pixel. ``out_edges[k]`` (n + 1,) is incremented by the number of 4-neighbour
+    edges between particle k and any other label, background included (its outline length).
+    """
+    h, w = labels.shape
+    m = 0
+    for r in range(h):
+        for c in range(w):
+            k = labels[r, c]
+            for q in range(2):
+                rr = r + q
+                cc = c + 1 - q
+                if rr >= h or cc >= w:
+                    continue
+                j = labels[rr, cc]
+                if j == k:
+                    continue
+                out_edges[k] += 1
+                out_edges[j] += 1
+                if j == 0 or k == 0:
+                    continue
+                out_a[m] = min(k, j)
+                out_b[m] = max(k, j)
+                out_v[m] = 0.5 * (values[r, c] + values[rr, cc])
+                m += 1
+    return m

@@ -137,6 +137,41 @@ def _split_touching(mask, labels, min_distance):
     return out, len(peaks)
 
 
+def _merge_weak_borders(labels, n, particle, merge_below, merge_share):
+    """Merge neighbouring particles that are fragments of one particle.
+
+    Two touching particles merge when the pixels of their common border average less than
+    ``merge_below`` of 1 - ``particle`` (P(particle), (H, W): no predicted contact line
+    between them) and that border is more than ``merge_share`` of the smaller one's outline
+    (a fragment is wrapped by its neighbour; two particles in contact share a short neck).
+    Returns (labels, n).
+    """
+    cap = 2 * int(np.count_nonzero(labels))  # each particle pixel starts at most two pairs
+    a = np.empty(cap, np.int32)
+    b = np.empty(cap, np.int32)
+    v = np.empty(cap, np.float32)
+    edges = np.zeros(n + 1, np.int64)
+    m = _k.border_pairs(labels, particle, a, b, v, edges)
+    if m == 0:
+        return labels, n
+    key = a[:m].astype(np.int64) * (n + 1) + b[:m]
+    pairs, inverse = np.unique(key, return_inverse=True)
+    length = np.bincount(inverse)
+    evidence = 1.0 - np.bincount(inverse, weights=v[:m]) / length
+    i, j = pairs // (n + 1), pairs % (n + 1)
+    share = length / np.maximum(np.minimum(edges[i], edges[j]), 1)
+    weak = (evidence < merge_below) & (share > merge_share)
+    if not weak.any():
+        return labels, n
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(int(weak.sum())), (i[weak], j[weak])), shape=(n + 1, n + 1))
+    n_comp, comp = connected_components(graph, directed=False)
+    # component ids follow the lowest member, so background (0, never joined) keeps 0
+    return comp.astype(np.int32)[labels], n_comp - 1
+
+
 def empty_table():
     """A particle table with every key and no rows."""
     return {k: np.empty(0, _DTYPES.get(k, np.float64)) for k in TABLE_COLUMNS}
@@ -145,7 +180,7 @@ def empty_table():
 def extract_instances(probabilities, *, classes=("background", "particle"), threshold=0.5,
                       min_area=8, split_touching=False, n_fold=4, intensity=None,
                       labeller="opencv", split_min_distance=3, seed_threshold=0.0,
-                      min_seed_area=0):
+                      min_seed_area=0, merge_below=0.0, merge_share=0.2):
     """Instance labels and a per-particle table from a segmentation.
 
     Parameters
@@ -191,6 +226,12 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
     min_seed_area : int
         Boundary-class models: smaller seeds are dropped (their pixels join a
         neighbour's particle or stay an unseeded component).
+    merge_below, merge_share : float
+        Boundary-class models: after growing, two touching particles merge when
+        the mean of 1 - P(particle) over the pixels of their common border is
+        below ``merge_below`` and that border is more than ``merge_share`` of
+        the smaller one's outline (the seeds were fragments of one particle,
+        not split by a predicted boundary); ``merge_below = 0`` never merges.
 
     Returns
     -------
@@ -258,6 +299,9 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
             extra, _, _ = label_mask(rest, labeller)
             labels = np.where(extra > 0, extra + n, labels).astype(np.int32, copy=False)
             n = int(labels.max())
+        if merge_below > 0 and n > 1:
+            labels, n = _merge_weak_borders(labels, n, weights, float(merge_below),
+                                            float(merge_share))
         bbox, area = _boxes(labels, n)
     if intensity is not None:
         intensity = np.asarray(intensity)
