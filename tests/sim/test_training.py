@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from skimage.measure import label as cc_label
 
-from temstream.sim.training import boundary_mask, particle_target, training_pairs
+from temstream.sim.training import (boundary_mask, particle_target, random_physics,
+                                    training_pairs)
 
 
 def _take(seed, n, **kw):
@@ -57,3 +58,11 @@ def test_boundary_separates_touching_instances():
     t = particle_target(lab)
     # interior (class 1) components now give one component per instance
     assert cc_label(t == 1, connectivity=1).max() == 3
+
+
+@pytest.mark.parametrize("bubbles", [0.0, 0.15, 0.5])
+def test_bubble_fraction_of_the_training_images(bubbles):
+    rng = np.random.default_rng(3)
+    n = np.array([random_physics(rng, 128, bubbles=bubbles)["n_bubbles"] for _ in range(400)])
+    assert set(np.unique(n)) <= {0, 1}
+    assert abs(n.mean() - bubbles) < 0.06

@@ -79,6 +79,8 @@ class TrainConfig:
     select : {"foreground", "layers"}
         What picks the best state: foreground Dice, or (bilayer task) the mean of the layer A and
         layer B Dice of the arg-max classes.
+    bubbles : float
+        Fraction of the simulated pairs with a gas bubble (its dark rim is not a particle).
     init : str
         Fine-tuning: start from this checkpoint (name or path; its architecture is used and
         ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
@@ -108,6 +110,7 @@ class TrainConfig:
     extra_noise: float = 3.0
     class_weights: str = ""
     select: str = "foreground"
+    bubbles: float = 0.15
     init: str = ""
 
     def replace(self, **kw) -> "TrainConfig":

@@ -26,8 +26,9 @@ def _log_uniform(rng, lo, hi):
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def random_physics(rng: np.random.Generator, size: int) -> dict:
-    """Domain-randomised image-formation parameters for one training image."""
+def random_physics(rng: np.random.Generator, size: int, *, bubbles: float = 0.15) -> dict:
+    """Domain-randomised image-formation parameters for one training image (a gas bubble in
+    a fraction ``bubbles`` of them)."""
     prm = copy.deepcopy(PHYSICS)
     d_px = _log_uniform(rng, 4.0, min(130.0, 0.45 * size))
     p = _log_uniform(rng, 0.2, 2.5)
@@ -53,7 +54,7 @@ def random_physics(rng: np.random.Generator, size: int) -> dict:
         gain=_log_uniform(rng, 0.5, 8.0), offset=float(rng.uniform(0, 300)),
         read_noise=float(rng.uniform(0, 6)),
         mtf_f0=float(rng.uniform(0.08, 0.5)), mtf_floor=float(rng.uniform(0.05, 0.4)),
-        n_bubbles=int(rng.random() < 0.15), n_contamination=int(rng.poisson(0.8)),
+        n_bubbles=int(rng.random() < bubbles), n_contamination=int(rng.poisson(0.8)),
         n_fast=int(rng.poisson(1.0)), n_defocused=int(rng.poisson(0.7)),
         material="Au", polydispersity=float(rng.uniform(0.03, 0.3)),
         orientation="flat" if rng.random() < 0.4 else "random",
@@ -190,8 +191,8 @@ def particle_target(labels: np.ndarray) -> np.ndarray:
     return t
 
 
-def training_pairs(seed: int, *, size: int = 256, task: str = "particles"
-                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
+                   bubbles: float = 0.15) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless iterator of domain-randomised training pairs.
 
     Parameters
@@ -204,6 +205,8 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles"
         ``particles``: target classes 0 background, 1 particle, 2 boundary (pixels where
         touching particles meet, see :func:`boundary_mask`). ``bilayer``: 0 background,
         1 layer A only, 2 layer B only, 3 both (layer B = the smaller particles).
+    bubbles : float
+        Fraction of the images with a gas bubble (a bright disk with a dark rim; background).
 
     Yields
     ------
@@ -217,7 +220,7 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles"
     rng = np.random.default_rng(seed)
     shape = (size, size)
     while True:
-        prm = random_physics(rng, size)
+        prm = random_physics(rng, size, bubbles=bubbles)
         if task == "particles":
             ps = _particles(rng, prm, size)
         else:
