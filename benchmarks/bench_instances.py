@@ -4,7 +4,9 @@ Random filled disks (r 3-12 px, ~15 % foreground) in 2-class probabilities at
 512^2, 1024^2, 2048^2. Candidates: extract_instances with the OpenCV (connectedComponents or
 connectedComponentsWithStats), scipy and scikit-image labellers (same numba property kernel), and the plain
 scikit-image route (label + regionprops_table with area, centroid, perimeter,
-eccentricity; fewer properties, no n-fold angle). Prints a Markdown table.
+eccentricity; fewer properties, no n-fold angle). Prints a Markdown table; a second one
+times the boundary-class route (seeded growth) with and without merging seed fragments
+(``merge_below``), on the same disks with a speckled P(particle).
 
     python benchmarks/bench_instances.py [--quick]
 """
@@ -13,6 +15,7 @@ import argparse
 import time
 
 import numpy as np
+from scipy import ndimage
 from skimage.draw import disk
 from skimage.measure import label, regionprops_table
 
@@ -29,6 +32,19 @@ def frame(size, seed=0):
     p = np.empty((2, size, size), np.float32)
     p[1] = np.where(mask, 0.9, 0.05) + rng.uniform(-0.04, 0.04, mask.shape)
     p[0] = 1 - p[1]
+    return p
+
+
+def boundary_frame(size, seed=0):
+    """3-class (background, particle, boundary) probabilities of the same disks, P(particle)
+    speckled inside them so that the confident seeds fragment."""
+    rng = np.random.default_rng(seed)
+    fg = frame(size, seed)[1] > 0.5
+    p = np.zeros((3, size, size), np.float32)
+    dips = ndimage.gaussian_filter(rng.normal(size=fg.shape), 2.0) < -0.1   # blotches ~5 px
+    p[1] = np.where(fg, np.where(dips, 0.7, 0.95), 0)
+    p[2] = np.where(fg, 0.03, 0)
+    p[0] = 1 - p[1] - p[2]
     return p
 
 
@@ -64,6 +80,19 @@ def main():
         print(f"| {size}² | {n} | {t['opencv']:.2f} | {t['opencv-stats']:.2f} "
               f"| {t['scipy']:.2f} | {t['skimage']:.2f} "
               f"| {t_sk:.1f} | {t_sk / t['opencv']:.0f}x |")
+    print()
+    print("| size | seeded growth ms (instances) | + merging fragments ms (instances) | cost |")
+    print("|---|---|---|---|")
+    kw = dict(classes=("background", "particle", "boundary"), threshold=0.35,
+              seed_threshold=0.85, min_seed_area=10, min_area=24)
+    for size in (512, 1024) if args.quick else (512, 1024, 2048):
+        p = boundary_frame(size)
+        rep = (3 if args.quick else 10) if size < 2048 else 3
+        n0 = len(extract_instances(p, **kw)[1]["x"])
+        n1 = len(extract_instances(p, merge_below=0.5, merge_share=0.2, **kw)[1]["x"])
+        t0 = best(lambda: extract_instances(p, **kw), rep)
+        t1 = best(lambda: extract_instances(p, merge_below=0.5, merge_share=0.2, **kw), rep)
+        print(f"| {size}² | {t0:.2f} ({n0}) | {t1:.2f} ({n1}) | +{t1 - t0:.2f} ms |")
 
 
 if __name__ == "__main__":
