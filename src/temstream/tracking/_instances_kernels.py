@@ -346,9 +346,10 @@ def border_pairs(labels, values, out_a, out_b, out_v, out_edges):
     """Every 4-neighbour pixel pair that joins two different particles.
 
     Fills ``out_a[i] < out_b[i]`` (the two labels) and ``out_v[i]`` (the mean of ``values``
-    at the two pixels) and returns how many pairs were written; the outputs need room for
-    two pairs per particle pixel. ``out_edges[k]`` (n + 1,) is incremented by the number of 4-neighbour
-    edges between particle k and any other label, background included (its outline length).
+    at the two pixels) and returns how many pairs were written; the outputs need room for two
+    pairs per particle pixel. ``out_edges[k]`` ((n + 1,)) is incremented by the number of
+    4-neighbour edges between label k and any other label, background included (the outline
+    length of particle k).
     """
     h, w = labels.shape
     m = 0

@@ -168,8 +168,11 @@ def _merge_weak_borders(labels, n, particle, merge_below, merge_share):
 
     graph = coo_matrix((np.ones(int(weak.sum())), (i[weak], j[weak])), shape=(n + 1, n + 1))
     n_comp, comp = connected_components(graph, directed=False)
-    # component ids follow the lowest member, so background (0, never joined) keeps 0
-    return comp.astype(np.int32)[labels], n_comp - 1
+    # number the components in order of their lowest label: background (0, never joined) stays 0
+    _, first = np.unique(comp, return_index=True)
+    rank = np.empty(n_comp, np.int32)
+    rank[comp[np.sort(first)]] = np.arange(n_comp, dtype=np.int32)
+    return rank[comp][labels], n_comp - 1
 
 
 def empty_table():
