@@ -322,3 +322,21 @@ def test_merge_share_keeps_particles_with_a_short_weak_neck_apart():
     _, joined = extract_instances(p, merge_below=0.5, merge_share=0.0, **kw)
     assert len(kept["x"]) == 2
     assert len(joined["x"]) == 1
+
+
+@pytest.mark.parametrize("classes", [("background", "particle"), BOUNDARY_CLASSES])
+def test_min_score_drops_faint_detections(classes):
+    # a confident square and a faint one (both above the threshold); the faint one goes
+    p = np.zeros((len(classes), 30, 60), np.float32)
+    p[0] = 1
+    p[0, 5:20, 5:20], p[1, 5:20, 5:20] = 0.05, 0.95
+    p[0, 5:20, 35:50], p[1, 5:20, 35:50] = 0.45, 0.55
+    kw = dict(classes=classes, threshold=0.35, min_area=1)
+    labels_all, t_all = extract_instances(p, **kw)
+    labels, t = extract_instances(p, min_score=0.65, **kw)
+    assert len(t_all["x"]) == 2
+    assert len(t["x"]) == 1 and t["x"][0] == pytest.approx(12.0)
+    assert labels.max() == 1 and not labels[5:20, 35:50].any()
+    # a boolean mask has no probabilities: nothing is dropped
+    _, t_mask = extract_instances(p[1] > 0.35, min_score=0.65, min_area=1)
+    assert len(t_mask["x"]) == 2

@@ -64,7 +64,7 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
                             min_area=inst.min_area, split_touching=inst.split_touching,
                             n_fold=inst.n_fold, seed_threshold=inst.seed_threshold,
                             min_seed_area=inst.min_seed_area, merge_below=inst.merge_below,
-                            merge_share=inst.merge_share),
+                            merge_share=inst.merge_share, min_score=inst.min_score),
         link=Link(search_range=config.tracking.search_range, memory=config.tracking.memory,
                   predict=config.tracking.predict, n_fold=inst.n_fold),
         sinks=all_sinks,
@@ -120,6 +120,7 @@ def pipeline_instancer(inst):
                                  seed_threshold=inst.seed_threshold,
                                  min_seed_area=inst.min_seed_area,
                                  merge_below=inst.merge_below,
-                                 merge_share=inst.merge_share)[0]
+                                 merge_share=inst.merge_share,
+                                 min_score=inst.min_score)[0]
 
     return instancer

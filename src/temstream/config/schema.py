@@ -88,6 +88,7 @@ class InstancesConfig:
     """Label image and per-particle properties from the class probabilities."""
 
     min_area: int = _range(24, 0, None)  # px; smaller instances are noise
+    min_score: float = _range(0.65, 0.0, 1.0)  # instances with a lower mean P(foreground) are dropped
     seed_threshold: float = _range(0.85, 0.0, 1.0)  # boundary-class models: P(particle) of seeds
     min_seed_area: int = _range(10, 0, None)  # px; smaller seeds do not make a particle
     # boundary-class models: two touching particles are fragments of one and merge when their

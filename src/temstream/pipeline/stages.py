@@ -39,14 +39,15 @@ class Instances:
     def __init__(self, *, classes: tuple[str, ...], threshold: float = 0.5, min_area: int = 24,
                  split_touching: bool = False, n_fold: int = 4, seed_threshold: float = 0.85,
                  min_seed_area: int = 10, merge_below: float = 0.5,
-                 merge_share: float = 0.2):
+                 merge_share: float = 0.2, min_score: float = 0.65):
         from temstream.tracking.instances import extract_instances
 
         self._extract = extract_instances
         self.kwargs = dict(classes=tuple(classes), threshold=threshold, min_area=min_area,
                            split_touching=split_touching, n_fold=n_fold,
                            seed_threshold=seed_threshold, min_seed_area=min_seed_area,
-                           merge_below=merge_below, merge_share=merge_share)
+                           merge_below=merge_below, merge_share=merge_share,
+                           min_score=min_score)
 
     def __call__(self, probabilities: np.ndarray, raw: np.ndarray | None = None):
         return self._extract(probabilities, intensity=None, **self.kwargs)

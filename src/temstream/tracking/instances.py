@@ -183,7 +183,7 @@ def empty_table():
 def extract_instances(probabilities, *, classes=("background", "particle"), threshold=0.5,
                       min_area=8, split_touching=False, n_fold=4, intensity=None,
                       labeller="opencv", split_min_distance=3, seed_threshold=0.0,
-                      min_seed_area=0, merge_below=0.0, merge_share=0.2):
+                      min_seed_area=0, merge_below=0.0, merge_share=0.2, min_score=0.0):
     """Instance labels and a per-particle table from a segmentation.
 
     Parameters
@@ -208,6 +208,10 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
         Probability threshold, from the model card.
     min_area : int
         Particles with fewer pixels are dropped (after splitting/growing).
+    min_score : float
+        Particles whose mean foreground probability 1 - P(background) is below
+        this are dropped (faint detections in a mottled background; ignored for
+        a mask input); 0 keeps all.
     split_touching : bool
         Split touching particles by a watershed on the distance transform, one
         marker per distance maximum at least ``split_min_distance`` px apart
@@ -313,6 +317,9 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
                              f"{labels.shape}; pass the frame the probabilities come from")
         weights = intensity
     keep = area >= max(int(min_area), 1)
+    if min_score > 0 and probs is not None and n > 0:
+        fg_sum = np.bincount(labels.ravel(), weights=(1.0 - probs[0]).ravel(), minlength=n + 1)
+        keep &= fg_sum >= float(min_score) * area
     keep[0] = False
     new_id = np.zeros(n + 1, np.int32)
     m = int(keep.sum())
