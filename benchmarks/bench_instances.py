@@ -6,7 +6,8 @@ connectedComponentsWithStats), scipy and scikit-image labellers (same numba prop
 scikit-image route (label + regionprops_table with area, centroid, perimeter,
 eccentricity; fewer properties, no n-fold angle). Prints a Markdown table; a second one
 times the boundary-class route (seeded growth) with and without merging seed fragments
-(``merge_below``), on the same disks with a speckled P(particle).
+(``merge_below``) and the confidence filter (``min_score``), on the same disks with a speckled
+P(particle).
 
     python benchmarks/bench_instances.py [--quick]
 """
@@ -81,8 +82,9 @@ def main():
               f"| {t['scipy']:.2f} | {t['skimage']:.2f} "
               f"| {t_sk:.1f} | {t_sk / t['opencv']:.0f}x |")
     print()
-    print("| size | seeded growth ms (instances) | + merging fragments ms (instances) | cost |")
-    print("|---|---|---|---|")
+    print("| size | seeded growth ms (instances) | + merging fragments ms (instances) | cost "
+          "| + min_score 0.65 ms | cost |")
+    print("|---|---|---|---|---|---|")
     kw = dict(classes=("background", "particle", "boundary"), threshold=0.35,
               seed_threshold=0.85, min_seed_area=10, min_area=24)
     for size in (512, 1024) if args.quick else (512, 1024, 2048):
@@ -92,7 +94,10 @@ def main():
         n1 = len(extract_instances(p, merge_below=0.5, merge_share=0.2, **kw)[1]["x"])
         t0 = best(lambda: extract_instances(p, **kw), rep)
         t1 = best(lambda: extract_instances(p, merge_below=0.5, merge_share=0.2, **kw), rep)
-        print(f"| {size}² | {t0:.2f} ({n0}) | {t1:.2f} ({n1}) | +{t1 - t0:.2f} ms |")
+        t2 = best(lambda: extract_instances(p, merge_below=0.5, merge_share=0.2, min_score=0.65,
+                                            **kw), rep)
+        print(f"| {size}² | {t0:.2f} ({n0}) | {t1:.2f} ({n1}) | +{t1 - t0:.2f} ms "
+              f"| {t2:.2f} | +{t2 - t1:.2f} ms |")
 
 
 if __name__ == "__main__":

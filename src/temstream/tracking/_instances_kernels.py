@@ -373,3 +373,14 @@ def border_pairs(labels, values, out_a, out_b, out_v, out_edges):
                 out_v[m] = 0.5 * (values[r, c] + values[rr, cc])
                 m += 1
     return m
+
+
+@njit(cache=True, nogil=True)
+def foreground_sums(labels, p_background, out):
+    """``out[k] += sum of 1 - p_background`` over the pixels of label k (k >= 1)."""
+    h, w = labels.shape
+    for r in range(h):
+        for c in range(w):
+            k = labels[r, c]
+            if k > 0:
+                out[k] += 1.0 - p_background[r, c]

@@ -318,7 +318,8 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
         weights = intensity
     keep = area >= max(int(min_area), 1)
     if min_score > 0 and probs is not None and n > 0:
-        fg_sum = np.bincount(labels.ravel(), weights=(1.0 - probs[0]).ravel(), minlength=n + 1)
+        fg_sum = np.zeros(n + 1)
+        _k.foreground_sums(labels, probs[0], fg_sum)
         keep &= fg_sum >= float(min_score) * area
     keep[0] = False
     new_id = np.zeros(n + 1, np.int32)
