@@ -263,8 +263,8 @@ def test_bad_input_errors():
 
 
 def _speckled_disk_and_a_touching_pair(seed=0):
-    """A large disk whose P(particle) dips in a ring of noise (seeds fragment, as inside real
-    particles), beside two disks in contact along a predicted boundary line."""
+    """A large disk whose P(particle) dips along a cross of unsure pixels (its seeds fragment,
+    as inside real particles), beside two disks in contact along a predicted boundary line."""
     rng = np.random.default_rng(seed)
     p = np.zeros((3, 80, 140), np.float32)
     p[0] = 1
@@ -332,7 +332,7 @@ def test_min_score_drops_faint_detections(classes):
     p[0, 5:20, 5:20], p[1, 5:20, 5:20] = 0.05, 0.95
     p[0, 5:20, 35:50], p[1, 5:20, 35:50] = 0.45, 0.55
     kw = dict(classes=classes, threshold=0.35, min_area=1)
-    labels_all, t_all = extract_instances(p, **kw)
+    _, t_all = extract_instances(p, **kw)
     labels, t = extract_instances(p, min_score=0.65, **kw)
     assert len(t_all["x"]) == 2
     assert len(t["x"]) == 1 and t["x"][0] == pytest.approx(12.0)
