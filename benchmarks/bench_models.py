@@ -8,6 +8,7 @@ processes hits all variants alike.
 
     python benchmarks/bench_models.py                       # CPU table, GPU table if CUDA
     python benchmarks/bench_models.py --sizes 256 512 --rounds 5 --model default
+    python benchmarks/bench_models.py --sizes 512 --tta 4 8        # test-time augmentation cost
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def cpu_section(args, model, card, torch):
     from temstream.models.backends import cpu_has_amx_bf16, make_backend
     from temstream.models.segmenter import UNetSegmenter
 
-    def seg(backend, **kw):
+    def seg(backend, tta=1, **kw):
         return UNetSegmenter(model, card, make_backend(backend, model, card, device="cpu", **kw),
-                             tile=4096)
+                             tile=4096, tta=tta)
 
     variants = {
         "plain PyTorch (peer: eager fp32 NCHW)": _peer(model, torch),
@@ -70,6 +71,9 @@ def cpu_section(args, model, card, torch):
         variants["torch bf16 autocast (AMX)"] = seg("torch", precision="bf16")
     if args.compile:
         variants["torch.compile fp32"] = seg("torch", precision="fp32", compile=True)
+    for n in args.tta:
+        variants[f"torch fp32 channels_last, tta={n} (replay)"] = seg("torch", tta=n,
+                                                                      precision="fp32")
     variants["classical (baseline, not a U-Net)"] = load_segmenter("classical")
     auto = load_segmenter(args.model if card.sha256 else "classical", backend="auto",
                           device="cpu") if card.sha256 else None
@@ -88,15 +92,21 @@ def cpu_section(args, model, card, torch):
             t = results[s][k]
             cells.append(f"{t * 1e3:.1f} ({1 / t:.1f}) | {results[s][peer] / t:.2f}×")
         print(f"| {k} | " + " | ".join(cells) + " |")
+    single = "torch fp32 channels_last + inference_mode"
+    for n in args.tta:
+        k = f"torch fp32 channels_last, tta={n} (replay)"
+        print(f"\ntta={n} costs " + ", ".join(
+            f"{results[s][k] / (n * results[s][single]):.2f}× of {n} single passes at {s}²"
+            for s in args.sizes))
 
 
 def gpu_section(args, model, card, torch):
     from temstream.models.backends import make_backend
     from temstream.models.segmenter import UNetSegmenter
 
-    def seg(**kw):
+    def seg(tta=1, **kw):
         return UNetSegmenter(model, card, make_backend("torch", model, card, device="cuda", **kw),
-                             tile=8192)
+                             tile=8192, tta=tta)
 
     def timed(fn):
         def run(frame):
@@ -109,6 +119,9 @@ def gpu_section(args, model, card, torch):
         "torch CUDA eager fp32 (peer)": timed(seg(precision="fp32", cuda_graphs=False)),
         "torch CUDA fp16 channels_last": timed(seg(precision="fp16", cuda_graphs=False)),
         "torch CUDA fp16 + CUDA graphs": timed(seg(precision="fp16", cuda_graphs=True)),
+        **{f"torch CUDA fp16 + CUDA graphs, tta={n}": timed(seg(n, precision="fp16",
+                                                                cuda_graphs=True))
+           for n in args.tta},
     }
     sizes = args.gpu_sizes
     print(f"\n### GPU: {torch.cuda.get_device_name()} (end to end: host uint16 frame -> "
@@ -149,6 +162,8 @@ def main(argv=None):
     ap.add_argument("--gpu-sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=3)
+    ap.add_argument("--tta", type=int, nargs="*", default=[4, 8], choices=[2, 4, 8],
+                    help="test-time augmentation variants to time (CPU torch)")
     ap.add_argument("--compile", action="store_true", help="include torch.compile (slow start)")
     ap.add_argument("--no-gpu", action="store_true")
     args = ap.parse_args(argv)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from temstream.config import Config, config_to_toml
+from temstream.config import Config, ConfigError, config_to_toml
 from temstream.pipeline.runner import Runner
 from temstream.pipeline.stages import Instances, Link, Preprocess
 
@@ -22,11 +22,15 @@ def load_segmenter_from_config(config: Config):
 
     c = config.classical
     threshold = config.segment.threshold or None
-    options = {}
     if config.segment.model == "classical":
+        if config.segment.tta != 1:
+            raise ConfigError(f"config key 'segment.tta': {config.segment.tta} applies to "
+                              "U-Nets; the classical model takes 1")
         options = dict(sigma=c.sigma, method=c.method, polarity=c.polarity,
                        opening_radius=c.opening_radius, min_area=c.min_area,
                        fill_holes=c.fill_holes, background_scale=c.background_scale)
+    else:
+        options = dict(tta=config.segment.tta)
     return load_segmenter(config.segment.model, backend=config.segment.backend,
                           device=config.segment.device, threshold=threshold, **options)
 

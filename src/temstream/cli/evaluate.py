@@ -27,6 +27,8 @@ def add_parser(sub):
     parser.add_argument("--model", action="append", default=[],
                         help="model name or checkpoint (repeatable; default: default)")
     parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt")
+    parser.add_argument("--tta", type=int, choices=[1, 2, 4, 8], default=1,
+                        help="U-Nets: average over N rotations/mirrors of each frame")
     parser.add_argument("--doses", default="low,moderate,high",
                         help="dose levels (low = 0.1x, moderate = 1x, high = 10x the "
                              "scenario's default dose)")
@@ -100,7 +102,8 @@ def run(args) -> int:
     segs = {}
     for n in names:
         segs[Path(n).name if Path(n).exists() else n] = (
-            load_segmenter(n) if n == "classical" else load_segmenter(n, backend=args.backend))
+            load_segmenter(n) if n == "classical"
+            else load_segmenter(n, backend=args.backend, tta=args.tta))
     rows, examples = [], []
     if scenarios:
         r, e = evaluate_simulated(segs, _movies(scenarios, doses, args), progress=True,
@@ -119,10 +122,11 @@ def run(args) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
+        tta = f" --tta {args.tta}" if args.tta > 1 else ""
         header = (f"# Evaluation: {', '.join(segs)}\n\nCommand: `temstream evaluate "
                   f"{' '.join('--model ' + m for m in args.model)} {' '.join(args.data)} "
                   f"--doses {args.doses} --frames {args.frames} --size {args.size} "
-                  f"--seed {args.seed}{''.join(' ' + o for o in args.overrides or [])}`"
+                  f"--seed {args.seed}{tta}{''.join(' ' + o for o in args.overrides or [])}`"
                   f"\n\nInstances: the pipeline's ([instances] {instances_desc}).\n\nThresholds: "
                   + ", ".join(f"{k} {s.threshold:.2f}" for k, s in segs.items()) + "\n\n")
         out.with_suffix(".md").write_text(header + text)

@@ -16,6 +16,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE.h5", help="recording to write")
     p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
+    p.add_argument("--tta", type=int, choices=[1, 2, 4, 8],
+                   help="U-Nets: average over N rotations/mirrors of each frame (N network "
+                        "passes; default segment.tta = 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -45,7 +48,8 @@ def run(args) -> int:
     from temstream.stream.files import open_movie
     from temstream.stream.sources import MemorySource
 
-    config = config_from_args(args, segment={"model": args.model, "backend": args.backend})
+    config = config_from_args(args, segment={"model": args.model, "backend": args.backend,
+                                             "tta": args.tta})
     if Path(args.input).resolve() == Path(args.out).resolve():
         raise ValueError("--out must differ from the input file")
     with open_movie(args.input) as movie:

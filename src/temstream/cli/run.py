@@ -17,6 +17,9 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", type=int, help="stop after N frames")
     p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
+    p.add_argument("--tta", type=int, choices=[1, 2, 4, 8],
+                   help="U-Nets: average over N rotations/mirrors of each frame (N network "
+                        "passes; default segment.tta = 1)")
     p.add_argument("--flow", choices=["live", "lossless"], help="drop oldest, or back-pressure")
     p.add_argument("--gui", action="store_true", help="show the live dashboard")
     p.add_argument("--snapshot", metavar="FILE.png",
@@ -28,7 +31,7 @@ def run(args) -> int:
     config = config_from_args(
         args, source={"connect": args.connect, "protocol": args.protocol},
         pipeline={"frames": args.frames, "flow": args.flow},
-        segment={"model": args.model, "backend": args.backend})
+        segment={"model": args.model, "backend": args.backend, "tta": args.tta})
     s = config.source
     runner = build_runner(config, zmq_source(config), out=args.out)
     print(f"listening on {s.connect} ({s.protocol}, {config.pipeline.flow}); Ctrl-C to stop")

@@ -22,7 +22,7 @@ class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range (one-line message)."""
 
 
-def _choice(default: str, *choices: str) -> Any:
+def _choice(default: Any, *choices: Any) -> Any:
     return field(default=default, metadata={"choices": choices})
 
 
@@ -68,6 +68,7 @@ class SegmentConfig:
     backend: str = _choice("auto", "auto", "torch", "onnxruntime", "tensorrt")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threshold: float = _range(0.0, 0.0, 1.0)  # 0 = take it from the model card
+    tta: int = _choice(1, 1, 2, 4, 8)  # U-Nets: average over this many rotations/mirrors
 
 
 @dataclass(frozen=True)

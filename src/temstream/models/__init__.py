@@ -44,7 +44,7 @@ def confidence(probs: np.ndarray) -> np.ndarray:
 
 
 def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: str = "auto",
-                   threshold: float | None = None, **kwargs) -> Segmenter:
+                   threshold: float | None = None, tta: int = 1, **kwargs) -> Segmenter:
     """Load a segmenter by name or checkpoint path.
 
     Parameters
@@ -58,6 +58,10 @@ def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: st
         Where U-Nets run.
     threshold : float, optional
         Override the model card's decision threshold.
+    tta : {1, 2, 4, 8}
+        U-Nets: average over this many rotations/mirrors of each frame (test-time
+        augmentation, ``tta`` network passes per frame). The classical baseline is
+        rotation-invariant already and accepts only 1.
     **kwargs
         For ``classical``: :class:`~temstream.models.classical.ClassicalSegmenter` options.
         For U-Nets: ``tile``, ``halo``, ``tile_batch`` (see
@@ -71,11 +75,17 @@ def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: st
     if str(name) == "classical":
         from temstream.models.classical import ClassicalSegmenter
 
+        if tta != 1:
+            raise ValueError(f"tta = {tta} applies to U-Nets; the classical segmenter takes 1")
+
         seg = ClassicalSegmenter(**kwargs)
         if threshold is not None:
             seg.threshold = float(threshold)
         return seg
     from temstream.models.backends import BACKENDS, make_backend
+    from temstream.models.tta import transforms
+
+    transforms(tta)  # a bad value fails before the network is loaded
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -85,4 +95,4 @@ def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: st
     seg_opts = {k: kwargs.pop(k) for k in ("tile", "halo", "tile_batch") if k in kwargs}
     model, card = load_checkpoint(name)
     be = make_backend(backend, model, card, device=device, **kwargs)
-    return UNetSegmenter(model, card, be, threshold=threshold, **seg_opts)
+    return UNetSegmenter(model, card, be, threshold=threshold, tta=tta, **seg_opts)

@@ -6,6 +6,7 @@ import numpy as np
 
 from temstream.models.prep import as_batch
 from temstream.models.tiling import tiled_apply
+from temstream.models.tta import averaged, transforms
 
 
 class UNetSegmenter:
@@ -28,6 +29,9 @@ class UNetSegmenter:
         Tile overlap margin (px) (default: the card's ``architecture.halo``).
     tile_batch : int
         Tiles per backend call.
+    tta : {1, 2, 4, 8}
+        Test-time augmentation: average over this many rotations/mirrors of each frame
+        (:mod:`temstream.models.tta`; costs ``tta`` network passes per frame).
 
     Attributes
     ----------
@@ -35,10 +39,12 @@ class UNetSegmenter:
     classes : tuple of str
     threshold : float
     backend_name : str
+    tta : int
     """
 
     def __init__(self, model, card, backend, *, threshold: float | None = None,
-                 tile: int | None = None, halo: int | None = None, tile_batch: int = 4):
+                 tile: int | None = None, halo: int | None = None, tile_batch: int = 4,
+                 tta: int = 1):
         self.model, self.card, self.backend = model, card, backend
         self.name = card.name
         self.classes = tuple(card.classes)
@@ -50,11 +56,14 @@ class UNetSegmenter:
         if self.tile % self.multiple:
             raise ValueError(f"tile must be a multiple of {self.multiple} px, not {self.tile}")
         self.tile_batch = tile_batch
+        transforms(tta)  # validates
+        self.tta = int(tta)
         self.backend_name = backend.name
 
     def __repr__(self) -> str:
         return (f"UNetSegmenter(name={self.name!r}, backend={self.backend_name!r}, "
-                f"classes={self.classes}, threshold={self.threshold:.3f})")
+                f"classes={self.classes}, threshold={self.threshold:.3f}"
+                + (f", tta={self.tta})" if self.tta > 1 else ")"))
 
     def __call__(self, frame) -> np.ndarray:
         """Class probabilities of one frame.
@@ -86,12 +95,15 @@ class UNetSegmenter:
         xb = self.backend.upload(x)
         stats = self.backend.stats(xb)
         xp = self.backend.pad(xb, self.multiple)
-        if max(xp.shape[-2:]) > self.tile:
-            probs = tiled_apply(self.backend.run, xp, stats, tile=self.tile, halo=self.halo,
-                                multiple=self.multiple, batch=self.tile_batch)
-        else:
-            probs = self.backend.run(xp, stats)
+        probs = averaged(lambda xt: self._run_padded(xt, stats), xp, self.tta)
         return probs[:, :, :H, :W]
+
+    def _run_padded(self, xp, stats):
+        """Probabilities of padded frames, in tiles when they exceed :attr:`tile`."""
+        if max(xp.shape[-2:]) > self.tile:
+            return tiled_apply(self.backend.run, xp, stats, tile=self.tile, halo=self.halo,
+                               multiple=self.multiple, batch=self.tile_batch)
+        return self.backend.run(xp, stats)
 
     def foreground(self, probs: np.ndarray) -> np.ndarray:
         """Foreground probability ``1 - P(background)``, ``(..., C, H, W)`` -> ``(..., H, W)``."""
