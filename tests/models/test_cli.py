@@ -92,3 +92,22 @@ def test_finetune_rejects_bad_folds(tiny_checkpoint, tmp_path, capsys):
     assert main(["finetune", str(tmp_path / "set"), "--model", str(tiny_checkpoint), "--folds",
                  "5", "--out", str(tmp_path / "ft")]) == 2
     assert "--folds" in capsys.readouterr().err
+
+
+def test_evaluate_with_tta_scores_the_averaged_network(tiny_checkpoint, tmp_path):
+    from temstream.models import load_segmenter
+    from temstream.models.evaluate import evaluate_real
+    from temstream.models.realdata import load_msa_em
+
+    _labelled_folder(tmp_path / "set")
+    out = tmp_path / "report"
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--backend", "torch", "--tta",
+                 "4", str(tmp_path / "set"), "--out", str(out)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "--tta 4" in md
+    row = next(line for line in md.splitlines() if line.startswith("| real | set | - |")
+               and "| tiny |" in line)
+    dice_cli = float(row.split("|")[8])
+    seg = load_segmenter(tiny_checkpoint, backend="torch", device="cpu", tta=4)
+    (r,), _ = evaluate_real({"tiny": seg}, load_msa_em(tmp_path / "set"), label="set")
+    assert f"{r['dice']:.3f}" == f"{dice_cli:.3f}"
