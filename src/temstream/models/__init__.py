@@ -77,7 +77,6 @@ def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: st
 
         if tta != 1:
             raise ValueError(f"tta = {tta} applies to U-Nets; the classical segmenter takes 1")
-
         seg = ClassicalSegmenter(**kwargs)
         if threshold is not None:
             seg.threshold = float(threshold)
