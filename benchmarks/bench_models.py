@@ -71,9 +71,9 @@ def cpu_section(args, model, card, torch):
         variants["torch bf16 autocast (AMX)"] = seg("torch", precision="bf16")
     if args.compile:
         variants["torch.compile fp32"] = seg("torch", precision="fp32", compile=True)
+    tta_name = "torch fp32 channels_last, tta={} (replay)".format
     for n in args.tta:
-        variants[f"torch fp32 channels_last, tta={n} (replay)"] = seg("torch", tta=n,
-                                                                      precision="fp32")
+        variants[tta_name(n)] = seg("torch", tta=n, precision="fp32")
     variants["classical (baseline, not a U-Net)"] = load_segmenter("classical")
     auto = load_segmenter(args.model if card.sha256 else "classical", backend="auto",
                           device="cpu") if card.sha256 else None
@@ -94,9 +94,9 @@ def cpu_section(args, model, card, torch):
         print(f"| {k} | " + " | ".join(cells) + " |")
     single = "torch fp32 channels_last + inference_mode"
     for n in args.tta:
-        k = f"torch fp32 channels_last, tta={n} (replay)"
         print(f"\ntta={n} costs " + ", ".join(
-            f"{results[s][k] / (n * results[s][single]):.2f}× of {n} single passes at {s}²"
+            f"{results[s][tta_name(n)] / (n * results[s][single]):.2f}× of {n} single passes "
+            f"at {s}²"
             for s in args.sizes))
 
 
@@ -163,7 +163,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=3)
     ap.add_argument("--tta", type=int, nargs="*", default=[4, 8], choices=[2, 4, 8],
-                    help="test-time augmentation variants to time (CPU torch)")
+                    help="test-time augmentation variants to time (torch, CPU and GPU)")
     ap.add_argument("--compile", action="store_true", help="include torch.compile (slow start)")
     ap.add_argument("--no-gpu", action="store_true")
     args = ap.parse_args(argv)
