@@ -87,6 +87,32 @@ def test_tiny_training_run_learns_and_is_reproducible(tmp_path):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3, msg=k)
 
 
+def _distance(a, b):
+    """Euclidean distance between the floating-point tensors of two state dicts."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return float(sum(((sa[k].float() - sb[k].float()) ** 2).sum() for k in sa
+                     if sa[k].is_floating_point()) ** 0.5)
+
+
+def test_ema_weights_are_what_is_validated_and_saved(tmp_path):
+    cfg = training_preset("smoke", base=4, depth=2, size=64, crop=48, batch=4, steps=6,
+                          pool=8, eval_every=6, val_size=2, lr=1e-2)
+    val = [p for _, p in zip(range(2), disks(99))]
+    raw, _ = train(cfg, disks(1), val, progress=False)
+    # a vanishing decay follows the raw weights step by step
+    follow, _ = train(cfg.replace(ema=1e-9), disks(1), val, progress=False)
+    first, _ = train(cfg.replace(steps=1), disks(1), val, progress=False)
+    assert _distance(follow, raw) < 1e-3 * _distance(raw, first)
+    # the average starts at the first step's weights; a 1,000-step average over 6 steps has
+    # barely left them, and that is what the checkpoint holds
+    slow, card = train(cfg.replace(ema=0.999), disks(1), val, out=tmp_path / "ema",
+                       progress=False)
+    assert card.training["ema"] == 0.999
+    assert _distance(slow, first) < 0.05 * _distance(raw, first)
+    loaded, _ = load_checkpoint(tmp_path / "ema")
+    assert _distance(loaded, slow) == 0
+
+
 def test_task_architecture_mismatch_is_a_clear_error():
     cfg = training_preset("smoke", base=4, depth=2, arch="groschner", steps=2, pool=2,
                           val_size=1)
@@ -128,7 +154,7 @@ def test_layer_dice_score_of_the_bilayer_selection():
 
 def test_bad_class_weights_and_selection_are_clear_errors():
     for bad, match in ((dict(class_weights="1,x"), "class_weights"),
-                       (dict(select="best"), "select")):
+                       (dict(select="best"), "select"), (dict(ema=1.0), "ema")):
         cfg = training_preset("smoke", base=4, depth=2, steps=1, pool=1, val_size=1, **bad)
         with pytest.raises(ValueError, match=match):
             train(cfg, disks(0, 64), [next(disks(5))], progress=False)
