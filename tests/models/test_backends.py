@@ -51,6 +51,20 @@ def test_deterministic(torch_seg, ort_seg, rng):
         np.testing.assert_array_equal(seg(f), seg(f))
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.float32])
+def test_read_only_frames_are_served_without_warnings(torch_seg, rng, dtype):
+    """Frames decoded from a message or a PNG are read-only buffers."""
+    import warnings
+
+    f = rng.integers(0, 250, (64, 48)).astype(dtype)
+    ro = np.frombuffer(f.tobytes(), dtype).reshape(f.shape)
+    assert not ro.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = torch_seg(ro)
+    np.testing.assert_array_equal(p, torch_seg(f))
+
+
 def test_batch_equals_single_frames(ort_seg, rng):
     frames = rng.integers(0, 5000, (3, 64, 48)).astype(np.uint16)
     batch = ort_seg.predict_batch(frames)
