@@ -66,3 +66,30 @@ def test_bubble_fraction_of_the_training_images(bubbles):
     n = np.array([random_physics(rng, 128, bubbles=bubbles)["n_bubbles"] for _ in range(400)])
     assert set(np.unique(n)) <= {0, 1}
     assert abs(n.mean() - bubbles) < 0.06
+
+
+def test_overlapping_placements():
+    from temstream.sim.training import _place
+
+    r = np.full(60, 6.0)
+
+    def gaps(overlap_prob):
+        pts = _place(np.random.default_rng(4), 60, r, (400, 400), 1.0, overlap_prob)
+        d = np.hypot(*(pts[:, None] - pts[None]).transpose(2, 0, 1)) / 12.0  # / summed radii
+        np.fill_diagonal(d, np.inf)
+        return d.min(1)
+
+    # without overlaps every particle keeps its soft exclusion; with them the placed particles
+    # sink 15-60 % of the summed radii into a neighbour (a particle that found no free spot in
+    # 20 tries keeps its last one, so not quite all)
+    assert gaps(0.0).min() > 0.8
+    deep = gaps(1.0)
+    assert ((deep >= 0.4) & (deep < 0.85)).mean() > 0.85
+
+
+def test_overlaps_off_keeps_the_stream_and_on_changes_it():
+    a = _take(9, 2, size=96)
+    b = _take(9, 2, size=96, overlaps=0.0)
+    c = _take(9, 2, size=96, overlaps=0.5)
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a, b))
+    assert not all(np.array_equal(x[0], y[0]) for x, y in zip(a, c))

@@ -45,7 +45,8 @@ def run(args) -> int:
         cfg = training_preset(args.preset, **training_overrides(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    make_pairs = partial(training_pairs, size=cfg.size, task=cfg.task, bubbles=cfg.bubbles)
+    make_pairs = partial(training_pairs, size=cfg.size, task=cfg.task, bubbles=cfg.bubbles,
+                         overlaps=cfg.overlaps)
     real = None
     if cfg.task == "particles" and not args.no_real:
         real_dir = args.real or default_real_dir()

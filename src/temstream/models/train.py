@@ -82,6 +82,8 @@ class TrainConfig:
         layer B Dice of the arg-max classes.
     bubbles : float
         Fraction of the simulated pairs with a gas bubble (its dark rim is not a particle).
+    overlaps : float
+        Fraction of the particles placed next to another that overlap it in projection.
     init : str
         Fine-tuning: start from this checkpoint (name or path; its architecture is used and
         ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
@@ -116,6 +118,7 @@ class TrainConfig:
     class_weights: str = ""
     select: str = "foreground"
     bubbles: float = 0.15
+    overlaps: float = 0.0
     init: str = ""
     ema: float = 0.0
 
