@@ -119,9 +119,13 @@ class ClassicalSegmenter:
         sample = signal[::step, ::step]
         if np.ptp(sample) == 0:
             return np.zeros(image.shape, bool), signal, float(sample.flat[0]), 1.0
-        thr = float(_METHODS[self.method](sample))
         med = float(np.median(sample))
         noise = float(np.median(np.abs(sample - med))) * 1.4826 or 1.0
+        # pixels far on the other side of the background (bubbles, thin liquid, holes in the
+        # support) would otherwise be one class of a histogram method and the whole background
+        # the other; they are never particles, so the threshold is sought without them
+        typical = sample[sample > med - 4.0 * noise]
+        thr = float(_METHODS[self.method](typical if np.ptp(typical) > 0 else sample))
         mask = signal > thr
         if self._footprint is not None:
             mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, self._footprint) > 0
