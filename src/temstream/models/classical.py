@@ -61,8 +61,9 @@ class ClassicalSegmenter:
         Gaussian smoothing, pixels (0 = none).
     method : {"sigma", "otsu", "li", "triangle", "yen"}
         Automatic threshold: ``sigma`` = background median + 4 robust standard deviations
-        (works with few particles and with bright distractors), or a histogram method of
-        scikit-image.
+        (works with few particles), or a histogram method of scikit-image. Either is computed
+        without the pixels more than 4 robust standard deviations on the background's far side
+        (bubbles, thin liquid), which would otherwise form a class of their own.
     polarity : {"dark", "bright"}
         Particles darker than the background (bright-field TEM: they scatter electrons out of
         the objective aperture) or brighter (dark-field, HAADF).
