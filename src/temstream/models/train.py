@@ -6,8 +6,8 @@ Pairs are kept in a pool that is refreshed every step, augmented on the fly
 (:mod:`temstream.models.augment`), and the loss is border-weighted cross-entropy plus soft Dice
 (:mod:`temstream.models.losses`); Adam with a cosine learning-rate decay, optionally with an
 exponential moving average of the weights (``ema``) that is what gets validated and saved. Every
-``eval_every`` steps the network is scored on a fixed simulated validation set (foreground Dice) and, for the
-particle task, on the real msa-em images; the best state is kept, training stops early after
+``eval_every`` steps the network is scored on a fixed simulated validation set (foreground
+Dice) and, for the particle task, on the real msa-em images; the best state is kept, training stops early after
 ``patience`` evaluations without improvement, and the decision threshold is chosen on the
 simulated validation set.
 """
@@ -88,9 +88,10 @@ class TrainConfig:
         Fine-tuning: start from this checkpoint (name or path; its architecture is used and
         ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
     ema : float
-        Decay of an exponential moving average of the weights and batch-norm statistics, updated
-        every step from the first (e.g. 0.999: an average over about the last 1,000 steps); the average is
-        validated, kept as the best state and saved. 0: off, the raw weights are used.
+        Decay of an exponential moving average of the weights and batch-norm statistics,
+        updated every step from the first (e.g. 0.999: an average over about the last 1,000
+        steps); the average is validated, kept as the best state and saved. 0: off, the raw
+        weights are used.
     """
 
     name: str = "default"

@@ -104,7 +104,7 @@ def _place(rng, n, radius_px, shape, touch_prob, overlap_prob=0.0):
     k = 0
     for i in range(n):
         for _ in range(20):
-            j = -1
+            sunk_into = None  # the neighbour this particle may overlap
             if k and rng.random() < touch_prob:
                 j = rng.integers(k)
                 a = rng.uniform(0, 2 * np.pi)
@@ -113,16 +113,16 @@ def _place(rng, n, radius_px, shape, touch_prob, overlap_prob=0.0):
                 f = rng.uniform(0.4, 0.85) if deep else rng.uniform(0.85, 1.05)
                 d = (radius_px[i] + radius_px[j]) * f
                 c = pts[j] + d * np.array([np.cos(a), np.sin(a)])
-                if not deep:
-                    j = -1
+                if deep:
+                    sunk_into = j
             else:
                 c = rng.uniform([-radius_px[i], -radius_px[i]],
                                 [w + radius_px[i], h + radius_px[i]])
             if k == 0:
                 break
             apart = np.hypot(*(pts[:k] - c).T) > 0.8 * (radius_px[:k] + radius_px[i])
-            if j >= 0:
-                apart[j] = True
+            if sunk_into is not None:
+                apart[sunk_into] = True
             if np.all(apart):
                 break
         pts[k] = c
