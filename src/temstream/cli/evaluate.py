@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from temstream.cli._common import config_from_args, new_parser
-from temstream.cli._pipeline import pipeline_instancer
+from temstream.cli._pipeline import load_segmenter_from_config, pipeline_instancer
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,11 @@ def add_parser(sub):
                              "(default: sim real)")
     parser.add_argument("--model", action="append", default=[],
                         help="model name or checkpoint (repeatable; default: default)")
-    parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt")
-    parser.add_argument("--tta", type=int, choices=[1, 2, 4, 8], default=1,
-                        help="U-Nets: average over N rotations/mirrors of each frame")
+    parser.add_argument("--backend", default=None,
+                        help="auto, torch, onnxruntime, tensorrt (default: segment.backend)")
+    parser.add_argument("--tta", type=int, choices=[1, 2, 4, 8], default=None,
+                        help="U-Nets: average over N rotations/mirrors of each frame "
+                             "(default: segment.tta)")
     parser.add_argument("--doses", default="low,moderate,high",
                         help="dose levels (low = 0.1x, moderate = 1x, high = 10x the "
                              "scenario's default dose)")
@@ -82,9 +84,22 @@ def _movies(scenarios, doses, args):
             yield scen, label, base * mult, movie
 
 
+def _segmenter(config, name: str, args):
+    """The segmenter ``name`` as the pipeline would load it: ``[segment]`` (threshold,
+    backend, tta; the command-line flags win) applies to U-Nets, ``[classical]`` to the
+    baseline, which keeps its own threshold."""
+    from dataclasses import replace
+
+    classical = name == "classical"
+    seg = config.segment
+    seg = replace(seg, model=name, backend=args.backend or seg.backend,
+                  tta=1 if classical else (args.tta or seg.tta),
+                  threshold=0.0 if classical else seg.threshold)
+    return load_segmenter_from_config(replace(config, segment=seg))
+
+
 def run(args) -> int:
     from temstream.cli import UsageError
-    from temstream.models import load_segmenter
     from temstream.models.evaluate import DOSES, evaluate_real, evaluate_simulated
     from temstream.models.realdata import load_msa_em
     from temstream.models.report import figure, layer_table, markdown_table, summary_table
@@ -99,11 +114,8 @@ def run(args) -> int:
             raise UsageError(f"unknown dose {d!r}; choose from {list(DOSES)}")
         doses[d] = DOSES[d]
     names = list(dict.fromkeys(["classical"] + (args.model or ["default"])))
-    segs = {}
-    for n in names:
-        segs[Path(n).name if Path(n).exists() else n] = (
-            load_segmenter(n) if n == "classical"
-            else load_segmenter(n, backend=args.backend, tta=args.tta))
+    segs = {Path(n).name if Path(n).exists() else n: _segmenter(config, n, args)
+            for n in names}
     rows, examples = [], []
     if scenarios:
         r, e = evaluate_simulated(segs, _movies(scenarios, doses, args), progress=True,
@@ -122,7 +134,7 @@ def run(args) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tta = f" --tta {args.tta}" if args.tta > 1 else ""
+        tta = f" --tta {args.tta}" if args.tta else ""
         header = (f"# Evaluation: {', '.join(segs)}\n\nCommand: `temstream evaluate "
                   f"{' '.join('--model ' + m for m in args.model)} {' '.join(args.data)} "
                   f"--doses {args.doses} --frames {args.frames} --size {args.size} "
