@@ -64,13 +64,13 @@ def cpu_section(args, model, card, torch):
 
     variants = {
         "plain PyTorch (peer: eager fp32 NCHW)": _peer(model, torch),
-        "torch fp32 channels_last + inference_mode": seg("torch", precision="fp32"),
+        "torch fp32 channels_last, BN folded": seg("torch", precision="fp32"),
         "onnxruntime CPU EP (uint16 in, fp32)": seg("onnxruntime"),
     }
     if cpu_has_amx_bf16():
         variants["torch bf16 autocast (AMX)"] = seg("torch", precision="bf16")
     if args.compile:
-        variants["torch.compile fp32"] = seg("torch", precision="fp32", compile=True)
+        variants["torch.compile fp32 (Inductor freezing)"] = seg("torch", precision="fp32", compile=True)
     tta_name = "torch fp32 channels_last, tta={} (replay)".format
     for n in args.tta:
         variants[tta_name(n)] = seg("torch", tta=n, precision="fp32")
@@ -92,7 +92,7 @@ def cpu_section(args, model, card, torch):
             t = results[s][k]
             cells.append(f"{t * 1e3:.1f} ({1 / t:.1f}) | {results[s][peer] / t:.2f}×")
         print(f"| {k} | " + " | ".join(cells) + " |")
-    single = "torch fp32 channels_last + inference_mode"
+    single = "torch fp32 channels_last, BN folded"
     for n in args.tta:
         print(f"\ntta={n} costs " + ", ".join(
             f"{results[s][tta_name(n)] / (n * results[s][single]):.2f}× of {n} single passes "

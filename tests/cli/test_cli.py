@@ -28,6 +28,9 @@ def run_cli(*args, timeout=120):
     (["run", "--frames", "1", "tracking.search_range=abc"], "tracking.search_range"),
     (["run", "--config", "nope.toml"], "nope.toml"),
     (["run", "--frames", "1", "--tta", "4"], "segment.tta"),  # the default model is classical
+    (["run", "--frames", "1", "segment.compile=true"], "segment.compile"),
+    (["run", "--frames", "1", "segment.model=default", "segment.backend=onnxruntime",
+      "segment.compile=true"], "segment.compile"),
 ])
 def test_user_errors_are_one_line_with_status_2(args, needle, tmp_path):
     result = subprocess.run(TEMSTREAM + args, capture_output=True, text=True, timeout=60,

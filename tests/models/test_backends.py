@@ -173,3 +173,51 @@ def test_tensorrt_matches_torch(tiny_checkpoint, tmp_path):
     again = load_segmenter(tiny_checkpoint, backend="tensorrt", device="cuda",
                            cache_dir=tmp_path)
     np.testing.assert_allclose(again.predict_batch(f), trt.predict_batch(f), atol=1e-6)
+
+
+def test_compiled_cpu_backend_equals_eager(tiny_checkpoint, torch_seg, rng):
+    import shutil
+
+    if not (shutil.which("c++") or shutil.which("g++")):
+        pytest.skip("torch.compile on a CPU needs a C++ compiler")
+    seg = load_segmenter(tiny_checkpoint, backend="torch", device="cpu", precision="fp32",
+                         compile=True)
+    f = rng.integers(0, 4000, (64, 96)).astype(np.uint16)
+    np.testing.assert_allclose(seg(f), torch_seg(f), atol=1e-5)
+    assert seg.backend.compiled and seg.backend.name.endswith("-compiled")
+
+
+def test_a_failing_compile_falls_back_to_eager(tiny_checkpoint, torch_seg, rng, monkeypatch,
+                                               caplog):
+    import logging
+
+    import torch
+
+    def no_compiler(net, **options):
+        def compiled(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\ndetails")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    seg = load_segmenter(tiny_checkpoint, backend="torch", device="cpu", precision="fp32",
+                         compile=True)
+    f = rng.integers(0, 4000, (64, 64)).astype(np.uint16)
+    with caplog.at_level(logging.WARNING):
+        p = seg(f)
+    np.testing.assert_allclose(p, torch_seg(f), atol=1e-6)
+    assert "torch.compile failed (InvalidCxxCompiler: No working C++ compiler found)" in caplog.text
+    assert not seg.backend.compiled
+    caplog.clear()
+    seg(f)  # said once
+    assert "torch.compile failed" not in caplog.text
+
+
+def test_onnxruntime_threads_do_not_spin_between_frames(tiny_checkpoint, onnx_cache, rng):
+    f = rng.integers(0, 4000, (32, 32)).astype(np.uint16)
+    for spin, flag in ((False, "0"), (True, "1")):
+        seg = load_segmenter(tiny_checkpoint, backend="onnxruntime", device="cpu",
+                             cache_dir=onnx_cache, spin=spin)
+        seg(f)
+        (session, _), = seg.backend._sessions.values()
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == flag

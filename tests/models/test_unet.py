@@ -7,7 +7,8 @@ from scipy import ndimage
 
 from temstream.models.arch import PRESETS, UNetConfig, preset
 from temstream.models.prep import frame_stats_np
-from temstream.models.unet import build_unet, count_parameters, frame_stats, median3x3
+from temstream.models.unet import (build_unet, count_parameters, fold_batchnorm, frame_stats,
+                                   median3x3)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -102,3 +103,31 @@ def test_other_normalisations_train_mode_runs(norm):
     p = net(torch.rand(2, 1, 32, 32) * 100)
     p[:, 1].mean().backward()
     assert net.head.weight.grad is not None
+
+
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_fold_batchnorm_keeps_the_outputs(norm, rng):
+    import copy
+
+    torch.manual_seed(3)
+    net = build_unet(preset("default", depth=2, base=4, norm=norm)).eval()
+    g = torch.Generator().manual_seed(4)
+    for m in net.modules():  # non-trivial statistics and affine parameters
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
+            m.weight.data.uniform_(0.5, 1.5, generator=g)
+            m.bias.data.uniform_(-0.3, 0.3, generator=g)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5, generator=g)
+            m.running_var.uniform_(0.3, 2.0, generator=g)
+    x = torch.from_numpy(rng.normal(1000, 30, (2, 1, 64, 64)).astype(np.float32))
+    with torch.no_grad():
+        ref = net(x)
+        folded = fold_batchnorm(copy.deepcopy(net))
+        out = folded(x)
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert (n_bn > 0) == (norm == "batch")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert count_parameters(folded) <= count_parameters(net)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(net.train())

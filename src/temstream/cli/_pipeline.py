@@ -26,11 +26,22 @@ def load_segmenter_from_config(config: Config):
         if config.segment.tta != 1:
             raise ConfigError(f"config key 'segment.tta': {config.segment.tta} applies to "
                               "U-Nets; the classical model takes 1")
+        if config.segment.compile:
+            raise ConfigError("config key 'segment.compile': applies to U-Nets, not the "
+                              "classical model")
         options = dict(sigma=c.sigma, method=c.method, polarity=c.polarity,
                        opening_radius=c.opening_radius, min_area=c.min_area,
                        fill_holes=c.fill_holes, background_scale=c.background_scale)
     else:
         options = dict(tta=config.segment.tta)
+        if config.segment.compile:
+            from temstream.models.backends import choose_backend, resolve_device
+
+            if choose_backend(config.segment.backend,
+                              resolve_device(config.segment.device)) != "torch":
+                raise ConfigError("config key 'segment.compile': applies to the torch backend, "
+                                  f"not {config.segment.backend!r} here")
+            options["compile"] = True
     return load_segmenter(config.segment.model, backend=config.segment.backend,
                           device=config.segment.device, threshold=threshold, **options)
 

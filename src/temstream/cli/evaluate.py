@@ -94,7 +94,8 @@ def _segmenter(config, name: str, args):
     seg = config.segment
     seg = replace(seg, model=name, backend=args.backend or seg.backend,
                   tta=1 if classical else (args.tta or seg.tta),
-                  threshold=0.0 if classical else seg.threshold)
+                  threshold=0.0 if classical else seg.threshold,
+                  compile=seg.compile and not classical)
     return load_segmenter_from_config(replace(config, segment=seg))
 
 

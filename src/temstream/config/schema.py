@@ -69,6 +69,7 @@ class SegmentConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threshold: float = _range(0.0, 0.0, 1.0)  # 0 = take it from the model card
     tta: int = _choice(1, 1, 2, 4, 8)  # U-Nets: average over this many rotations/mirrors
+    compile: bool = False  # torch backend: torch.compile (faster; first frame takes seconds)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""PyTorch backend: CPU (channels_last, bf16 autocast with AMX) and CUDA (fp16, CUDA graphs)."""
+"""PyTorch backend: CPU (channels_last, bf16 autocast with AMX, optional ``torch.compile``)
+and CUDA (fp16, CUDA graphs)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 
@@ -10,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from temstream.models.backends import cpu_has_amx_bf16
-from temstream.models.unet import frame_stats, median3x3
+from temstream.models.unet import fold_batchnorm, frame_stats, median3x3
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,15 @@ class TorchBackend(TorchTensorIO):
         On CUDA, capture one CUDA graph per input shape and replay it (removes the launch cost
         of the ~40 kernels of a forward pass; worth it for small frames).
     compile : bool
-        Wrap the network in ``torch.compile`` (needs a C++ compiler on the CPU; first call slow).
+        Wrap the network in ``torch.compile`` (on a CPU with Inductor's weight freezing, which
+        lets oneDNN pre-pack the convolutions: 1.3-1.6x faster than eager here). Needs a C++
+        compiler; the first call per frame shape takes seconds (cached on disk by torch). If
+        compilation fails the backend says so once and runs eager.
+
+    Notes
+    -----
+    Batch norms are folded into the convolutions (:func:`~temstream.models.unet.fold_batchnorm`)
+    before anything else: the same outputs to float32 rounding, one pass less per layer.
     """
 
     def __init__(self, model, *, device: str = "cpu", precision: str = "auto",
@@ -80,18 +90,22 @@ class TorchBackend(TorchTensorIO):
             raise ValueError("fp16 is for CUDA; on a CPU use precision='bf16' (with AMX) or 'fp32'")
         self.precision = precision
         self.config = model.config
-        net = copy.deepcopy(model).eval().to(self.device)
+        net = fold_batchnorm(copy.deepcopy(model).eval()).to(self.device)
         if precision == "fp16":
             net = net.half()  # forward keeps normalisation and softmax in float32
         self.net = net.to(memory_format=torch.channels_last)
         self.autocast = precision == "bf16" and not cuda
         self.cuda_graphs = bool(cuda_graphs and cuda)
         self._graphs: dict = {}
+        self._eager = self.net
+        self.compiled = bool(compile)
         if compile:
             self.net = torch.compile(self.net, dynamic=False)
         if cuda:
             torch.backends.cudnn.benchmark = True
-        self.name = f"torch-{self.device.type}-{precision}" + ("-graphs" if self.cuda_graphs else "")
+        self.name = (f"torch-{self.device.type}-{precision}"
+                     + ("-compiled" if self.compiled else "")
+                     + ("-graphs" if self.cuda_graphs else ""))
 
     # -- compute ----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -100,7 +114,29 @@ class TorchBackend(TorchTensorIO):
         if self.cuda_graphs:
             return self._run_graph(x, stats)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
-            return self.net(x.contiguous(memory_format=torch.channels_last), stats).float()
+            return self._forward(x.contiguous(memory_format=torch.channels_last), stats).float()
+
+    def _forward(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        if not self.compiled:
+            return self.net(x, stats)
+        try:
+            with self._compile_settings():
+                return self.net(x, stats)
+        except Exception as exc:  # no C++ compiler, an unsupported op...: eager always works
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.warning("torch.compile failed (%s); running eager", first[:200])
+            self.net, self.compiled = self._eager, False
+            self.name = self.name.replace("-compiled", "")
+            return self.net(x, stats)
+
+    def _compile_settings(self):
+        """Inductor settings in force while the compiled network runs (and compiles): weight
+        freezing on a CPU (constant-folds the weights into pre-packed oneDNN convolutions)."""
+        if self.device.type != "cpu":
+            return contextlib.nullcontext()
+        import torch._inductor.config as inductor_config
+
+        return inductor_config.patch(freezing=True)
 
     def _run_graph(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         key = (tuple(x.shape), x.device)
