@@ -145,3 +145,30 @@ def test_evaluate_honours_the_segment_and_classical_keys(tiny_checkpoint, tmp_pa
                                                      device="cpu"),
                               "classical": load_segmenter("classical")}, pairs, label="set")
     assert [r["dice"] for r in plain] != [r["dice"] for r in rows]
+
+
+def test_info_describes_a_model_and_checks_its_weights(tiny_checkpoint, tmp_path, capsys):
+    import shutil
+
+    from temstream.models.checkpoints import load_checkpoint
+    from temstream.models.unet import count_parameters
+
+    assert main(["info", "default"]) == 0
+    out = capsys.readouterr().out
+    model, card = load_checkpoint("default")
+    assert f"{count_parameters(model):,} parameters" in out
+    assert f"sha256 {card.sha256[:12]}... (verified)" in out
+    assert f"threshold      {card.threshold:.2f}" in out
+
+    assert main(["info", str(tiny_checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "classes        background, particle, boundary" in out and "0.42" in out
+    # a damaged copy is reported, not trusted
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_checkpoint, bad)
+    w = bad / "model.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 0xFF
+    w.write_bytes(bytes(data))
+    assert main(["info", str(bad)]) == 0
+    assert "(MISMATCH: damaged or replaced file)" in capsys.readouterr().out

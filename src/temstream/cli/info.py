@@ -1,4 +1,4 @@
-"""``temstream info``: a summary of a recording."""
+"""``temstream info``: a summary of a recording, or of a model checkpoint."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from temstream.cli._common import new_parser
 
 
 def add_parser(sub) -> None:
-    p = new_parser(sub, "info", "summarise a temstream recording",
-                   "temstream info demo.h5")
-    p.add_argument("file", help="a temstream .h5 recording")
+    p = new_parser(sub, "info", "summarise a temstream recording or a model",
+                   "temstream info demo.h5      # or: temstream info default")
+    p.add_argument("file", help="a temstream .h5 recording, or a model: a shipped name "
+                                "(default, bilayer) or a checkpoint path")
     p.add_argument("--config-text", action="store_true", help="also print the stored config")
     p.set_defaults(func=run)
 
@@ -70,9 +71,68 @@ def describe(path) -> str:
     return "\n".join(lines)
 
 
+def describe_model(name) -> str:
+    """Human-readable summary of a model checkpoint: its card, and whether the weights file
+    still matches the sha256 the card records (read without torch)."""
+    from temstream.models.checkpoints import read_card, resolve, sha256_file
+
+    weights, card_path = resolve(name)
+    card = read_card(name)
+    arch, tr, m = card.architecture, card.training, card.metrics
+    intact = sha256_file(weights) == card.sha256
+    lines = [f"model          {card.name} ({card_path})",
+             f"classes        {', '.join(card.classes)}",
+             f"threshold      {card.threshold:.2f} on P(foreground), chosen on validation",
+             f"architecture   U-Net depth {arch.depth}, base width {arch.base}, "
+             f"{arch.norm} norm, {arch.upsample} upsampling"
+             + (", 3x3 median prefilter" if arch.median_prefilter else "")
+             + (f"; {card.extra['parameters']:,} parameters" if "parameters" in card.extra
+                else ""),
+             f"tiles          {arch.tile} px with {arch.halo} px overlap above that size",
+             f"weights        {weights.name}, {weights.stat().st_size / 1e6:.1f} MB, sha256 "
+             f"{card.sha256[:12]}... " + ("(verified)" if intact else
+                                          "(MISMATCH: damaged or replaced file)")]
+    if tr:
+        lines.append(f"training       {card.extra.get('command', 'preset ' + str(tr.get('name')))}"
+                     f": {tr.get('steps_run', tr.get('steps'))} steps, best at "
+                     f"{tr.get('best_step', '?')}, data seed {tr.get('data_seed', tr.get('seed'))}"
+                     + (f", {card.extra['train_seconds'] / 60:.0f} min"
+                        if "train_seconds" in card.extra else ""))
+    scores = [f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)]
+    if scores:
+        lines.append(f"metrics        {', '.join(scores)}")
+    return "\n".join(lines)
+
+
+def _is_model(name: str) -> bool:
+    from pathlib import Path
+
+    from temstream.models.checkpoints import CheckpointError, resolve
+
+    if Path(name).suffix in (".h5", ".hdf5", ".emd"):
+        return False
+    try:
+        resolve(name)
+    except CheckpointError:
+        return False
+    return True
+
+
 def run(args) -> int:
     import h5py
 
+    from pathlib import Path
+
+    from temstream.cli import UsageError
+
+    if _is_model(args.file):
+        print(describe_model(args.file))
+        return 0
+    if not Path(args.file).exists():
+        from temstream.models.checkpoints import WEIGHTS_DIR
+
+        shipped = ", ".join(sorted(q.stem for q in WEIGHTS_DIR.glob("*.json")))
+        raise UsageError(f"{args.file!r} is neither a file nor a model (shipped: {shipped})")
     print(describe(args.file))
     if args.config_text:
         with h5py.File(args.file, "r") as f:
