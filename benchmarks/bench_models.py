@@ -70,7 +70,8 @@ def cpu_section(args, model, card, torch):
     if cpu_has_amx_bf16():
         variants["torch bf16 autocast (AMX)"] = seg("torch", precision="bf16")
     if args.compile:
-        variants["torch.compile fp32 (Inductor freezing)"] = seg("torch", precision="fp32", compile=True)
+        variants["torch.compile fp32 (Inductor freezing)"] = seg("torch", precision="fp32",
+                                                                 compile=True)
     tta_name = "torch fp32 channels_last, tta={} (replay)".format
     for n in args.tta:
         variants[tta_name(n)] = seg("torch", tta=n, precision="fp32")

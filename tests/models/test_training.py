@@ -49,6 +49,22 @@ def test_border_weights_peak_in_narrow_gaps():
     assert np.allclose(border_weight_map(single), 1)
 
 
+def test_border_weights_of_core_targets_see_every_particle():
+    """With a core class (3) inside each particle and a contact line (2) between two
+    touching particles, the gap weights must come from the particles (1 and 3), not from one
+    blob of every non-background class."""
+    t = np.zeros((40, 60), np.uint8)
+    yy, xx = np.mgrid[:40, :60]
+    t[(yy - 20) ** 2 + (xx - 15) ** 2 < 64] = 1
+    t[(yy - 20) ** 2 + (xx - 34) ** 2 < 64] = 1
+    t[(yy - 20) ** 2 + (xx - 15) ** 2 < 9] = 3
+    t[(yy - 20) ** 2 + (xx - 34) ** 2 < 9] = 3
+    w = border_weight_map(t, w0=10, sigma=5, instance_classes=(1, 3))
+    assert w[20, 24] > 5 and np.allclose(w[t > 0], 1)
+    np.testing.assert_allclose(w, border_weight_map(np.where(t == 3, 1, t).astype(np.uint8),
+                                                    w0=10, sigma=5))
+
+
 def test_losses_reward_the_right_answer():
     t = torch.from_numpy(np.random.default_rng(0).integers(0, 3, (2, 16, 16)))
     good = torch.nn.functional.one_hot(t, 3).permute(0, 3, 1, 2).float() * 20

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage.measure import label as cc_label
 
-from temstream.sim.training import (boundary_mask, particle_target, random_physics,
-                                    training_pairs)
+from temstream.sim.training import (boundary_mask, core_target, particle_target,
+                                    random_physics, training_pairs)
 
 
 def _take(seed, n, **kw):
@@ -93,3 +93,36 @@ def test_overlaps_off_keeps_the_stream_and_on_changes_it():
     c = _take(9, 2, size=96, overlaps=0.5)
     assert all(np.array_equal(x[0], y[0]) for x, y in zip(a, b))
     assert not all(np.array_equal(x[0], y[0]) for x, y in zip(a, c))
+
+
+def test_core_target_gives_one_core_per_particle_also_where_they_overlap():
+    yy, xx = np.mgrid[:60, :90]
+    a = (yy - 30) ** 2 + (xx - 30) ** 2 < 15 ** 2
+    b = (yy - 30) ** 2 + (xx - 52) ** 2 < 15 ** 2       # overlaps a over 8 px
+    lab = np.zeros((60, 90), np.int32)
+    lab[b] = 2
+    lab[a] = 1                                        # the overlap belongs to a (the thicker)
+    lab[5:9, 80:84] = 3                               # a small isolated particle
+    t = core_target(lab)
+    base = particle_target(lab)
+    assert set(np.unique(t)) == {0, 1, 2, 3}
+    assert ((t == 3) <= (base == 1)).all()            # cores are carved out of the interiors
+    assert (t[base != 1] == base[base != 1]).all()    # background and contact lines unchanged
+    cores, n = cc_label(t == 3, connectivity=1, return_num=True)
+    assert n == 3                                      # the overlapping pair has two cores
+    for k in (1, 2, 3):
+        assert len(np.unique(cores[lab == k])) == 2    # one core (and 0) inside each particle
+    # a lone disk of radius R has a core of radius ~R/2
+    disk = ((yy - 30) ** 2 + (xx - 30) ** 2 < 20 ** 2).astype(np.int32)
+    frac = (core_target(disk) == 3).sum() / disk.sum()
+    assert 0.2 < frac < 0.3
+    assert (core_target(np.zeros((8, 8), np.int32)) == 0).all()
+
+
+def test_cores_task_draws_the_same_images_as_the_particles_task():
+    plain = list(itertools.islice(training_pairs(11, size=96, overlaps=0.3), 3))
+    cores = list(itertools.islice(training_pairs(11, size=96, overlaps=0.3, task="cores"), 3))
+    for (img, t), (img_c, t_c) in zip(plain, cores):
+        np.testing.assert_array_equal(img, img_c)
+        np.testing.assert_array_equal(np.where(t_c == 3, 1, t_c), t)
+    assert any((t_c == 3).any() for _, t_c in cores)

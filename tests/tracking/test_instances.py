@@ -171,6 +171,30 @@ def test_boundary_class_splits_touching_particles():
 
 
 BOUNDARY_CLASSES = ("background", "particle", "boundary")
+CORE_CLASSES = ("background", "particle", "boundary", "core")
+
+
+def test_core_class_separates_particles_that_overlap_in_projection():
+    # two disks overlapping by a third, no contact line anywhere: the boundary-class view sees
+    # one particle; a core model marks each disk's core and so finds two
+    yy, xx = np.mgrid[:50, :80]
+    a = (yy - 25) ** 2 + (xx - 25) ** 2 < 14 ** 2
+    b = (yy - 25) ** 2 + (xx - 45) ** 2 < 14 ** 2
+    core_a = (yy - 25) ** 2 + (xx - 25) ** 2 < 6 ** 2
+    core_b = (yy - 25) ** 2 + (xx - 45) ** 2 < 6 ** 2
+    p = np.zeros((4, 50, 80), np.float32)
+    p[0] = 1
+    p[:, a | b] = np.array([0.02, 0.93, 0.03, 0.02], np.float32)[:, None]
+    p[:, core_a | core_b] = np.array([0.02, 0.06, 0.02, 0.9], np.float32)[:, None]
+    labels, t = extract_instances(p, classes=CORE_CLASSES, threshold=0.35, seed_threshold=0.5,
+                                  merge_below=0.5)       # a core is whole: no merging
+    assert len(t["x"]) == 2
+    assert t["area"].sum() == (a | b).sum()               # every foreground pixel kept
+    np.testing.assert_allclose(np.sort(t["x"]), [25, 45], atol=1.5)
+    three = np.concatenate([p[:1], p[1:2] + p[3:4], p[2:3]])
+    _, t3 = extract_instances(three, classes=BOUNDARY_CLASSES, threshold=0.35,
+                              seed_threshold=0.5)
+    assert len(t3["x"]) == 1
 
 
 def _two_squares_with_a_weak_neck(neck_particle=0.6):

@@ -33,12 +33,13 @@ def add_parser(sub):
     return parser
 
 
-def _fit(cfg, pairs, held_out, out, progress, command):
+def _fit(cfg, pairs, held_out, out, progress, command, classes):
     from temstream.models.realdata import labelled_image_pairs
     from temstream.models.train import train
-    from temstream.sim.training import particle_target
+    from temstream.sim.training import core_target, particle_target
 
-    stream = labelled_image_pairs(pairs, cfg.seed, size=cfg.size, target_fn=particle_target)
+    target_fn = core_target if "core" in classes else particle_target
+    stream = labelled_image_pairs(pairs, cfg.seed, size=cfg.size, target_fn=target_fn)
     val = [(image, mask.astype("uint8")) for _, image, mask in pairs]
     return train(cfg, stream, val, real=held_out or None, out=out, progress=progress,
                  val_name="train_images", command=command)
@@ -86,14 +87,14 @@ def run(args) -> int:
                   f"testing on {', '.join(p[0] for p in test)}")
             fold_dir = out / f"fold{k + 1}"
             _fit(cfg.replace(name=f"{cfg.name}-fold{k + 1}"), fit, test, fold_dir,
-                 not args.no_progress, command)
+                 not args.no_progress, command, base_card.classes)
             segs = {"classical": load_segmenter("classical"),
                     args.model: load_segmenter(args.model, backend="torch"),
                     "fine-tuned": load_segmenter(fold_dir, backend="torch")}
             r, _ = evaluate_real(segs, test, label=f"fold {k + 1}", instancer=instancer)
             rows += r
     print(f"final: training on all {len(pairs)} images")
-    _, card = _fit(cfg, pairs, None, out, not args.no_progress, command)
+    _, card = _fit(cfg, pairs, None, out, not args.no_progress, command, base_card.classes)
     text = f"# Fine-tuning {args.model} on {args.images}\n\nCommand: `{command}`\n\n"
     if rows:
         text += ("Held-out scores (each fold's images were not trained on):\n\n"

@@ -48,7 +48,7 @@ def run(args) -> int:
     make_pairs = partial(training_pairs, size=cfg.size, task=cfg.task, bubbles=cfg.bubbles,
                          overlaps=cfg.overlaps)
     real = None
-    if cfg.task == "particles" and not args.no_real:
+    if cfg.task in ("particles", "cores") and not args.no_real:
         real_dir = args.real or default_real_dir()
         if real_dir is None:
             log.warning("no real validation images found; set --real DIR or --no-real")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 PARTICLE_CLASSES = ("background", "particle", "boundary")
 BILAYER_CLASSES = ("background", "layer_a", "layer_b", "both")
+CORE_CLASSES = ("background", "particle", "boundary", "core")
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ class UNetConfig:
 #: Named architectures. ``default``: 4 levels, base 8, two convs per encoder level and one per
 #: decoder level (>= 20 frames/s at 512^2 on two CPU cores);
 #: ``groschner``: the pyNanoFind 512^2 shallow U-Net (filters 4-8-16-32, one conv per
-#: encoder level, dropout 0.2, 3x3 median prefilter); ``bilayer``: default with four classes.
+#: encoder level, dropout 0.2, 3x3 median prefilter); ``bilayer``: default with four classes;
+#: ``cores``: default plus a particle-core class (one seed per particle, also where particles
+#: overlap in projection).
 PRESETS: dict[str, UNetConfig] = {
     "default": UNetConfig(),
     "wide": UNetConfig(base=16),
@@ -100,6 +103,7 @@ PRESETS: dict[str, UNetConfig] = {
                             enc_convs=1, dec_convs=2, dropout=0.2, median_prefilter=True,
                             upsample="bilinear", tile=512),
     "bilayer": UNetConfig(classes=BILAYER_CLASSES),
+    "cores": UNetConfig(classes=CORE_CLASSES),
 }
 
 

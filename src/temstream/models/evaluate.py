@@ -27,7 +27,11 @@ def default_instancer(probs: np.ndarray, seg) -> np.ndarray:
     """Instance labels (H, W) int32 of one frame's probabilities (C, H, W), models-only
     fallback (see the module notes)."""
     fg = (1.0 - probs[0]) >= seg.threshold
-    if "boundary" in seg.classes:
+    classes = tuple(seg.classes)
+    if "core" in classes:  # seeds from the core class, apart from every other class
+        others = np.delete(probs, classes.index("core"), axis=0).max(axis=0)
+        return instances(fg, probs[classes.index("core")], others)
+    if "boundary" in classes:
         return instances(fg, probs[1], probs[2])
     return instances(fg)
 

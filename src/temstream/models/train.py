@@ -45,8 +45,8 @@ class TrainConfig:
         Model name written into the card.
     arch : str
         Architecture preset (:data:`temstream.models.arch.PRESETS`).
-    task : {"particles", "bilayer"}
-        Simulator task.
+    task : {"particles", "cores", "bilayer"}
+        Simulator task (:func:`temstream.sim.training.training_pairs`).
     size : int
         Edge (px) of the simulated pairs.
     crop : int
@@ -138,6 +138,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "bilayer": TrainConfig(name="bilayer", arch="bilayer", task="bilayer", size=192, crop=144,
                            steps=4000, val_size=32, extra_noise=1.5, class_weights="1,1,3,2",
                            select="layers"),
+    "cores": TrainConfig(name="cores", arch="cores", task="cores"),
     "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3, steps=3000),
     "smoke": TrainConfig(name="smoke", size=64, crop=48, batch=2, steps=4, pool=4,
                          eval_every=2, val_size=2),
@@ -172,7 +173,8 @@ def _batch(pool, cfg, rng, torch):
         x, t = augment(*pool[i], rng, crop=cfg.crop, max_extra_noise=cfg.extra_noise)
         xs.append(x)
         ts.append(t)
-        ws.append(border_weight_map(t, w0=cfg.w0, sigma=cfg.sigma, class_weights=cw))
+        ws.append(border_weight_map(t, w0=cfg.w0, sigma=cfg.sigma, class_weights=cw,
+                                    instance_classes=(1, 3) if cfg.task == "cores" else None))
     x = torch.from_numpy(np.stack(xs)[:, None])
     return x, torch.from_numpy(np.stack(ts).astype(np.int64)), torch.from_numpy(np.stack(ws))
 

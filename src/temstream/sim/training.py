@@ -19,7 +19,7 @@ from temstream.sim.background import Background
 from temstream.sim.scenarios import PHYSICS
 from temstream.sim.scene import random_distractors, render_scene
 
-TASKS = ("particles", "bilayer")
+TASKS = ("particles", "cores", "bilayer")
 
 
 def _log_uniform(rng, lo, hi):
@@ -201,6 +201,40 @@ def particle_target(labels: np.ndarray) -> np.ndarray:
     return t
 
 
+def core_target(labels: np.ndarray, fraction: float = 0.5) -> np.ndarray:
+    """Classes 0 background, 1 particle, 2 boundary, 3 core; uint8 (H, W).
+
+    As :func:`particle_target`, plus a core class: the pixels of each particle at least
+    ``fraction`` of that particle's largest inner distance away from its outline (its edge to
+    the background or to another particle). Two particles that overlap in projection have two
+    separate cores even where no contact line shows, so the cores can seed one instance each.
+
+    Parameters
+    ----------
+    labels : (H, W) int
+        Instance labels, 0 = background (overlap pixels belong to one particle).
+    fraction : float
+        Core depth relative to the particle's inner radius, in (0, 1).
+    """
+    lab = labels.astype(np.int32, copy=False)
+    t = particle_target(lab)
+    n = int(lab.max())
+    if n == 0:
+        return t
+    edge = np.zeros(lab.shape, bool)  # pixels whose 4-neighbour carries another label
+    edge[:-1] |= lab[:-1] != lab[1:]
+    edge[1:] |= lab[1:] != lab[:-1]
+    edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
+    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    edge |= lab == 0
+    depth = ndimage.distance_transform_edt(~edge)
+    inner = np.zeros(n + 1)
+    inner[1:] = ndimage.maximum(depth, lab, np.arange(1, n + 1))
+    core = (lab > 0) & (depth >= fraction * inner[lab]) & (t == 1)
+    t[core] = 3
+    return t
+
+
 def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
                    bubbles: float = 0.15,
                    overlaps: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -212,10 +246,11 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
         Seeds the whole stream; the same seed gives the same pairs, bit for bit.
     size : int
         Side of the square images (px).
-    task : {"particles", "bilayer"}
+    task : {"particles", "cores", "bilayer"}
         ``particles``: target classes 0 background, 1 particle, 2 boundary (pixels where
-        touching particles meet, see :func:`boundary_mask`). ``bilayer``: 0 background,
-        1 layer A only, 2 layer B only, 3 both (layer B = the smaller particles).
+        touching particles meet, see :func:`boundary_mask`). ``cores``: the same images, with
+        a fourth class 3 for the core of each particle (:func:`core_target`). ``bilayer``: 0
+        background, 1 layer A only, 2 layer B only, 3 both (layer B = the smaller particles).
     bubbles : float
         Fraction of the images with a gas bubble (a bright disk with a dark rim; background).
     overlaps : float
@@ -236,7 +271,7 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
     shape = (size, size)
     while True:
         prm = random_physics(rng, size, bubbles=bubbles)
-        if task == "particles":
+        if task in ("particles", "cores"):
             ps = _particles(rng, prm, size, overlaps)
         else:
             ps = _bilayer_particles(rng, prm, size)
@@ -246,6 +281,8 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
         out = render_scene(shape, prm, ps, bg, dis, rng)
         if task == "particles":
             target = particle_target(out.labels)
+        elif task == "cores":
+            target = core_target(out.labels)
         else:
             target = (out.layers[0].astype(np.uint8) + 2 * out.layers[1].astype(np.uint8))
         yield out.image, target

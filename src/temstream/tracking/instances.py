@@ -111,6 +111,12 @@ def _conventions(probabilities, classes, threshold, seed_threshold):
         raise ValueError(f"classes must be ('background', ...) with at least one foreground "
                          f"class, got {classes}")
     probs = np.ascontiguousarray(arr, dtype=np.float32)
+    if "core" in classes and "particle" in classes:
+        core = probs[classes.index("core")]
+        extent = (1.0 - probs[0]) > threshold
+        others = np.delete(probs, classes.index("core"), axis=0).max(axis=0)
+        seeds = (core > seed_threshold) & (core > others)
+        return seeds, core + probs[classes.index("particle")], probs, extent, False
     if "particle" in classes and "boundary" in classes:
         p = probs[classes.index("particle")]
         extent = (1.0 - probs[0]) > threshold
@@ -200,6 +206,10 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
           ``min_seed_area`` px; each seed then grows (4-connected, breadth first)
           over the pixels with 1 - P(background) > threshold, so the boundary ring
           is shared out; foreground components without a seed are kept whole;
+        - ``("background", "particle", "boundary", "core")``: as above, with the
+          seeds taken from the core class instead: P(core) > ``seed_threshold``
+          and larger than every other class (one core per particle, also where
+          particles overlap in projection);
         - ``("background", "layer_a", "layer_b", "both")`` (any other list with
           several foreground classes): foreground = 1 - P(background) > threshold,
           ``layer`` = the foreground class (1, 2, 3, ...) with the largest summed
@@ -239,6 +249,7 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
         below ``merge_below`` and that border is more than ``merge_share`` of
         the smaller one's outline (the seeds were fragments of one particle,
         not split by a predicted boundary); ``merge_below = 0`` never merges.
+        Models with a core class never merge (a core is a whole particle).
 
     Returns
     -------
@@ -306,7 +317,8 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
             extra, _, _ = label_mask(rest, labeller)
             labels = np.where(extra > 0, extra + n, labels).astype(np.int32, copy=False)
             n = int(labels.max())
-        if merge_below > 0 and n > 1:
+        # core seeds are whole particles, not fragments: nothing to merge
+        if merge_below > 0 and n > 1 and "core" not in tuple(classes):
             labels, n = _merge_weak_borders(labels, n, weights, float(merge_below),
                                             float(merge_share))
         bbox, area = _boxes(labels, n)
