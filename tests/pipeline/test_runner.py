@@ -162,3 +162,69 @@ def test_tracks_do_not_continue_across_series():
     second = {i for s, t in ids if s == 2 for i in t}
     assert len(first) == 2 and len(second) == 2 and not first & second
     assert summary.tracks == 4
+
+
+class BuildsOnFirstFrame(ClassicalSegmenter):
+    """Takes 0.6 s on the first frame of each size, like a network compiled on first use."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __call__(self, frame):
+        if frame.shape not in [c[0] for c in self.calls]:
+            time.sleep(0.6)
+        self.calls.append((frame.shape, bool(frame.any())))
+        return super().__call__(frame)
+
+
+def _send_paced(pub, frames, meta, *, arm_s=1.0, fps=100.0):
+    pub.start_series(meta)
+    time.sleep(arm_s)                    # armed, waiting for the trigger
+    for i, f in enumerate(frames):
+        pub.send(f, frame=i, timestamp=float(i))
+        time.sleep(1.0 / fps)
+    pub.end_series()
+
+
+@pytest.mark.parametrize("announce", [True, False])
+def test_a_series_that_announces_its_frame_size_is_warmed_up_before_its_frames(
+        announce, zmq_context, tmp_path):
+    import threading
+
+    frames, _ = disks_movie(n_frames=30)
+    meta = {"shape": list(frames.shape[1:]), "dtype": frames.dtype.str} if announce else {}
+    pub = FramePublisher("tcp://127.0.0.1:0", context=zmq_context, sndhwm=1000)
+    src = ZmqSource(pub.endpoint, context=zmq_context, rcvhwm=1000)
+    seg = BuildsOnFirstFrame()
+    out = tmp_path / "warm.h5"
+    runner = make_runner(src, segment=seg, flow="live", queue_size=2,
+                         sinks=[RecorderSink(out)])
+    time.sleep(0.05)
+    sender = threading.Thread(target=_send_paced, args=(pub, frames, meta))
+    sender.start()
+    summary = runner.run()
+    sender.join()
+    pub.close()
+    assert summary.received == 30
+    assert summary.processed + sum(summary.dropped.values()) == 30
+    if announce:  # one blank frame first, then every real frame in time
+        assert seg.calls[0] == (frames.shape[1:], False)
+        assert summary.dropped == {} and summary.processed == 30
+        assert len(read_frames_info(out)) == 30  # the blank frame is not recorded
+    else:         # the first real frame pays, the frames behind it are dropped
+        assert seg.calls[0] == (frames.shape[1:], True)
+        assert summary.dropped.get("queue-full", 0) >= 20
+
+
+def test_warm_up_runs_the_compute_stages_once_and_records_nothing(tmp_path):
+    frames, _ = disks_movie(n_frames=5)
+    seg = BuildsOnFirstFrame()
+    out = tmp_path / "w.h5"
+    runner = make_runner(MemorySource(frames), segment=seg, sinks=[RecorderSink(out)],
+                         flow="lossless")
+    assert runner.warm_up(frames.shape[1:], frames.dtype) >= 0.6
+    assert seg.calls == [(frames.shape[1:], False)]
+    summary = runner.run()
+    assert summary.processed == 5 and len(seg.calls) == 6
+    assert len(read_frames_info(out)) == 5 and len(read_particles(out)) > 0

@@ -12,6 +12,7 @@ from temstream.cli import main
 from temstream.record import read_particles
 from temstream.sim import simulate
 from temstream.stream.emulator import stream_frames
+from temstream.stream.native import HTYPE_SERIES
 from temstream.stream.publish import FramePublisher
 
 
@@ -82,6 +83,10 @@ def test_emulator_sends_every_frame_in_order_at_the_rate():
     heads = [json.loads(p[0]) for p in got]
     frame_msgs = [(h, p) for h, p in zip(heads, got) if h["htype"].startswith("temstream-frame")]
     assert [h["frame"] for h, _ in frame_msgs] == list(range(10))
+    # the series start announces the frame size (receivers warm up on it)
+    start = next(h for h in heads if h["htype"] == HTYPE_SERIES)
+    assert start["shape"] == [32, 32] and np.dtype(start["dtype"]) == np.uint16
+    assert start["scenario"] == "test"
     # frames cycle through the buffer
     img = np.frombuffer(frame_msgs[5][1][1], np.uint16).reshape(32, 32)
     assert np.array_equal(img, frames[1])

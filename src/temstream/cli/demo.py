@@ -49,7 +49,8 @@ class SimulatedDetector(threading.Thread):
         try:
             first = next(self.movie)
             meta = {"detector": "temstream simulator", "scenario": self.scenario,
-                    "frame_time_s": 1.0 / self.fps,
+                    "frame_time_s": 1.0 / self.fps, "shape": list(first.image.shape),
+                    "dtype": first.image.dtype.str,
                     "pixel_size_nm": getattr(first, "pixel_size_nm", None)}
             self.publisher.start_series({k: v for k, v in meta.items() if v is not None})
             t0 = time.time()
@@ -74,6 +75,8 @@ class SimulatedDetector(threading.Thread):
 
 
 def run(args) -> int:
+    import numpy as np
+
     from temstream.stream.sources import ZmqSource
 
     config = config_from_args(
@@ -91,6 +94,8 @@ def run(args) -> int:
           f"{args.frames} frames on {detector.endpoint}")
     print(f"pipeline: model {config.segment.model}, flow {config.pipeline.flow}, "
           f"recording to {args.out}")
+    # build what the first frame would build (compiled network, sessions) before it comes
+    runner.warm_up((d.size, d.size), np.uint16)
     detector.start()
     try:
         if args.gui or args.snapshot:

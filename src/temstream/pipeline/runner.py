@@ -244,6 +244,7 @@ class Runner:
         self._last_index: dict[int, int] = {}
         self._track_ids: set[int] = set()
         self._t_first: float | None = None
+        self._warm: set[tuple] = set()
 
     # -- control -------------------------------------------------------------------------
     def stop(self, reason: str = "stop requested") -> None:
@@ -251,6 +252,53 @@ class Runner:
         if not self.summary.stopped_by:
             self.summary.stopped_by = reason
         self._stop.set()
+
+    def warm_up(self, shape: tuple[int, int], dtype=np.uint16) -> float:
+        """Run the compute stages once on a blank frame, before the first real one.
+
+        A network compiled with ``torch.compile`` (``segment.compile``), an ONNX Runtime
+        session or a CUDA graph is built on the first frame of each size, which can take
+        seconds; a live run would drop the frames that arrive meanwhile. Nothing reaches the
+        sinks. Called by the compute thread when a series start announces its frame size
+        (``shape``, or ``height``/``width`` from a DECTRIS start message), and by ``demo``.
+
+        Parameters
+        ----------
+        shape : (int, int)
+            Frame height and width, pixels.
+        dtype : numpy dtype
+            Frame dtype.
+
+        Returns
+        -------
+        float
+            Seconds it took.
+        """
+        key = (int(shape[0]), int(shape[1]), np.dtype(dtype).str)
+        t0 = time.perf_counter()
+        frame = np.zeros(key[:2], np.dtype(dtype))
+        image = self.stages[0][1](frame)
+        self.stages[2][1](self.stages[1][1](image), frame)
+        self._warm.add(key)
+        took = time.perf_counter() - t0
+        log.info("compute stages warmed up for %dx%d %s frames in %.2f s", key[0], key[1],
+                 np.dtype(dtype).name, took)
+        return took
+
+    def _warm_up_for(self, meta: dict) -> None:
+        """Warm up for the frame size a series start announces (if it does, and is new)."""
+        shape = meta.get("shape") or (meta.get("height"), meta.get("width"))
+        try:
+            h, w = (int(v) for v in shape)
+            dtype = np.dtype(meta.get("dtype") or meta.get("image_dtype") or np.uint16)
+        except (TypeError, ValueError):
+            return
+        if h > 0 and w > 0 and (h, w, dtype.str) not in self._warm:
+            try:
+                self.warm_up((h, w), dtype)
+            except Exception as exc:  # noqa: BLE001 - a real frame will tell, if it matters
+                self._warm.add((h, w, dtype.str))
+                log.warning("warm-up on a blank %dx%d frame failed (%s); going on", h, w, exc)
 
     @property
     def queue_depths(self) -> dict[str, int]:
@@ -362,6 +410,8 @@ class Runner:
                     name, fn = self.stages[2]
                     item.labels, item.table = fn(item.probabilities, item.frame.image)
                     s[name] = time.perf_counter()
+                elif isinstance(item, SeriesStart):
+                    self._warm_up_for(item.meta)
                 self.link_q.put(item, drop_oldest=False, stop=self._stop)
                 if item is _END:
                     return

@@ -89,7 +89,9 @@ def stream_frames(publisher: FramePublisher, frames: np.ndarray, *, fps: float,
     if fps <= 0:
         raise ValueError("fps must be > 0; pass the camera frame rate, e.g. --fps 100")
     period = 1.0 / fps
-    publisher.start_series(dict(meta or {}))
+    # announce the frame size: receivers can prepare (warm up) before the first frame
+    publisher.start_series({"shape": list(frames.shape[1:]), "dtype": frames.dtype.str,
+                            **(meta or {})})
     k = frames.shape[0]
     late = []
     sent = 0
