@@ -58,7 +58,12 @@ class UNetSegmenter:
         self.tile_batch = tile_batch
         transforms(tta)  # validates
         self.tta = int(tta)
-        self.backend_name = backend.name
+
+    @property
+    def backend_name(self) -> str:
+        """The backend's current name (a compiled torch backend that fell back to eager says
+        so)."""
+        return self.backend.name
 
     def __repr__(self) -> str:
         return (f"UNetSegmenter(name={self.name!r}, backend={self.backend_name!r}, "
