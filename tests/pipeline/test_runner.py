@@ -228,3 +228,17 @@ def test_warm_up_runs_the_compute_stages_once_and_records_nothing(tmp_path):
     summary = runner.run()
     assert summary.processed == 5 and len(seg.calls) == 6
     assert len(read_frames_info(out)) == 5 and len(read_particles(out)) > 0
+
+
+@pytest.mark.parametrize("meta", [
+    {"shape": [10**6, 10**6], "dtype": "<u2"},      # larger than any frame may be
+    {"shape": [64, 64], "dtype": "V100000000"},     # not a pixel type
+    {"shape": [64, 64, 3]}, {"shape": "64x64"}, {"height": None, "width": 64},
+])
+def test_odd_series_announcements_are_ignored(meta, tmp_path):
+    frames, _ = disks_movie(n_frames=3)
+    seg = BuildsOnFirstFrame()
+    summary = make_runner(MemorySource(frames, meta=meta), segment=seg,
+                          flow="lossless").run()
+    assert summary.processed == 3
+    assert all(real for _, real in seg.calls)  # no blank warm-up frame was made

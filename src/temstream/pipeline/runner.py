@@ -25,6 +25,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from temstream.stream.events import Frame, LostFrame, SeriesEnd, SeriesStart
+from temstream.stream.native import MAX_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +294,11 @@ class Runner:
             dtype = np.dtype(meta.get("dtype") or meta.get("image_dtype") or np.uint16)
         except (TypeError, ValueError):
             return
-        if h > 0 and w > 0 and (h, w, dtype.str) not in self._warm:
+        # the announcement comes from the network: only sizes and types a frame could have
+        if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE and dtype.kind in "uif"
+                and dtype.itemsize <= 8):
+            return
+        if (h, w, dtype.str) not in self._warm:
             try:
                 self.warm_up((h, w), dtype)
             except Exception as exc:  # noqa: BLE001 - a real frame will tell, if it matters

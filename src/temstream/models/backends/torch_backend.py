@@ -68,7 +68,7 @@ class TorchBackend(TorchTensorIO):
         of the ~40 kernels of a forward pass; worth it for small frames).
     compile : bool
         Wrap the network in ``torch.compile`` (on a CPU with Inductor's weight freezing, which
-        lets oneDNN pre-pack the convolutions: 1.3-1.6x faster than eager here). Needs a C++
+        lets oneDNN pre-pack the convolutions: 1.1-1.4x over eager here). Needs a C++
         compiler; the first call per frame shape takes seconds (cached on disk by torch). If
         compilation fails the backend says so once and runs eager.
 
