@@ -119,9 +119,9 @@ def _is_model(name: str) -> bool:
 
 
 def run(args) -> int:
-    import h5py
-
     from pathlib import Path
+
+    import h5py
 
     from temstream.cli import UsageError
 
