@@ -121,11 +121,12 @@ def test_evaluate_honours_the_segment_and_classical_keys(tiny_checkpoint, tmp_pa
     from temstream.models.realdata import load_msa_em
 
     _labelled_folder(tmp_path / "set")
-    out = tmp_path / "report"
+    out = tmp_path / "report_t0.8"                      # the ".8" is part of the name
     assert main(["evaluate", "--model", str(tiny_checkpoint), "--backend", "torch",
                  str(tmp_path / "set"), "--out", str(out), "segment.threshold=0.8",
                  "classical.sigma=0", "classical.method=triangle"]) == 0
-    md = (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report_t0.8.md").read_text()
+    assert (tmp_path / "report_t0.8.png").stat().st_size > 1000
     assert "Thresholds: classical 0.50, tiny 0.80" in md
 
     def dice(name):

@@ -135,6 +135,9 @@ def run(args) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
+        # OUT names both files; only a .md or .png ending is replaced ("eval_t0.5" keeps ".5")
+        stem = out.with_suffix("") if out.suffix in (".md", ".png") else out
+        md, png = stem.parent / f"{stem.name}.md", stem.parent / f"{stem.name}.png"
         tta = f" --tta {args.tta}" if args.tta else ""
         header = (f"# Evaluation: {', '.join(segs)}\n\nCommand: `temstream evaluate "
                   f"{' '.join('--model ' + m for m in args.model)} {' '.join(args.data)} "
@@ -142,11 +145,10 @@ def run(args) -> int:
                   f"--seed {args.seed}{tta}{''.join(' ' + o for o in args.overrides or [])}`"
                   f"\n\nInstances: the pipeline's ([instances] {instances_desc}).\n\nThresholds: "
                   + ", ".join(f"{k} {s.threshold:.2f}" for k, s in segs.items()) + "\n\n")
-        out.with_suffix(".md").write_text(header + text)
+        md.write_text(header + text)
         sel = examples[:: max(1, len(examples) // 8)][:8]
         if examples and examples[-1] not in sel:
             sel.append(examples[-1])
-        figure(sel, out.with_suffix(".png"),
-               thresholds={k: s.threshold for k, s in segs.items()})
-        print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.png')}")
+        figure(sel, png, thresholds={k: s.threshold for k, s in segs.items()})
+        print(f"wrote {md} and {png}")
     return 0
