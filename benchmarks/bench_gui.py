@@ -201,7 +201,12 @@ def main(argv=None) -> int:
     p.add_argument("--display-fps", type=float, default=30.0,
                    help="dashboard refresh rate in the pipeline runs (gui.fps)")
     p.add_argument("--skip-pipeline", action="store_true")
+    p.add_argument("--quick", action="store_true",
+                   help="1024² frames, fewer iterations and pipeline frames (temstream bench)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.size, args.iterations, args.repeats = 1024, 50, 3
+        args.pipeline_frames = 120
 
     import pyqtgraph
     from pyqtgraph.Qt import QT_LIB, QtCore

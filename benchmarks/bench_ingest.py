@@ -93,7 +93,10 @@ def main() -> None:
     ap.add_argument("--frames-4k", type=int, default=200)
     ap.add_argument("--frames-2k", type=int, default=600)
     ap.add_argument("--frames-bslz4", type=int, default=600)
+    ap.add_argument("--quick", action="store_true", help="a quarter of the frames")
     args = ap.parse_args()
+    if args.quick:
+        args.frames_4k, args.frames_2k, args.frames_bslz4 = 50, 150, 150
     print("## Native ingest over loopback TCP (PUSH -> PULL, publisher in another process)\n")
     print("| frame | frames/s | GB/s | memcpy GB/s (same bytes) | ratio to memcpy |")
     print("|---|---|---|---|---|")

@@ -167,7 +167,12 @@ def main(argv=None):
                     help="test-time augmentation variants to time (torch, CPU and GPU)")
     ap.add_argument("--compile", action="store_true", help="include torch.compile (slow start)")
     ap.add_argument("--no-gpu", action="store_true")
+    ap.add_argument("--quick", action="store_true",
+                    help="256² and 512² only, 2 rounds of 2 calls, no tta (for temstream bench)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.sizes, args.rounds, args.calls, args.tta = [256, 512], 2, 2, []
+        args.gpu_sizes = [512, 1024]
     import torch
 
     from temstream.models.arch import preset

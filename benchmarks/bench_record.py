@@ -71,7 +71,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").exists() else None)
+    ap.add_argument("--quick", action="store_true", help="1024² frames, one repeat")
     args = ap.parse_args()
+    if args.quick:
+        args.size, args.repeat = 1024, 1
     frames, labels = movie(args.frames, args.size)
     per = frames[0].nbytes + labels[0].nbytes
     src, dst = np.ones(per, np.uint8), np.empty(per, np.uint8)
