@@ -38,6 +38,7 @@ def add_parser(sub):
     parser.add_argument("--size", type=int, default=256, help="simulated frame edge, px")
     parser.add_argument("--seed", type=int, default=2024, help="seed of the test movies")
     parser.add_argument("--out", default=None, help="write OUT.md and OUT.png")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
 
@@ -119,8 +120,11 @@ def run(args) -> int:
             for n in names}
     rows, examples = [], []
     if scenarios:
-        r, e = evaluate_simulated(segs, _movies(scenarios, doses, args), progress=True,
-                                  instancer=instancer)
+        from tqdm import tqdm
+
+        movies = tqdm(_movies(scenarios, doses, args), total=len(scenarios) * len(doses),
+                      unit="movie", desc="evaluate", disable=args.no_progress)
+        r, e = evaluate_simulated(segs, movies, progress=True, instancer=instancer)
         rows += r
         examples += e
     for label, folder in real:
