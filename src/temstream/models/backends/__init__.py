@@ -8,8 +8,8 @@ A backend wraps one network and runs padded raw frames to probabilities::
     backend.upload(a) / download(p)   # numpy <-> the backend's array type
 
 ``make_backend("auto", ...)`` picks the fastest available: TensorRT, then torch CUDA on a GPU;
-torch on a CPU (channels_last fp32, bf16 autocast with AMX), which measured 1.4x faster than ONNX
-Runtime's CPU provider at 512^2 on a 2-core AVX-512 Xeon (benchmarks/bench_models.py).
+torch on a CPU (channels_last fp32, bf16 autocast with AMX), which measured 1.2-1.45x faster than
+ONNX Runtime's CPU provider at 256^2-1024^2 on a 2-core AVX-512 Xeon (benchmarks/bench_models.py).
 """
 
 from __future__ import annotations
