@@ -14,6 +14,7 @@ processes hits all variants alike.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import time
@@ -34,6 +35,19 @@ def _peer(model, torch):
         with torch.no_grad():
             x = torch.from_numpy(frame.astype(np.float32))[None, None]
             return net(x).numpy()
+
+    return run
+
+
+def _unfolded(model, torch):
+    """The torch backend's path without the batch-norm folding: channels_last fp32 under
+    inference_mode, normalisation included (what the backend ran before folding)."""
+    net = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+
+    def run(frame):
+        with torch.inference_mode():
+            x = torch.from_numpy(frame.astype(np.float32))[None, None]
+            return net(x.contiguous(memory_format=torch.channels_last)).numpy()
 
     return run
 
@@ -64,6 +78,7 @@ def cpu_section(args, model, card, torch):
 
     variants = {
         "plain PyTorch (peer: eager fp32 NCHW)": _peer(model, torch),
+        "torch fp32 channels_last, BN not folded": _unfolded(model, torch),
         "torch fp32 channels_last, BN folded": seg("torch", precision="fp32"),
         "onnxruntime CPU EP (uint16 in, fp32)": seg("onnxruntime"),
     }
@@ -99,6 +114,44 @@ def cpu_section(args, model, card, torch):
             f"{results[s][tta_name(n)] / (n * results[s][single]):.2f}× of {n} single passes "
             f"at {s}²"
             for s in args.sizes))
+
+
+def spin_section(args, model, card, torch):
+    """What ONNX Runtime's spinning worker threads cost the work that follows them: a torch
+    pass timed right after an ONNX Runtime call, spinning (ONNX Runtime's default) or not."""
+    from temstream.models.backends import make_backend
+    from temstream.models.segmenter import UNetSegmenter
+
+    def seg(backend, **kw):
+        return UNetSegmenter(model, card, make_backend(backend, model, card, device="cpu", **kw),
+                             tile=4096)
+
+    torch_seg = seg("torch", precision="fp32")
+    print("\n### ONNX Runtime thread spinning (torch pass timed right after an ONNX Runtime "
+          "call)\n")
+    print("| size | ORT spinning: ORT ms | torch ms after it | ORT not spinning: ORT ms | "
+          "torch ms after it |")
+    print("|---|---|---|---|---|")
+    ort = {spin: seg("onnxruntime", spin=spin) for spin in (True, False)}
+    for s in args.sizes:
+        frames = _frames(s)
+        times = {(spin, k): [] for spin in ort for k in ("ort", "torch")}
+        for spin in ort:  # warm-up
+            ort[spin](frames[0])
+        torch_seg(frames[0])
+        for _ in range(args.rounds):
+            for spin, o in ort.items():
+                for i in range(args.calls):
+                    t0 = time.perf_counter()
+                    o(frames[i % 2])
+                    t1 = time.perf_counter()
+                    torch_seg(frames[i % 2])
+                    t2 = time.perf_counter()
+                    times[(spin, "ort")].append(t1 - t0)
+                    times[(spin, "torch")].append(t2 - t1)
+        cells = [f"{np.median(times[(spin, k)]) * 1e3:.1f}" for spin in (True, False)
+                 for k in ("ort", "torch")]
+        print(f"| {s}² | " + " | ".join(cells) + " |")
 
 
 def gpu_section(args, model, card, torch):
@@ -167,6 +220,8 @@ def main(argv=None):
                     help="test-time augmentation variants to time (torch, CPU and GPU)")
     ap.add_argument("--compile", action="store_true", help="include torch.compile (slow start)")
     ap.add_argument("--no-gpu", action="store_true")
+    ap.add_argument("--spin-check", action="store_true",
+                    help="also time torch right after ONNX Runtime, its threads spinning or not")
     ap.add_argument("--quick", action="store_true",
                     help="256² and 512² only, 2 rounds of 2 calls, no tta (for temstream bench)")
     args = ap.parse_args(argv)
@@ -188,6 +243,8 @@ def main(argv=None):
     print(f"## Segmentation speed: model {card.name!r}, {count_parameters(model):,} parameters, "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs")
     cpu_section(args, model, card, torch)
+    if args.spin_check:
+        spin_section(args, model, card, torch)
     if torch.cuda.is_available() and not args.no_gpu:
         gpu_section(args, model, card, torch)
     else:
