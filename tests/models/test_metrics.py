@@ -114,3 +114,26 @@ def test_layer_dice_of_a_perfect_bilayer_prediction():
     assert d == {"layer_a_dice": 1.0, "layer_b_dice": 1.0}
     wrong = layer_dice(Bilayer(), np.zeros((2, 16, 16), np.uint16), layers[:, ::-1])
     assert wrong["layer_a_dice"] < 0.5
+
+
+def test_default_instancer_seeds_core_models_from_their_cores():
+    from types import SimpleNamespace
+
+    from temstream.models.evaluate import default_instancer
+
+    yy, xx = np.mgrid[:50, :80]
+    a = (yy - 25) ** 2 + (xx - 25) ** 2 < 14 ** 2
+    b = (yy - 25) ** 2 + (xx - 45) ** 2 < 14 ** 2      # overlaps a, no contact line
+    cores = ((yy - 25) ** 2 + (xx - 25) ** 2 < 36) | ((yy - 25) ** 2 + (xx - 45) ** 2 < 36)
+    p = np.zeros((4, 50, 80), np.float32)
+    p[0] = 1
+    p[:, a | b] = np.array([0.02, 0.93, 0.03, 0.02], np.float32)[:, None]
+    p[:, cores] = np.array([0.02, 0.06, 0.02, 0.9], np.float32)[:, None]
+    core_seg = SimpleNamespace(classes=("background", "particle", "boundary", "core"),
+                               threshold=0.35)
+    lab = default_instancer(p, core_seg)
+    assert lab.max() == 2 and ((lab > 0) == (a | b)).all()
+    # the same map read as a boundary model (core folded into particle) is one particle
+    three = np.concatenate([p[:1], p[1:2] + p[3:4], p[2:3]])
+    plain = SimpleNamespace(classes=("background", "particle", "boundary"), threshold=0.35)
+    assert default_instancer(three, plain).max() == 1
