@@ -220,13 +220,14 @@ class RecordingWriter:
             columns.update(NM_COLUMNS)
         columns.update({k: v for k, v in (extra_columns or {}).items() if k not in columns})
         self.particle_dtype = np.dtype(list(columns.items()))
+        # the tables are not compressed: an uncompressed chunk is rewritten in place, so a
+        # writer killed in the middle of a flush cannot leave a table chunk behind the end of
+        # file on disk (a compressed one moves on every flush and would be lost)
         self.particles = f.create_dataset("particles", shape=(0,), maxshape=(None,),
-                                          chunks=(4096,), dtype=self.particle_dtype,
-                                          compression="gzip", compression_opts=1, shuffle=True)
+                                          chunks=(4096,), dtype=self.particle_dtype)
         self.info_dtype = np.dtype(list(INFO_COLUMNS.items()))
         self.info = f.create_dataset("frames_info", shape=(0,), maxshape=(None,), chunks=(1024,),
-                                     dtype=self.info_dtype, compression="gzip",
-                                     compression_opts=1)
+                                     dtype=self.info_dtype)
         self.n_frames = 0
         self.n_flushed = 0
         self._flushed_rows = (0, 0)
@@ -704,11 +705,77 @@ def salvage(path: str | Path, n_frames: int | None, rows: tuple[int, int] | None
         return False
 
 
+def _readable_extent(f: h5py.File) -> tuple[int, tuple[int, int]] | None:
+    """``(frames, (particle rows, frames_info rows))`` that read back from a recording whose
+    writer did not close it, when the end of a stack or table does not; None when all do.
+
+    A writer killed in the middle of a flush can leave the chunk index on disk ahead of the
+    end of file the superblock records; the last chunks then fail to read ("addr overflow")
+    although the file opens.
+    """
+    def readable(ds) -> int:
+        n = ds.shape[0]
+        step = ds.chunks[0] if ds.chunks else 1
+        while n > 0:
+            try:
+                ds[n - 1]
+                return n
+            except OSError:
+                n = (n - 1) // step * step  # the whole chunk holding n - 1 is lost
+        return 0
+
+    stacks = [f["data"][k][key] for k in f.get("data", {}) for key in ("data", "dim1")
+              if key in f["data"][k] and f["data"][k][key].maxshape[0] is None]
+    tables = [f[k] for k in ("particles", "frames_info") if k in f]
+    frames = [readable(ds) for ds in stacks]
+    rows = [readable(ds) for ds in tables]
+    if all(n == ds.shape[0] for n, ds in zip(frames + rows, stacks + tables)):
+        return None
+    n_frames = min(frames, default=0)
+    rows = tuple(rows) + (0,) * (2 - len(rows))
+    return n_frames, rows
+
+
+def _extend_eoa_to_eof(path: Path) -> bool:
+    """Set the end-of-file address a version-0 superblock records to the file's size (what
+    ``h5clear --increment=0`` does), so that a writer can open a file whose chunk index got
+    ahead of that address again: its next flush writes back index nodes that lie beyond it.
+    Returns False for other superblock versions (SWMR files, left alone)."""
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        head = fh.read(48)
+        if len(head) < 48 or head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] != 0:
+            return False
+        if head[13] != 8:  # size of offsets: this layout holds for 8-byte addresses only
+            return False
+        eoa = struct.unpack("<Q", head[40:48])[0]
+        if size > eoa:
+            fh.seek(40)
+            fh.write(struct.pack("<Q", size))
+    return True
+
+
+def _in_use(path: Path) -> bool:
+    """True when another process holds a lock on the file (a live writer: never repair)."""
+    import fcntl
+
+    with open(path, "rb") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
 def open_recording(path: str | Path) -> h5py.File:
     """Open a recording read-only, also one that is still being written in SWMR mode or whose
-    SWMR writer was killed (those open only with ``swmr=True``)."""
+    SWMR writer was killed (those open only with ``swmr=True``). A recording whose writer was
+    killed in mid-write is cut back, once, to what reads back (see :func:`salvage`)."""
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
         if "truncated file" in str(exc) and "stored_eof" in str(exc):
             log.warning("%s ends early (its writer failed mid-write): repairing it", path)
@@ -717,6 +784,20 @@ def open_recording(path: str | Path) -> h5py.File:
         if "already open for write" not in str(exc):
             raise
         return h5py.File(path, "r", swmr=True, libver="latest")
+    if bool(f.attrs.get("closed_cleanly", True)):
+        return f
+    cut = _readable_extent(f)
+    if cut is None:
+        return f
+    f.close()
+    if _in_use(Path(path)):
+        return h5py.File(path, "r")
+    log.warning("%s: its writer was killed in mid-write and the last frames do not read "
+                "back; keeping the first %d", path, cut[0])
+    _extend_eoa_to_eof(Path(path))  # else cutting back cannot flush the index nodes
+    salvage(path, cut[0], cut[1], error="the writer was killed in mid-write; cut back to "
+                                        "what reads back when opened")
+    return h5py.File(path, "r")
 
 
 def read_particles(path: str | Path):

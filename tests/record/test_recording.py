@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from temstream.record import RecordingWriter, read_particles, write_movie
+from temstream.record import (RecordingWriter, open_recording, read_frames_info, read_particles,
+                              write_movie)
 
 from testkit import disks_movie
 
@@ -116,7 +117,8 @@ def test_sigkill_leaves_every_flushed_frame_readable(tmp_path):
     time.sleep(0.3)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    with h5py.File(path, "r") as f:
+    open_recording(path).close()  # cuts back a tail a kill in mid-flush left unreadable
+    with h5py.File(path, "r") as f:   # after which any HDF5 reader reads every frame
         data = f["data/frames/data"]
         n = data.shape[0]
         assert n >= 20
@@ -139,3 +141,66 @@ def test_write_movie_with_extra_layers(tmp_path):
         np.testing.assert_allclose(f["data/frames/dim1"][()], [0, 0.1, 0.2])
     df = read_particles(tmp_path / "m.h5")
     assert list(df["size_nm"]) == [5.0, 5.0, 5.0] and list(df["particle"]) == [0, 0, 0]
+
+
+FLUSH_TWICE = textwrap.dedent("""
+    import sys, time, numpy as np
+    from temstream.record import RecordingWriter
+    w = RecordingWriter(sys.argv[1], frame_shape=(64, 64), frame_dtype=np.uint16,
+                        flush_interval_s=1000)
+    for i in range(30):
+        w.append(i, float(i), np.full((64, 64), i, np.uint16), np.zeros((64, 64), np.uint32), {})
+        if i == 19:
+            w.flush()
+            print("flushed", flush=True)
+            sys.stdin.readline()
+    w.flush()
+    print("flushed", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_a_kill_in_mid_flush_is_cut_back_to_the_previous_flush(tmp_path):
+    """A writer killed between writing the chunk index and the superblock of a flush leaves a
+    file that opens but whose newest frames point past its recorded end of file. Emulated:
+    the superblock's end-of-file address (version-0 superblock, bytes 40-47) of the first flush
+    is put back after the second flush."""
+    path = tmp_path / "midflush.h5"
+    proc = subprocess.Popen([sys.executable, "-c", FLUSH_TWICE, str(path)], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == "flushed"
+    with open(path, "rb") as fh:
+        assert fh.read(9)[8] == 0  # superblock version 0: end-of-file address at byte 40
+        fh.seek(40)
+        first_eoa = fh.read(8)
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == "flushed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with open(path, "r+b") as fh:
+        fh.seek(40)
+        fh.write(first_eoa)
+    with h5py.File(path, "r") as f:  # the damage this repairs: the file claims 30 frames
+        assert f["data/frames/data"].shape[0] == 30
+        with pytest.raises(OSError, match="addr overflow"):
+            f["data/frames/data"][29]
+    import fcntl
+
+    with open(path, "rb") as held:  # while another process holds it, nothing is changed
+        fcntl.flock(held, fcntl.LOCK_SH)
+        before = path.read_bytes()
+        with open_recording(path) as f:
+            assert f["data/frames/data"].shape[0] == 30
+        assert path.read_bytes() == before
+        fcntl.flock(held, fcntl.LOCK_UN)
+    with open_recording(path) as f:
+        frames = f["data/frames/data"]
+        assert frames.shape[0] == 20 and f["data/frames/dim1"].shape[0] == 20
+        assert [int(frames[i, 0, 0]) for i in range(20)] == list(range(20))
+        assert f["data/labels/data"].shape[0] == 20
+        assert "killed in mid-write" in f.attrs["recording_error"]
+    info = read_frames_info(path)  # uncompressed tables are rewritten in place: all kept
+    assert list(info["frame"]) == list(range(30))
+    with h5py.File(path, "r") as f:  # and now any HDF5 reader reads all it claims
+        assert [int(v) for v in f["data/frames/data"][:, 0, 0]] == list(range(20))
