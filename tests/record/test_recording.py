@@ -160,12 +160,11 @@ FLUSH_TWICE = textwrap.dedent("""
 """)
 
 
-def test_a_kill_in_mid_flush_is_cut_back_to_the_previous_flush(tmp_path):
+def _killed_in_mid_flush(path):
     """A writer killed between writing the chunk index and the superblock of a flush leaves a
     file that opens but whose newest frames point past its recorded end of file. Emulated:
     the superblock's end-of-file address (version-0 superblock, bytes 40-47) of the first flush
-    is put back after the second flush."""
-    path = tmp_path / "midflush.h5"
+    (20 frames) is put back after the second (30 frames)."""
     proc = subprocess.Popen([sys.executable, "-c", FLUSH_TWICE, str(path)], text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == "flushed"
@@ -181,6 +180,11 @@ def test_a_kill_in_mid_flush_is_cut_back_to_the_previous_flush(tmp_path):
     with open(path, "r+b") as fh:
         fh.seek(40)
         fh.write(first_eoa)
+
+
+def test_a_kill_in_mid_flush_is_cut_back_to_the_previous_flush(tmp_path):
+    path = tmp_path / "midflush.h5"
+    _killed_in_mid_flush(path)
     with h5py.File(path, "r") as f:  # the damage this repairs: the file claims 30 frames
         assert f["data/frames/data"].shape[0] == 30
         with pytest.raises(OSError, match="addr overflow"):
@@ -204,3 +208,13 @@ def test_a_kill_in_mid_flush_is_cut_back_to_the_previous_flush(tmp_path):
     assert list(info["frame"]) == list(range(30))
     with h5py.File(path, "r") as f:  # and now any HDF5 reader reads all it claims
         assert [int(v) for v in f["data/frames/data"][:, 0, 0]] == list(range(20))
+
+
+def test_process_reads_a_recording_killed_in_mid_flush(tmp_path, capsys):
+    from temstream.cli import main
+
+    path = tmp_path / "midflush.h5"
+    _killed_in_mid_flush(path)
+    assert main(["process", str(path), "--out", str(tmp_path / "again.h5"),
+                 "--no-progress"]) == 0
+    assert len(read_frames_info(tmp_path / "again.h5")) == 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from temstream.config import Config, load_config
 
@@ -51,7 +52,6 @@ def training_overrides(args) -> dict:
     kw = {}
     if args.config:
         import tomllib
-        from pathlib import Path
 
         with open(Path(args.config), "rb") as f:
             kw.update(tomllib.load(f).get("train", {}))
@@ -62,3 +62,19 @@ def training_overrides(args) -> dict:
             raise UsageError(f"override {item!r} is not KEY=VALUE (e.g. steps=500)")
         kw[key.removeprefix("train.")] = value
     return kw
+
+
+def open_input_movie(path):
+    """:func:`temstream.stream.files.open_movie`, after letting
+    :func:`temstream.record.open_recording` cut back a recording whose writer was killed in
+    mid-flush (its last frames would not read)."""
+    from temstream.stream.files import open_movie
+
+    if Path(path).suffix.lower() in (".h5", ".hdf5", ".emd") and Path(path).is_file():
+        from temstream.record import open_recording
+
+        try:
+            open_recording(path).close()
+        except OSError:
+            pass  # open_movie says what is wrong with it
+    return open_movie(path)

@@ -45,14 +45,14 @@ class _Progress:
 
 
 def run(args) -> int:
-    from temstream.stream.files import open_movie
+    from temstream.cli._common import open_input_movie
     from temstream.stream.sources import MemorySource
 
     config = config_from_args(args, segment={"model": args.model, "backend": args.backend,
                                              "tta": args.tta})
     if Path(args.input).resolve() == Path(args.out).resolve():
         raise ValueError("--out must differ from the input file")
-    with open_movie(args.input) as movie:
+    with open_input_movie(args.input) as movie:
         meta = {"pixel_size_nm": movie.pixel_size_nm, "frame_time_s": movie.frame_time_s,
                 "source_file": str(args.input)}
         source = MemorySource(movie, meta={k: v for k, v in meta.items() if v is not None})

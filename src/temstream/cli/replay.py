@@ -164,13 +164,13 @@ def replay_with_dashboard(args, movie, fps: float | None, context) -> int:
 def run(args) -> int:
     import zmq
 
-    from temstream.stream.files import open_movie
+    from temstream.cli._common import open_input_movie
     from temstream.stream.publish import FramePublisher
 
     fps = None if args.as_fast_as_possible else args.fps
     ctx = zmq.Context()
     try:
-        with open_movie(args.input) as movie:
+        with open_input_movie(args.input) as movie:
             if fps is None and not args.as_fast_as_possible:
                 fps = 1.0 / movie.frame_time_s if movie.frame_time_s else 25.0
             if fps is not None and fps <= 0:
