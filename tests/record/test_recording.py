@@ -218,3 +218,13 @@ def test_process_reads_a_recording_killed_in_mid_flush(tmp_path, capsys):
     assert main(["process", str(path), "--out", str(tmp_path / "again.h5"),
                  "--no-progress"]) == 0
     assert len(read_frames_info(tmp_path / "again.h5")) == 20
+
+
+def test_info_of_a_recording_killed_in_mid_flush_shows_what_reads_back(tmp_path, capsys):
+    from temstream.cli import main
+
+    path = tmp_path / "midflush.h5"
+    _killed_in_mid_flush(path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "/data/frames   (20, 64, 64)" in out and "closed cleanly False" in out

@@ -29,14 +29,13 @@ def _compression(ds) -> str:
 
 def describe(path) -> str:
     """Human-readable summary of a recording."""
-    import h5py
     import hdf5plugin  # noqa: F401
     import numpy as np
 
-    from temstream.record import read_frames_info, read_particles
+    from temstream.record import open_recording, read_frames_info, read_particles
 
     lines = [f"recording      {path}"]
-    with h5py.File(path, "r") as f:
+    with open_recording(path) as f:  # cuts back a tail a killed writer left unreadable
         a = f.attrs
         lines.append(f"format         {a.get('format', '?')} v{a.get('format_version', '?')}, "
                      f"EMD {a.get('version_major', '?')}.{a.get('version_minor', '?')}, "
