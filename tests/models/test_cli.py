@@ -51,6 +51,35 @@ def test_evaluate_on_a_labelled_folder(tiny_checkpoint, tmp_path, capsys):
     assert (tmp_path / "report.png").stat().st_size > 1000
 
 
+def test_evaluate_simulated_movies_with_intervals(tiny_checkpoint, tmp_path, capsys):
+    """Independent movies per scenario: the table carries intervals over them and the paired
+    differences from classical; --movies 0 is a usage error."""
+    pytest.importorskip("temstream.sim")
+    import shutil
+
+    twin = tmp_path / "twin"
+    shutil.copytree(tiny_checkpoint, twin)  # the same weights under another name
+    out = tmp_path / "sim"
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--model", str(twin),
+                 "--backend", "torch", "sim:assembly", "--doses", "moderate", "--frames", "1",
+                 "--movies", "3", "--size", "64", "--no-progress", "--out", str(out)]) == 0
+    md = (tmp_path / "sim.md").read_text()
+    assert "--movies 3" in md and "(sim: movies)" in md
+    assert "## Differences from classical" in md and "| sim | moderate | tiny | " in md
+    # two U-Nets: the second is compared with the first, paired, and identical weights tie
+    assert "## Differences from tiny (paired)" in md
+    assert ("| sim | moderate | twin | +0.000 | +0.000 to +0.000 | +0.000 | +0.000 to +0.000 |"
+            in md)
+    row = next(line for line in md.splitlines() if line.startswith("| sim | assembly")
+               and "| tiny |" in line).split("|")
+    dice = float(row[8])
+    lo, hi = (float(v) for v in row[14].split("–"))
+    assert lo <= dice <= hi
+    capsys.readouterr()
+    assert main(["evaluate", "sim:assembly", "--movies", "0"]) == 2
+    assert "--movies" in capsys.readouterr().err
+
+
 def test_train_smoke_writes_a_loadable_checkpoint(tmp_path, capsys):
     pytest.importorskip("temstream.sim.training")
     out = tmp_path / "run"
@@ -77,6 +106,9 @@ def test_finetune_cross_validates_then_writes_a_loadable_model(tiny_checkpoint, 
     text = capsys.readouterr().out
     # each fold scores classical, the starting model and the fine-tuned one on its held-out pair
     assert text.count("| real | fold 1 |") == 3 and text.count("| real | fold 2 |") == 3
+    # the mean over folds, and the paired gain of the fine-tuned model over its start
+    gain = text[text.index("Gain from fine-tuning"):]
+    assert "| real | - | fine-tuned | " in gain and "Mean over folds" in text
     card = json.loads((out / "model.json").read_text())
     assert card["training"]["init"] == str(tiny_checkpoint)
     assert card["architecture"]["depth"] == 2 and "train_images_val_dice" in card["metrics"]

@@ -137,3 +137,111 @@ def test_default_instancer_seeds_core_models_from_their_cores():
     three = np.concatenate([p[:1], p[1:2] + p[3:4], p[2:3]])
     plain = SimpleNamespace(classes=("background", "particle", "boundary"), threshold=0.35)
     assert default_instancer(three, plain).max() == 1
+
+
+def _random_rows(rng, n):
+    """Per-frame score rows with random pixel and object counts."""
+    rows = []
+    for _ in range(n):
+        tp, fp, fn = rng.integers(0, 500, 3)
+        otp, ofp, ofn = rng.integers(0, 6, 3)
+        rows.append({"pixel": {"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": 1000},
+                     "objects": {"tp": int(otp), "fp": int(ofp), "fn": int(ofn),
+                                 "centroid_errors": np.zeros(int(otp))}})
+    return rows
+
+
+def test_pooled_scores_equal_the_accumulated_ones(rng):
+    from temstream.models.metrics import pooled_score, unit_counts
+
+    for n in (1, 3, 7):
+        rows = _random_rows(rng, n)
+        acc = accumulate(rows)
+        counts = unit_counts(rows)
+        assert pooled_score(counts, "dice") == pytest.approx(acc["dice"])
+        assert pooled_score(counts, "obj_f1") == pytest.approx(acc["obj_f1"])
+    empty = {"pixel": {"tp": 0, "fp": 0, "fn": 0, "tn": 9},
+             "objects": {"tp": 0, "fp": 0, "fn": 0, "centroid_errors": np.zeros(0)}}
+    assert pooled_score(unit_counts([empty]), "obj_f1") == accumulate([empty])["obj_f1"] == 1.0
+    with pytest.raises(ValueError, match="score"):
+        pooled_score(unit_counts([empty]), "iou")
+
+
+def test_bootstrap_interval_matches_scipy_on_one_stratum(rng):
+    """One stratum: the same percentile bootstrap of a ratio statistic as scipy's."""
+    from scipy.stats import bootstrap
+
+    from temstream.models.metrics import bootstrap_interval, pooled_score, unit_counts
+
+    units = np.stack([unit_counts([r]) for r in _random_rows(rng, 12)])
+    ours = bootstrap_interval([units], "dice", n_resamples=20000, seed=1)
+
+    def dice(tp, fp, fn, axis=-1):
+        return pooled_score(np.stack([tp.sum(axis), fp.sum(axis), fn.sum(axis)], -1), "dice")
+
+    ref = bootstrap(tuple(units[:, :3].T), dice, paired=True, vectorized=True,
+                    method="percentile", n_resamples=20000, random_state=2).confidence_interval
+    assert ours[0] == pytest.approx(ref.low, abs=0.01)
+    assert ours[1] == pytest.approx(ref.high, abs=0.01)
+    assert ours[0] < pooled_score(units.sum(0), "dice") < ours[1]
+
+
+def test_bootstrap_interval_strata_pairing_and_width(rng):
+    from temstream.models.metrics import bootstrap_interval, pooled_score, unit_counts
+
+    strata = [np.stack([unit_counts([r]) for r in _random_rows(rng, 6)]) for _ in range(3)]
+    lo, hi = bootstrap_interval(strata, "obj_f1")
+    mean = np.mean([pooled_score(s.sum(0), "obj_f1") for s in strata])
+    assert lo < mean < hi
+    # four times the units (each repeated) -> about half the width
+    lo4, hi4 = bootstrap_interval([np.repeat(s, 4, axis=0) for s in strata], "obj_f1")
+    assert 0.35 < (hi4 - lo4) / (hi - lo) < 0.65
+    # a model compared with itself differs by exactly nothing; a uniformly better one is ahead
+    assert bootstrap_interval(strata, "dice", minus=strata) == (0.0, 0.0)
+    better = [s + np.array([50, 0, 0, 0, 0, 0]) for s in strata]
+    assert bootstrap_interval(better, "dice", minus=strata)[0] > 0
+    assert np.isnan(bootstrap_interval([s[:1] for s in strata], "dice")[0])
+    with pytest.raises(ValueError, match="same units"):
+        bootstrap_interval(strata, "dice", minus=strata[:2])
+
+
+def test_evaluate_simulated_pools_movies_and_resamples_them():
+    """Several movies of one scenario: one row, one unit per movie, counts adding up to the
+    pooled scores; a perfect segmenter is ahead of an empty one in the paired table."""
+    from types import SimpleNamespace
+
+    from temstream.models.evaluate import evaluate_simulated
+    from temstream.models.metrics import pooled_score
+    from temstream.models.report import difference_table
+
+    rng = np.random.default_rng(3)
+    movies = []
+    for _ in range(3):
+        labels = np.zeros((2, 32, 32), np.int32)
+        for f in range(2):
+            y, x = rng.integers(4, 20, 2)
+            labels[f, y:y + 8, x:x + 8] = 1
+        frames = np.where(labels > 0, 50.0, 100.0) + rng.normal(0, 5, labels.shape)
+        movies.append(SimpleNamespace(frames=frames.astype(np.float32), labels=labels))
+
+    class Fixed:
+        threshold = 0.5
+        classes = ("background", "particle")
+
+        def __init__(self, fill):
+            self.fill = fill
+
+        def predict_batch(self, frames):
+            fg = (frames < 75) if self.fill else np.zeros(frames.shape, bool)
+            return np.stack([1.0 - fg, fg * 1.0], axis=1)
+
+    rows, _ = evaluate_simulated({"classical": Fixed(False), "perfect": Fixed(True)},
+                                 [("box", "moderate", 1.0, movies)])
+    perfect = rows[1]
+    assert perfect["unit"] == "movie" and perfect["units"].shape == (3, 6)
+    assert pooled_score(perfect["units"].sum(0), "dice") == pytest.approx(perfect["dice"]) == 1.0
+    assert perfect["dice_ci"] == (1.0, 1.0)
+    one, _ = evaluate_simulated({"perfect": Fixed(True)}, [("box", "moderate", 1.0, movies[0])])
+    assert one[0]["unit"] == "frame" and one[0]["units"].shape == (2, 6)
+    table = difference_table(rows)
+    assert "| sim | moderate | perfect | +1.000 | +1.000 to +1.000 |" in table

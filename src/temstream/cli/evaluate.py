@@ -35,6 +35,9 @@ def add_parser(sub):
                         help="dose levels (low = 0.1x, moderate = 1x, high = 10x the "
                              "scenario's default dose)")
     parser.add_argument("--frames", type=int, default=4, help="frames per simulated movie")
+    parser.add_argument("--movies", type=int, default=8,
+                        help="independent movies per scenario and dose (seeds SEED, SEED+1, "
+                             "...); the 95 %% intervals resample them")
     parser.add_argument("--size", type=int, default=256, help="simulated frame edge, px")
     parser.add_argument("--seed", type=int, default=2024, help="seed of the test movies")
     parser.add_argument("--out", default=None, help="write OUT.md and OUT.png")
@@ -73,16 +76,17 @@ def _split_data(items):
 
 
 def _movies(scenarios, doses, args):
-    """Simulated test movies, one per (scenario, dose), generated lazily."""
+    """Simulated test movies, ``args.movies`` independent ones per (scenario, dose), generated
+    lazily."""
     from temstream.sim import simulate
     from temstream.sim.scenarios import scenario_params
 
     for scen in scenarios:
         base = scenario_params(scen)["dose_e_per_A2"]
         for label, mult in doses.items():
-            movie = simulate(scen, frames=args.frames, size=args.size, seed=args.seed,
-                             dose_e_per_A2=base * mult)
-            yield scen, label, base * mult, movie
+            group = [simulate(scen, frames=args.frames, size=args.size, seed=args.seed + k,
+                              dose_e_per_A2=base * mult) for k in range(args.movies)]
+            yield scen, label, base * mult, group
 
 
 def _segmenter(config, name: str, args):
@@ -104,12 +108,15 @@ def run(args) -> int:
     from temstream.cli import UsageError
     from temstream.models.evaluate import DOSES, evaluate_real, evaluate_simulated
     from temstream.models.realdata import load_msa_em
-    from temstream.models.report import figure, layer_table, markdown_table, summary_table
+    from temstream.models.report import (difference_table, figure, layer_table, markdown_table,
+                                         summary_table)
 
     config = config_from_args(args)
     instancer = pipeline_instancer(config.instances)
     instances_desc = ", ".join(f"{k} = {v}" for k, v in vars(config.instances).items())
     scenarios, real = _split_data(args.data)
+    if args.movies < 1 or args.frames < 1:
+        raise UsageError("--movies and --frames must be at least 1")
     doses = {}
     for d in args.doses.split(","):
         if d not in DOSES:
@@ -131,8 +138,22 @@ def run(args) -> int:
         r, e = evaluate_real(segs, load_msa_em(folder), label=label, instancer=instancer)
         rows += r
         examples += e
+    units = ", ".join(dict.fromkeys(f"{r['data']}: {r['unit']}s" for r in rows))
     text = ("## Summary (mean over scenarios)\n\n" + summary_table(rows)
-            + "\n## All results\n\n" + markdown_table(rows))
+            + f"\n95 % intervals: percentile bootstrap over the independent units ({units}), "
+            "resampled within each scenario" + (" (frames of one movie are correlated: use "
+                                                "--movies 2 or more for honest intervals)"
+                                                if args.movies == 1 and scenarios else "")
+            + ".\n")
+    diff = difference_table(rows)
+    if diff:
+        text += ("\n## Differences from classical (paired: the same movies and images)\n\n"
+                 + diff)
+    unets = [m for m in segs if m != "classical"]
+    if len(unets) > 1:  # comparing runs: each against the first model named
+        text += (f"\n## Differences from {unets[0]} (paired)\n\n"
+                 + difference_table(rows, reference=unets[0], models=unets[1:]))
+    text += "\n## All results\n\n" + markdown_table(rows)
     if layer_table(rows):
         text += "\n## Layer assignment (bilayer models)\n\n" + layer_table(rows)
     print(text)
@@ -145,7 +166,8 @@ def run(args) -> int:
         tta = f" --tta {args.tta}" if args.tta else ""
         header = (f"# Evaluation: {', '.join(segs)}\n\nCommand: `temstream evaluate "
                   f"{' '.join('--model ' + m for m in args.model)} {' '.join(args.data)} "
-                  f"--doses {args.doses} --frames {args.frames} --size {args.size} "
+                  f"--doses {args.doses} --frames {args.frames} --movies {args.movies} "
+                  f"--size {args.size} "
                   f"--seed {args.seed}{tta}{''.join(' ' + o for o in args.overrides or [])}`"
                   f"\n\nInstances: the pipeline's ([instances] {instances_desc}).\n\nThresholds: "
                   + ", ".join(f"{k} {s.threshold:.2f}" for k, s in segs.items()) + "\n\n")

@@ -59,7 +59,7 @@ def run(args) -> int:
     from temstream.models.checkpoints import read_card
     from temstream.models.evaluate import evaluate_real
     from temstream.models.realdata import load_msa_em
-    from temstream.models.report import markdown_table
+    from temstream.models.report import difference_table, markdown_table, summary_table
     from temstream.models.train import training_preset
 
     try:
@@ -97,25 +97,17 @@ def run(args) -> int:
     _, card = _fit(cfg, pairs, None, out, not args.no_progress, command, base_card.classes)
     text = f"# Fine-tuning {args.model} on {args.images}\n\nCommand: `{command}`\n\n"
     if rows:
+        # folds are the strata, their held-out images the resampled units
+        means = ("Mean over folds (95 % intervals: bootstrap over the held-out images):\n\n"
+                 + summary_table(rows) + "\nGain from fine-tuning (paired, same images):\n\n"
+                 + difference_table(rows, reference=args.model, models=["fine-tuned"]))
         text += ("Held-out scores (each fold's images were not trained on):\n\n"
-                 + markdown_table(rows) + "\n" + _mean_table(rows) + "\n")
+                 + markdown_table(rows) + "\n" + means + "\n")
         print(markdown_table(rows))
-        print(_mean_table(rows))
+        print(means)
     text += (f"Final model: threshold {card.threshold:.2f}, training-image Dice "
              f"{card.metrics['train_images_val_dice']:.4f}, {card.training['steps_run']} steps.\n")
     (out / "finetune.md").write_text(text)
     print(f"wrote {out / 'model.safetensors'}, {out / 'model.json'} and {out / 'finetune.md'}")
     return 0
 
-
-def _mean_table(rows) -> str:
-    """Pixel-pooled Dice is per fold; the mean over folds per model."""
-    import numpy as np
-
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    lines = ["| model | mean held-out Dice | mean held-out object F1 |", "|---|---|---|"]
-    for m in models:
-        sel = [r for r in rows if r["model"] == m]
-        lines.append(f"| {m} | {np.mean([r['dice'] for r in sel]):.3f} | "
-                     f"{np.mean([r['obj_f1'] for r in sel]):.3f} |")
-    return "\n".join(lines) + "\n"

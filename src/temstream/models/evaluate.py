@@ -15,7 +15,8 @@ import logging
 
 import numpy as np
 
-from temstream.models.metrics import accumulate, instances, match_objects, pixel_scores
+from temstream.models.metrics import (accumulate, bootstrap_interval, instances,
+                                      match_objects, pixel_scores, unit_counts)
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +115,26 @@ def snr(frames: np.ndarray, labels: np.ndarray) -> float:
     return float(np.median(out)) if out else float("nan")
 
 
+def _with_intervals(row: dict, units: np.ndarray, unit: str) -> dict:
+    """``row`` plus its per-unit counts and 95 % bootstrap intervals of Dice and object F1."""
+    row.update(units=units, unit=unit,
+               dice_ci=bootstrap_interval([units], "dice"),
+               obj_f1_ci=bootstrap_interval([units], "obj_f1"))
+    return row
+
+
 def evaluate_simulated(segs: dict, movies, *, progress: bool = False, instancer=None):
     """Score segmenters on simulated test movies.
 
     Parameters
     ----------
     segs : dict of name -> Segmenter
-    movies : iterable of (scenario, dose_label, dose_e_per_A2, movie)
-        ``movie`` has ``frames`` (N, H, W) and ``labels`` (N, H, W) int (e.g. a
+    movies : iterable of (scenario, dose_label, dose_e_per_A2, movie or list of movies)
+        Each movie has ``frames`` (N, H, W) and ``labels`` (N, H, W) int (e.g. a
         :class:`temstream.sim.Movie`; the CLI simulates them, this module never imports the
-        simulator).
+        simulator). Several independent movies of one (scenario, dose) are pooled into one
+        row, and its intervals resample movies; with one movie they resample its frames,
+        which are correlated, so those intervals are too narrow.
     progress : bool
         Log one line per (movie, model).
     instancer : callable, optional
@@ -132,34 +143,48 @@ def evaluate_simulated(segs: dict, movies, *, progress: bool = False, instancer=
     Returns
     -------
     rows : list of dict
-        One row per (scenario, dose, model): headline metrics plus ``dose_e_per_A2`` and
-        ``snr``.
+        One row per (scenario, dose, model): headline metrics, ``dose_e_per_A2``, ``snr``,
+        ``units`` (n_units, 6) counts (:func:`temstream.models.metrics.unit_counts`), ``unit``
+        ("movie" or "frame") and 95 % intervals ``dice_ci``, ``obj_f1_ci``.
     examples : list of tuple
         ``(title, frame, truth_mask, {model: probs})`` for the first frame of each movie.
     """
     rows, examples = [], []
-    for scen, dlabel, dose, movie in movies:
-        s = snr(movie.frames, movie.labels)
+    for scen, dlabel, dose, group in movies:
+        group = list(group) if isinstance(group, (list, tuple)) else [group]
+        s = float(np.median([snr(m.frames, m.labels) for m in group]))
         probs_by = {}
         for name, seg in segs.items():
-            per_frame, first = score_frames(seg, movie.frames, movie.labels, instancer=instancer)
-            probs_by[name] = first
-            rows.append({"data": "sim", "scenario": scen, "dose": dlabel,
-                         "dose_e_per_A2": round(float(dose), 3), "snr": round(s, 2),
-                         "model": name, **accumulate(per_frame)})
-            layers = getattr(movie, "layers", None)
-            if layers is not None and len(seg.classes) == 4:
-                rows[-1].update(layer_dice(seg, movie.frames, layers))
+            per_movie = []
+            for j, movie in enumerate(group):
+                per_frame, first = score_frames(seg, movie.frames, movie.labels,
+                                                instancer=instancer)
+                per_movie.append(per_frame)
+                if j == 0:
+                    probs_by[name] = first
+            frames = [r for pm in per_movie for r in pm]
+            if len(group) > 1:
+                units, unit = np.stack([unit_counts(pm) for pm in per_movie]), "movie"
+            else:
+                units, unit = np.stack([unit_counts([r]) for r in frames]), "frame"
+            rows.append(_with_intervals(
+                {"data": "sim", "scenario": scen, "dose": dlabel,
+                 "dose_e_per_A2": round(float(dose), 3), "snr": round(s, 2), "model": name,
+                 **accumulate(frames)}, units, unit))
+            layers = [getattr(m, "layers", None) for m in group]
+            if layers[0] is not None and len(seg.classes) == 4:
+                rows[-1].update(layer_dice(seg, np.concatenate([m.frames for m in group]),
+                                           np.concatenate(layers)))
             if progress:
                 log.info("%s %s %s: dice %.3f", scen, dlabel, name, rows[-1]["dice"])
-        examples.append((f"{scen} / {dlabel} dose", movie.frames[0], movie.labels[0] > 0,
+        examples.append((f"{scen} / {dlabel} dose", group[0].frames[0], group[0].labels[0] > 0,
                          probs_by))
     return rows, examples
 
 
 def evaluate_real(segs: dict, pairs, *, label: str = "msa-em-train", instancer=None):
     """Score segmenters on real labelled images ``[(name, image, mask), ...]`` (``instancer``:
-    see :func:`score_frames`)."""
+    see :func:`score_frames`; intervals resample the images)."""
     rows, examples = [], []
     images = np.stack([p[1] for p in pairs])
     masks = np.stack([p[2] for p in pairs])
@@ -167,7 +192,10 @@ def evaluate_real(segs: dict, pairs, *, label: str = "msa-em-train", instancer=N
     for name, seg in segs.items():
         per_frame, first = score_frames(seg, images, masks, instancer=instancer)
         probs_by[name] = first
-        rows.append({"data": "real", "scenario": label, "dose": "-", "dose_e_per_A2": float("nan"),
-                     "snr": round(snr(images, masks), 2), "model": name, **accumulate(per_frame)})
+        units = np.stack([unit_counts([r]) for r in per_frame])
+        rows.append(_with_intervals(
+            {"data": "real", "scenario": label, "dose": "-", "dose_e_per_A2": float("nan"),
+             "snr": round(snr(images, masks), 2), "model": name, **accumulate(per_frame)},
+            units, "image"))
     examples.append((f"real: {label} ({pairs[0][0]})", images[0], masks[0], probs_by))
     return rows, examples

@@ -148,3 +148,90 @@ def accumulate(rows: list[dict]) -> dict:
                "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
                "centroid_errors": np.asarray(errs)}
     return summarise(pixel, objects)
+
+
+#: per-unit counts kept for confidence intervals: pixel tp, fp, fn, then object tp, fp, fn
+COUNT_FIELDS = ("tp", "fp", "fn", "obj_tp", "obj_fp", "obj_fn")
+
+
+def unit_counts(rows: list[dict]) -> np.ndarray:
+    """Pixel and object counts of per-frame score rows, shape (6,) int64 (see
+    :data:`COUNT_FIELDS`), pooled over ``rows`` (the frames of one unit: a frame, a movie or
+    an image)."""
+    out = np.zeros(len(COUNT_FIELDS), np.int64)
+    for r in rows:
+        out[:3] += [r["pixel"]["tp"], r["pixel"]["fp"], r["pixel"]["fn"]]
+        out[3:] += [r["objects"]["tp"], r["objects"]["fp"], r["objects"]["fn"]]
+    return out
+
+
+def pooled_score(counts: np.ndarray, score: str) -> np.ndarray:
+    """Dice (pixels) or F1 (objects) of pooled counts, as :func:`accumulate` computes them.
+
+    Parameters
+    ----------
+    counts : ndarray, shape (..., 6)
+        Summed counts (see :data:`COUNT_FIELDS`).
+    score : {"dice", "obj_f1"}
+
+    Returns
+    -------
+    ndarray, shape (...)
+        ``2 tp / (2 tp + fp + fn)``; an empty Dice is 0, an F1 without any object 1.
+    """
+    counts = np.asarray(counts, np.float64)
+    if score == "dice":
+        tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
+        return 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    if score == "obj_f1":
+        tp, fp, fn = counts[..., 3], counts[..., 4], counts[..., 5]
+        den = 2 * tp + fp + fn
+        return np.where(den > 0, 2 * tp / np.maximum(den, 1), 1.0)
+    raise ValueError(f"score must be 'dice' or 'obj_f1', not {score!r}")
+
+
+def bootstrap_interval(strata: list[np.ndarray], score: str, *, minus: list | None = None,
+                       confidence: float = 0.95, n_resamples: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean over strata of a pooled score.
+
+    Each stratum (a scenario, or one set of real images) holds independent units (movies,
+    frames or images); resampling draws units with replacement within every stratum, pools
+    each stratum's counts, scores it and averages the scores over strata, as the summary
+    tables do. With ``minus``, the same resampled units are scored for a second segmenter and
+    the interval is that of the difference (a paired comparison).
+
+    Parameters
+    ----------
+    strata : list of ndarray, each shape (n_units, 6)
+        Per-unit counts (:func:`unit_counts`) of each stratum.
+    score : {"dice", "obj_f1"}
+    minus : list of ndarray, optional
+        Counts of the same units for the segmenter to subtract (same shapes as ``strata``).
+    confidence : float
+        Two-sided coverage.
+    n_resamples : int
+    seed : int
+        Seed of the resampling (the interval is reproducible).
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        NaN, NaN when no stratum has two units (nothing to resample).
+    """
+    if not strata or max(len(s) for s in strata) < 2:
+        return float("nan"), float("nan")
+    if minus is not None and [np.shape(m) for m in minus] != [np.shape(s) for s in strata]:
+        raise ValueError("minus must hold the same units as strata")
+    rng = np.random.default_rng(seed)
+    total = np.zeros(n_resamples)
+    for k, s in enumerate(strata):
+        s = np.asarray(s)
+        idx = rng.integers(0, len(s), (n_resamples, len(s)))
+        total += pooled_score(s[idx].sum(axis=1), score)
+        if minus is not None:
+            total -= pooled_score(np.asarray(minus[k])[idx].sum(axis=1), score)
+    total /= len(strata)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(total, [alpha, 1 - alpha])
+    return float(low), float(high)

@@ -6,17 +6,32 @@ from pathlib import Path
 
 import numpy as np
 
+from temstream.models.metrics import bootstrap_interval
+
 COLUMNS = [("data", "data"), ("scenario", "scenario"), ("dose", "dose"),
            ("dose_e_per_A2", "e/Å²"), ("snr", "SNR"), ("model", "model"),
            ("pixel_accuracy", "pixel acc."), ("dice", "Dice"), ("iou", "IoU"),
            ("obj_precision", "obj. P"), ("obj_recall", "obj. R"), ("obj_f1", "obj. F1"),
-           ("centroid_err_px", "centroid err. (px)")]
+           ("centroid_err_px", "centroid err. (px)"), ("dice_ci", "Dice 95 %"),
+           ("obj_f1_ci", "F1 95 %")]
 
 
 def _fmt(v):
+    if isinstance(v, tuple):
+        return _interval(v)
     if isinstance(v, float):
         return "–" if np.isnan(v) else f"{v:.3f}"
     return str(v)
+
+
+def _interval(ci) -> str:
+    lo, hi = ci
+    return "–" if np.isnan(lo) else f"{lo:.3f}–{hi:.3f}"
+
+
+def _signed_interval(ci) -> str:
+    lo, hi = ci
+    return "–" if np.isnan(lo) else f"{lo:+.3f} to {hi:+.3f}"
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -41,8 +56,14 @@ def layer_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _group(rows, data, dose, model):
+    return [r for r in rows if r["data"] == data and r["dose"] == dose and r["model"] == model]
+
+
 def summary_table(rows: list[dict]) -> str:
-    """Mean Dice / object F1 per (data, dose) and model, models side by side."""
+    """Mean Dice / object F1 per (data, dose) and model, models side by side, each with its
+    95 % bootstrap interval (units resampled within every scenario; see
+    :func:`temstream.models.metrics.bootstrap_interval`)."""
     models = list(dict.fromkeys(r["model"] for r in rows))
     groups = list(dict.fromkeys((r["data"], r["dose"]) for r in rows))
     head = "| data | dose | " + " | ".join(f"{m} Dice | {m} F1" for m in models) + " |"
@@ -51,10 +72,42 @@ def summary_table(rows: list[dict]) -> str:
     for data, dose in groups:
         cells = []
         for m in models:
-            sel = [r for r in rows if r["data"] == data and r["dose"] == dose and r["model"] == m]
-            cells += [f"{np.mean([r['dice'] for r in sel]):.3f}",
-                      f"{np.mean([r['obj_f1'] for r in sel]):.3f}"]
+            sel = _group(rows, data, dose, m)
+            for key in ("dice", "obj_f1"):
+                mean = np.mean([r[key] for r in sel])
+                ci = (bootstrap_interval([r["units"] for r in sel], key)
+                      if all("units" in r for r in sel) else (np.nan, np.nan))
+                cells.append(f"{mean:.3f}" + ("" if np.isnan(ci[0]) else f" ({_interval(ci)})"))
         lines.append(f"| {data} | {dose} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def difference_table(rows: list[dict], reference: str = "classical",
+                     models: list[str] | None = None) -> str:
+    """Paired differences of ``models`` (default: all others) from ``reference`` (mean over
+    scenarios of Dice and object F1, with 95 % bootstrap intervals over the same resampled
+    units), or an empty string when there is nothing to compare."""
+    if models is None:
+        models = list(dict.fromkeys(r["model"] for r in rows))
+    models = [m for m in models if m != reference]
+    groups = list(dict.fromkeys((r["data"], r["dose"]) for r in rows))
+    if not models or not any(r["model"] == reference for r in rows):
+        return ""
+    lines = ["| data | dose | model | Δ Dice | 95 % interval | Δ F1 | 95 % interval |",
+             "|---|---|---|---|---|---|---|"]
+    for data, dose in groups:
+        ref = _group(rows, data, dose, reference)
+        for m in models:
+            sel = _group(rows, data, dose, m)
+            if not sel or [r["scenario"] for r in sel] != [r["scenario"] for r in ref]:
+                continue
+            cells = []
+            for key in ("dice", "obj_f1"):
+                delta = np.mean([r[key] for r in sel]) - np.mean([r[key] for r in ref])
+                ci = bootstrap_interval([r["units"] for r in sel], key,
+                                        minus=[r["units"] for r in ref])
+                cells += [f"{delta:+.3f}", _signed_interval(ci)]
+            lines.append(f"| {data} | {dose} | {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
