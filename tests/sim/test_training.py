@@ -126,3 +126,23 @@ def test_cores_task_draws_the_same_images_as_the_particles_task():
         np.testing.assert_array_equal(img, img_c)
         np.testing.assert_array_equal(np.where(t_c == 3, 1, t_c), t)
     assert any((t_c == 3).any() for _, t_c in cores)
+
+
+def test_lattice_monolayers_are_dense_and_off_keeps_the_stream():
+    from temstream.sim.training import _lattice_centres
+
+    a = _take(9, 2, size=96)
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a, _take(9, 2, size=96, lattices=0.0)))
+    for cubes, (lo, hi) in ((False, (1.05, 1.6)), (True, (np.sqrt(2), 1.3 * np.sqrt(2)))):
+        pts = _lattice_centres(np.random.default_rng(2), 12.0, 200, cubes)
+        d = np.hypot(*(pts[:, None] - pts[None]).transpose(2, 0, 1))
+        np.fill_diagonal(d, np.inf)
+        nn = d.min(1) / 12.0
+        # one lattice constant in the allowed range, jittered by a few per cent; spheres never
+        # closer than a diameter, cubes turned any way never closer than a diagonal
+        assert lo * 0.85 < np.median(nn) < hi * 1.05
+        assert np.std(nn) / np.median(nn) < 0.12
+    dense = [(t > 0).mean()
+             for _, t in itertools.islice(training_pairs(3, size=128, lattices=1.0), 8)]
+    sparse = [(t > 0).mean() for _, t in itertools.islice(training_pairs(3, size=128), 8)]
+    assert np.mean(dense) > 0.3 > np.mean(sparse)

@@ -84,6 +84,9 @@ class TrainConfig:
         Fraction of the simulated pairs with a gas bubble (its dark rim is not a particle).
     overlaps : float
         Fraction of the particles placed next to another that overlap it in projection.
+    lattices : float
+        Fraction of the simulated pairs whose particles form a dense hexagonal or square
+        monolayer.
     init : str
         Fine-tuning: start from this checkpoint (name or path; its architecture is used and
         ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
@@ -120,6 +123,7 @@ class TrainConfig:
     select: str = "foreground"
     bubbles: float = 0.15
     overlaps: float = 0.0
+    lattices: float = 0.0
     init: str = ""
     ema: float = 0.0
 

@@ -130,9 +130,39 @@ def _place(rng, n, radius_px, shape, touch_prob, overlap_prob=0.0):
     return pts
 
 
-def _particles(rng, prm, size, overlaps=0.0):
+def _lattice_centres(rng, d_px, size, cubes: bool):
+    """Centres (n, 2) px of a jittered hexagonal or square monolayer, up to 10 % vacancies:
+    spheres 1.05-1.6 diameters apart, cubes (each turned at random in the plane) 1.0-1.3
+    diagonals apart."""
+    from temstream.sim.dynamics import hex_sites, square_sites
+
+    sites_fn = hex_sites if rng.random() < 0.5 else square_sites
+    a_px = d_px * (np.sqrt(2) * rng.uniform(1.0, 1.3) if cubes else rng.uniform(1.05, 1.6))
+    sites = sites_fn((size, size), a_px, rng.uniform(0, np.pi / 2), rng.uniform(0, a_px, 2),
+                     margin_px=d_px / 2)
+    sites = sites[rng.random(len(sites)) >= rng.uniform(0, 0.1)]
+    return sites + rng.normal(0, 0.03 * a_px, sites.shape)
+
+
+def _particles(rng, prm, size, overlaps=0.0, lattices=0.0):
     p = prm["pixel_size_nm"]
     d_px = prm["diameter_nm"] / p
+    # dense monolayers (the lattice scenarios) cover more of a frame than random placements;
+    # no draw without lattices, so the pairs of earlier revisions stay bit-equal
+    if lattices > 0 and d_px >= 6 and rng.random() < lattices:
+        cubes = rng.random() < 0.5
+        centres = _lattice_centres(rng, d_px, size, cubes)
+        if 0 < len(centres) <= 600:
+            prm["shapes"] = {"cube": 1.0} if cubes else {"sphere": 1.0}
+            n = len(centres)
+            ps = P.make_particles(n, rng, shapes=prm["shapes"],
+                                  diameter_nm=prm["diameter_nm"],
+                                  polydispersity=min(prm["polydispersity"], 0.1),
+                                  material="Au", pos_nm=np.zeros((n, 3)), orientation="flat",
+                                  lambda_nm=prm["lambda_np_nm"])
+            ps.v0[:] = prm["v0_np"]
+            ps.pos_nm[:, :2] = centres * p
+            return ps
     cover = rng.uniform(0.03, 0.35)
     n = int(np.clip(cover * size * size / (np.pi * d_px * d_px / 4), 1, 300))
     ps = P.make_particles(n, rng, shapes=prm["shapes"], diameter_nm=prm["diameter_nm"],
@@ -236,8 +266,8 @@ def core_target(labels: np.ndarray, fraction: float = 0.5) -> np.ndarray:
 
 
 def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
-                   bubbles: float = 0.15,
-                   overlaps: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                   bubbles: float = 0.15, overlaps: float = 0.0,
+                   lattices: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless iterator of domain-randomised training pairs.
 
     Parameters
@@ -257,6 +287,10 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
         Fraction of the particles placed next to another that overlap it in projection (the
         overlap goes to the thicker particle, pixel by pixel, as in the test movies). 0 keeps the
         pairs of earlier revisions bit for bit.
+    lattices : float
+        Fraction of the images (particles >= 6 px) whose spheres or cubes form a jittered
+        hexagonal or square monolayer (a third to four fifths of the frame covered). 0 keeps
+        the pairs of earlier revisions bit for bit.
 
     Yields
     ------
@@ -272,7 +306,7 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
     while True:
         prm = random_physics(rng, size, bubbles=bubbles)
         if task in ("particles", "cores"):
-            ps = _particles(rng, prm, size, overlaps)
+            ps = _particles(rng, prm, size, overlaps, lattices)
         else:
             ps = _bilayer_particles(rng, prm, size)
         prm["stage_drift_nm_per_s"] = [0.0, 0.0]
