@@ -193,3 +193,15 @@ def test_labelled_image_pairs_crop_images_and_targets_together():
         assert set(np.unique(target)) <= {0, 1}  # touching in the mask = one particle
     with pytest.raises(ValueError, match="smaller than"):
         next(labelled_image_pairs(pairs, 0, size=128, target_fn=particle_target))
+
+
+def test_patience_zero_runs_the_whole_schedule():
+    """With the weights frozen (lr 0; only the batch-norm statistics move) validation soon
+    stops improving: patience 1 ends the run early, patience 0 never does."""
+    cfg = training_preset("smoke", base=4, depth=2, size=64, crop=48, batch=2, steps=6,
+                          pool=4, eval_every=1, val_size=2, lr=0.0, patience=1)
+    val = [p for _, p in zip(range(2), disks(99))]
+    _, stopped = train(cfg, disks(1), val, progress=False)
+    _, full = train(cfg.replace(patience=0), disks(1), val, progress=False)
+    assert stopped.training["steps_run"] < 6
+    assert full.training["steps_run"] == 6

@@ -61,7 +61,8 @@ class TrainConfig:
     pool, refresh : int
         Pairs kept in memory; new pairs drawn from the simulator per step.
     eval_every, patience : int
-        Validation period (steps) and early-stopping patience (evaluations).
+        Validation period (steps) and early-stopping patience (evaluations; 0 = never stop
+        early, the whole schedule runs and the best evaluated state is kept).
     val_size : int
         Fixed simulated validation pairs.
     seed : int
@@ -351,7 +352,7 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
                 bad_evals += 1
             bar.set_postfix(loss=f"{loss_avg:.3f}", dice=f"{val_best:.3f}",
                             real=f"{entry.get('real_dice', float('nan')):.3f}")
-            if bad_evals >= cfg.patience:
+            if cfg.patience and bad_evals >= cfg.patience:
                 log.info("early stop at step %d (best %d)", step, best[2])
                 break
     bar.close()
