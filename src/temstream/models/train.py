@@ -7,9 +7,10 @@ Pairs are kept in a pool that is refreshed every step, augmented on the fly
 (:mod:`temstream.models.losses`); Adam with a cosine learning-rate decay, optionally with an
 exponential moving average of the weights (``ema``) that is what gets validated and saved. Every
 ``eval_every`` steps the network is scored on a fixed simulated validation set (foreground
-Dice) and, for the particle task, on the real msa-em images; the best state is kept, training stops early after
-``patience`` evaluations without improvement, and the decision threshold is chosen on the
-simulated validation set.
+Dice) and, for the particle task, on the real msa-em images; the best state is kept (with
+``patience`` > 0 training stops after that many evaluations without improvement; the presets
+run their whole schedule), and the decision threshold is chosen on the simulated validation
+set.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class TrainConfig:
     pool: int = 256
     refresh: int = 1
     eval_every: int = 250
-    patience: int = 6
+    patience: int = 0  # 0: the whole schedule (an early stop cuts the cosine decay short)
     val_size: int = 48
     seed: int = 0
     threads: int = 0
