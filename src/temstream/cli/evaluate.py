@@ -19,8 +19,11 @@ def add_parser(sub):
                     "labelled images. DATA items: 'sim' (all particle scenarios), "
                     "'sim:NAME[,NAME]' (e.g. sim:dispersed,moire), 'real' (msa-em-train from "
                     "$TEMSTREAM_REAL_DATA or ../shared/data/real), or a folder with images/ and "
-                    "labels/ PNGs. Writes OUT.md (tables) and OUT.png (input / truth / prediction "
-                    "/ confidence).")
+                    "labels/ PNGs. Every score comes with a 95 % bootstrap interval over the "
+                    "independent movies or images, and each model's paired difference from "
+                    "classical (and, with several --model, from the first) is tabled; to compare "
+                    "two training runs: --model default --model runs/x --seed 7. Writes OUT.md "
+                    "(tables) and OUT.png (input / truth / prediction / confidence).")
     parser.add_argument("data", nargs="*", metavar="DATA", default=[],
                         help="sim, sim:NAME[,NAME...], real, or an images/labels folder "
                              "(default: sim real)")
