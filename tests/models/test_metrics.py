@@ -151,15 +151,20 @@ def _random_rows(rng, n):
     return rows
 
 
-def test_pooled_scores_equal_the_accumulated_ones(rng):
+def test_pooled_scores_by_hand_and_in_accumulate(rng):
     from temstream.models.metrics import pooled_score, unit_counts
 
     for n in (1, 3, 7):
         rows = _random_rows(rng, n)
         acc = accumulate(rows)
         counts = unit_counts(rows)
-        assert pooled_score(counts, "dice") == pytest.approx(acc["dice"])
-        assert pooled_score(counts, "obj_f1") == pytest.approx(acc["obj_f1"])
+        tp, fp, fn = (sum(r["pixel"][k] for r in rows) for k in ("tp", "fp", "fn"))
+        otp, ofp, ofn = (sum(r["objects"][k] for r in rows) for k in ("tp", "fp", "fn"))
+        prec, rec = otp / max(otp + ofp, 1), otp / max(otp + ofn, 1)
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        assert pooled_score(counts, "dice") == pytest.approx(2 * tp / (2 * tp + fp + fn))
+        assert pooled_score(counts, "obj_f1") == pytest.approx(f1) == acc["obj_f1"]
+        assert acc["dice"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
     empty = {"pixel": {"tp": 0, "fp": 0, "fn": 0, "tn": 9},
              "objects": {"tp": 0, "fp": 0, "fn": 0, "centroid_errors": np.zeros(0)}}
     assert pooled_score(unit_counts([empty]), "obj_f1") == accumulate([empty])["obj_f1"] == 1.0

@@ -134,19 +134,15 @@ def summarise(pixel: dict, objects: dict) -> dict:
 
 def accumulate(rows: list[dict]) -> dict:
     """Pool per-frame pixel and object counts into one set of scores."""
-    pix = {k: sum(r["pixel"][k] for r in rows) for k in ("tp", "fp", "fn", "tn")}
-    tp, fp, fn, tn = pix["tp"], pix["fp"], pix["fn"], pix["tn"]
+    counts = unit_counts(rows)
+    tp, fp, fn, otp, ofp, ofn = (int(v) for v in counts)
+    tn = sum(r["pixel"]["tn"] for r in rows)
     pixel = {"accuracy": (tp + tn) / max(tp + fp + fn + tn, 1),
-             "dice": 2 * tp / max(2 * tp + fp + fn, 1), "iou": tp / max(tp + fp + fn, 1)}
-    otp = sum(r["objects"]["tp"] for r in rows)
-    ofp = sum(r["objects"]["fp"] for r in rows)
-    ofn = sum(r["objects"]["fn"] for r in rows)
-    prec = otp / (otp + ofp) if otp + ofp else 1.0
-    rec = otp / (otp + ofn) if otp + ofn else 1.0
+             "dice": float(pooled_score(counts, "dice")), "iou": tp / max(tp + fp + fn, 1)}
     errs = np.concatenate([r["objects"]["centroid_errors"] for r in rows]) if rows else []
-    objects = {"precision": prec, "recall": rec,
-               "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
-               "centroid_errors": np.asarray(errs)}
+    objects = {"precision": otp / (otp + ofp) if otp + ofp else 1.0,
+               "recall": otp / (otp + ofn) if otp + ofn else 1.0,
+               "f1": float(pooled_score(counts, "obj_f1")), "centroid_errors": np.asarray(errs)}
     return summarise(pixel, objects)
 
 
