@@ -205,3 +205,12 @@ def test_patience_zero_runs_the_whole_schedule():
     _, full = train(cfg.replace(patience=0), disks(1), val, progress=False)
     assert stopped.training["steps_run"] < 6
     assert full.training["steps_run"] == 6
+def test_option_strings_convert_by_type_and_bad_ones_name_the_key():
+    from temstream.models.train import training_preset
+
+    cfg = training_preset("default", cap_gain="false", lattices="0.05", steps="12")
+    assert cfg.cap_gain is False and cfg.lattices == 0.05 and cfg.steps == 12
+    assert training_preset("default", cap_gain="True").cap_gain is True
+    for key, value in (("cap_gain", "maybe"), ("steps", "many")):
+        with pytest.raises(ValueError, match=f"training option {key}"):
+            training_preset("default", **{key: value})

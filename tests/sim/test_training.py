@@ -146,3 +146,22 @@ def test_lattice_monolayers_are_dense_and_off_keeps_the_stream():
              for _, t in itertools.islice(training_pairs(3, size=128, lattices=1.0), 8)]
     sparse = [(t > 0).mean() for _, t in itertools.islice(training_pairs(3, size=128), 8)]
     assert np.mean(dense) > 0.3 > np.mean(sparse)
+
+
+def test_capped_gain_never_saturates_and_changes_only_the_saturated_pairs():
+    from temstream.sim.training import COUNTS_CEILING
+
+    plain = _take(1, 100, size=64)
+    capped = _take(1, 100, size=64, cap_gain=True)
+    saturated = [k for k, (img, _) in enumerate(plain) if (img == 65535).mean() > 0.01]
+    assert saturated  # seed 1 draws some (pair 44 and 95): the test would notice no cap
+    for (img, tgt), (img_c, tgt_c) in zip(plain, capped):
+        assert np.array_equal(tgt, tgt_c)  # same scene, only the gain may differ
+        assert img_c.max() < 65535
+        if img.max() < 0.9 * COUNTS_CEILING:
+            assert np.array_equal(img, img_c)
+    for k in saturated:
+        # the particles are visible again: darker than the background in the capped image
+        img_c, tgt = capped[k][0].astype(float), plain[k][1]
+        if (tgt > 0).any():
+            assert img_c[tgt > 0].mean() < img_c[tgt == 0].mean()

@@ -46,7 +46,8 @@ def run(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     make_pairs = partial(training_pairs, size=cfg.size, task=cfg.task, bubbles=cfg.bubbles,
-                         overlaps=cfg.overlaps, lattices=cfg.lattices)
+                         overlaps=cfg.overlaps, lattices=cfg.lattices,
+                         cap_gain=cfg.cap_gain)
     real = None
     if cfg.task in ("particles", "cores") and not args.no_real:
         real_dir = args.real or default_real_dir()

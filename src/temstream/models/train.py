@@ -89,6 +89,9 @@ class TrainConfig:
     lattices : float
         Fraction of the simulated pairs whose particles form a dense hexagonal or square
         monolayer.
+    cap_gain : bool
+        Keep the simulated detector counts below saturation (see
+        :func:`temstream.sim.training.training_pairs`).
     init : str
         Fine-tuning: start from this checkpoint (name or path; its architecture is used and
         ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
@@ -126,6 +129,7 @@ class TrainConfig:
     bubbles: float = 0.15
     overlaps: float = 0.0
     lattices: float = 0.0
+    cap_gain: bool = False
     init: str = ""
     ema: float = 0.0
 
@@ -134,8 +138,25 @@ class TrainConfig:
         bad = set(kw) - set(fields)
         if bad:
             raise ValueError(f"unknown training options {sorted(bad)}; known: {sorted(fields)}")
-        conv = {k: type(getattr(self, k))(v) for k, v in kw.items()}
+        conv = {k: _convert(k, v, type(getattr(self, k))) for k, v in kw.items()}
         return dataclasses.replace(self, **conv)
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _convert(key: str, value, kind: type):
+    """``value`` (often a command-line string) as the option's type; a clear error naming
+    ``key`` otherwise (``bool("false")`` would be True)."""
+    if kind is bool and isinstance(value, str):
+        if value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError(f"training option {key}: expected true or false, not {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"training option {key}: expected {kind.__name__}, "
+                         f"not {value!r}") from None
 
 
 #: ``temstream train --preset NAME``

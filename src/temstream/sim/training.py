@@ -26,9 +26,16 @@ def _log_uniform(rng, lo, hi):
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def random_physics(rng: np.random.Generator, size: int, *, bubbles: float = 0.15) -> dict:
+#: with ``cap_gain``, an integrating detector's gain is lowered so that the brightest expected
+#: pixel reads at most this many counts: headroom under 65,535 for shot and read noise
+COUNTS_CEILING = 0.75 * 65535
+
+
+def random_physics(rng: np.random.Generator, size: int, *, bubbles: float = 0.15,
+                   cap_gain: bool = False) -> dict:
     """Domain-randomised image-formation parameters for one training image (a gas bubble in
-    a fraction ``bubbles`` of them)."""
+    a fraction ``bubbles`` of them; with ``cap_gain`` an integrating detector's gain is lowered
+    where the frame would otherwise saturate 16 bits, see :data:`COUNTS_CEILING`)."""
     prm = copy.deepcopy(PHYSICS)
     d_px = _log_uniform(rng, 4.0, min(130.0, 0.45 * size))
     p = _log_uniform(rng, 0.2, 2.5)
@@ -84,6 +91,8 @@ def random_physics(rng: np.random.Generator, size: int, *, bubbles: float = 0.15
         e_px = min(e_px * 1.25, 20000.0)
     prm["dose_e_per_A2"] = e_px / (100 * p * p)
     prm["lambda_np_nm"] = lam_np
+    if cap_gain:  # no draw: the other pairs stay bit-equal
+        prm["counts_ceiling"] = COUNTS_CEILING
     # real supports and ice are mottled on the scale of the particles, and images blur during
     # the exposure (vibration, drift): both keep a sim-trained network off fine textures
     if rng.random() < 0.6:
@@ -267,7 +276,8 @@ def core_target(labels: np.ndarray, fraction: float = 0.5) -> np.ndarray:
 
 def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
                    bubbles: float = 0.15, overlaps: float = 0.0,
-                   lattices: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                   lattices: float = 0.0,
+                   cap_gain: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless iterator of domain-randomised training pairs.
 
     Parameters
@@ -291,6 +301,10 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
         Fraction of the images (particles >= 6 px) whose spheres or cubes form a jittered
         hexagonal or square monolayer (a third to four fifths of the frame covered). 0 keeps
         the pairs of earlier revisions bit for bit.
+    cap_gain : bool
+        Lower an integrating detector's gain where gain x dose would saturate the 16-bit
+        counts (about 1 % of the pairs; their targets keep the particles, which a saturated
+        image no longer shows). False keeps the pairs of earlier revisions bit for bit.
 
     Yields
     ------
@@ -304,7 +318,7 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
     rng = np.random.default_rng(seed)
     shape = (size, size)
     while True:
-        prm = random_physics(rng, size, bubbles=bubbles)
+        prm = random_physics(rng, size, bubbles=bubbles, cap_gain=cap_gain)
         if task in ("particles", "cores"):
             ps = _particles(rng, prm, size, overlaps, lattices)
         else:
