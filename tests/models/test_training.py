@@ -205,6 +205,8 @@ def test_patience_zero_runs_the_whole_schedule():
     _, full = train(cfg.replace(patience=0), disks(1), val, progress=False)
     assert stopped.training["steps_run"] < 6
     assert full.training["steps_run"] == 6
+
+
 def test_option_strings_convert_by_type_and_bad_ones_name_the_key():
     from temstream.models.train import training_preset
 

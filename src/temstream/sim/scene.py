@@ -120,9 +120,8 @@ def render_scene(shape, params: dict, ps: P.ParticleSet, bg: B.Background,
     ceiling = params.get("counts_ceiling")
     if ceiling and params["detector"] == "integrating":
         # an operator lowers the gain rather than record a saturated frame
-        top = float(expected.max()) * float(params["gain"]) + float(params["offset"])
-        if top > ceiling:
-            gain = (ceiling - float(params["offset"])) / max(float(expected.max()), 1e-6)
-            params = {**params, "gain": gain}
+        brightest = max(float(expected.max()), 1e-6)
+        gain = min(float(params["gain"]), (ceiling - float(params["offset"])) / brightest)
+        params = {**params, "gain": gain}
     image = detect(expected, params, rng)
     return Rendered(image, proj.labels, proj.layers, expected)
