@@ -230,6 +230,34 @@ def test_warm_up_runs_the_compute_stages_once_and_records_nothing(tmp_path):
     assert len(read_frames_info(out)) == 5 and len(read_particles(out)) > 0
 
 
+def test_warm_up_measures_and_links_particles_without_starting_a_track(tmp_path):
+    from temstream.pipeline.stages import Link
+
+    frames, _ = disks_movie(n_frames=3)
+    found, probed = [], []
+
+    def measured(probs, raw):  # the real instance stage, counting what it finds
+        labels, table = instances(probs, raw)
+        found.append(len(table["x"]))
+        return labels, table
+
+    link = Link(search_range=5.0)
+    probe = link.warm_up
+    link.warm_up = lambda table: (probed.append(len(table["x"])), probe(table))
+    out = tmp_path / "w.h5"
+    runner = Runner(MemorySource(frames), preprocess=lambda im: im,
+                    segment=ClassicalSegmenter(), instances=measured, link=link,
+                    sinks=[RecorderSink(out)], flow="lossless")
+    runner.warm_up(frames.shape[1:], frames.dtype)
+    # a blank frame finds nothing; the synthetic one five particles, which were linked
+    assert found[:2] == [0, 5] and probed == [5]
+    runner.run()
+    parts = read_particles(out)
+    first = parts[parts["frame"] == parts["frame"].min()]
+    # the live run's ids start at 0: the warm-up's particles left no track behind
+    assert sorted(first["particle"]) == list(range(len(first)))
+
+
 @pytest.mark.parametrize("meta", [
     {"shape": [10**6, 10**6], "dtype": "<u2"},      # larger than any frame may be
     {"shape": [64, 64], "dtype": "V100000000"},     # not a pixel type

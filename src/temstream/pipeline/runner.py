@@ -24,6 +24,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from temstream.pipeline.stages import synthetic_particles
 from temstream.stream.events import Frame, LostFrame, SeriesEnd, SeriesStart
 from temstream.stream.native import MAX_SIDE
 
@@ -259,8 +260,12 @@ class Runner:
 
         A network compiled with ``torch.compile`` (``segment.compile``), an ONNX Runtime
         session or a CUDA graph is built on the first frame of each size, which can take
-        seconds; a live run would drop the frames that arrive meanwhile. Nothing reaches the
-        sinks. Called by the compute thread when a series start announces its frame size
+        seconds; a live run would drop the frames that arrive meanwhile. The numba kernels
+        that measure and link particles compile (or load from their cache) on first use, so
+        the instance stage also runs on probabilities with a few synthetic particles, and
+        ``link.warm_up(table)``, where the link stage has one, links them on a throwaway
+        linker (a cold cache after an install cost the demo 50 of its first 60 frames).
+        Nothing reaches the sinks and no track is started. Called by the compute thread when a series start announces its frame size
         (``shape``, or ``height``/``width`` from a DECTRIS start message), and by ``demo``.
 
         Parameters
@@ -279,7 +284,14 @@ class Runner:
         t0 = time.perf_counter()
         frame = np.zeros(key[:2], np.dtype(dtype))
         image = self.stages[0][1](frame)
-        self.stages[2][1](self.stages[1][1](image), frame)
+        probabilities = self.stages[1][1](image)
+        self.stages[2][1](probabilities, frame)
+        with_particles = synthetic_particles(probabilities)
+        if with_particles is not None:
+            _, table = self.stages[2][1](with_particles, frame)
+            link_warm_up = getattr(self.link, "warm_up", None)
+            if link_warm_up is not None:
+                link_warm_up(table)
         self._warm.add(key)
         took = time.perf_counter() - t0
         log.info("compute stages warmed up for %dx%d %s frames in %.2f s", key[0], key[1],

@@ -5,6 +5,8 @@
   :func:`temstream.tracking.instances.extract_instances`.
 - :class:`Link`: particle table -> track ids via :class:`temstream.tracking.linking.Linker`;
   writes the unwrapped orientation back into the table.
+- :func:`synthetic_particles`: probabilities with a few particles, for warming up the
+  particle kernels before a live run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,38 @@ class Preprocess:
         if image.dtype in (np.uint8, np.uint16, np.float32):
             return cv2.medianBlur(np.ascontiguousarray(image), 3)
         return cv2.medianBlur(image.astype(np.float32), 3)
+
+
+def synthetic_particles(probabilities: np.ndarray) -> np.ndarray | None:
+    """A copy of class probabilities with five confident disks of class 1, for warm-ups.
+
+    Parameters
+    ----------
+    probabilities : ndarray, shape (C, H, W)
+        Class probabilities of a frame (class 0 = background), e.g. of a blank one.
+
+    Returns
+    -------
+    ndarray, shape (C, H, W), float32, or None
+        Disks of radius ``max(4, min(H, W) // 24)`` px on the diagonal, the second touching
+        the third, at P(class 1) = 0.98; None where the frame is smaller than 24 px or there
+        is no class besides the background.
+    """
+    p = np.asarray(probabilities)
+    if p.ndim != 3 or p.shape[0] < 2 or min(p.shape[1:]) < 24:
+        return None
+    h, w = p.shape[1:]
+    r = max(4, min(h, w) // 24)
+    yy, xx = np.ogrid[:h, :w]
+    inside = np.zeros((h, w), bool)
+    for k, f in enumerate((0.2, 0.35, 0.5, 0.65, 0.8)):
+        cx = min(f * w + (2 * r if k == 1 else 0), w - r - 1)  # the second touches the third
+        inside |= (xx - cx) ** 2 + (yy - f * h) ** 2 <= r * r
+    out = np.array(p, np.float32)
+    out[:, inside] = 0.0
+    out[0, inside] = 0.02
+    out[1, inside] = 0.98
+    return out
 
 
 class Instances:
@@ -63,8 +97,9 @@ class Link:
                  n_fold: int = 4):
         from temstream.tracking.linking import Linker
 
-        self.linker = Linker(search_range, memory=memory,
-                             predictor="velocity" if predict else None, n_fold=n_fold)
+        self._linker_kwargs = dict(search_range=search_range, memory=memory,
+                                   predictor="velocity" if predict else None, n_fold=n_fold)
+        self.linker = Linker(**self._linker_kwargs)
 
         self._offset = 0  # ids stay unique across series in one recording
         self._next = 0
@@ -73,6 +108,18 @@ class Link:
         """Start afresh (a new series: its particles are not the previous series' tracks)."""
         self.linker.reset()
         self._offset = self._next
+
+    def warm_up(self, table: dict) -> None:
+        """Link ``table`` and the same particles moved by half a pixel on a throwaway linker
+        with this one's settings, so the linking kernels are compiled before the first live
+        frame; this stage's tracks and ids are untouched."""
+        from temstream.tracking.linking import Linker
+
+        probe = Linker(**self._linker_kwargs)
+        probe.step(table)
+        moved = dict(table)
+        moved["x"] = np.asarray(table["x"], dtype=np.float64) + 0.5
+        probe.step(moved)
 
     def __call__(self, table: dict) -> np.ndarray:
         ids = np.asarray(self.linker.step(table), dtype=np.int64) + self._offset
