@@ -265,8 +265,9 @@ class Runner:
         the instance stage also runs on probabilities with a few synthetic particles, and
         ``link.warm_up(table)``, where the link stage has one, links them on a throwaway
         linker (a cold cache after an install cost the demo 50 of its first 60 frames).
-        Nothing reaches the sinks and no track is started. Called by the compute thread when a series start announces its frame size
-        (``shape``, or ``height``/``width`` from a DECTRIS start message), and by ``demo``.
+        Nothing reaches the sinks and no track is started. Called by the compute thread when
+        a series start announces its frame size (``shape``, or ``height``/``width`` from a
+        DECTRIS start message), and by ``demo``.
 
         Parameters
         ----------

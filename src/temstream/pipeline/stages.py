@@ -46,9 +46,9 @@ def synthetic_particles(probabilities: np.ndarray) -> np.ndarray | None:
     Returns
     -------
     ndarray, shape (C, H, W), float32, or None
-        Disks of radius ``max(4, min(H, W) // 24)`` px on the diagonal, the second touching
-        the third, at P(class 1) = 0.98; None where the frame is smaller than 24 px or there
-        is no class besides the background.
+        Five disks of radius ``max(4, min(H, W) // 24)`` px on the diagonal at
+        P(class 1) = 0.98; None where the frame is smaller than 24 px or there is no class
+        besides the background.
     """
     p = np.asarray(probabilities)
     if p.ndim != 3 or p.shape[0] < 2 or min(p.shape[1:]) < 24:
@@ -57,9 +57,8 @@ def synthetic_particles(probabilities: np.ndarray) -> np.ndarray | None:
     r = max(4, min(h, w) // 24)
     yy, xx = np.ogrid[:h, :w]
     inside = np.zeros((h, w), bool)
-    for k, f in enumerate((0.2, 0.35, 0.5, 0.65, 0.8)):
-        cx = min(f * w + (2 * r if k == 1 else 0), w - r - 1)  # the second touches the third
-        inside |= (xx - cx) ** 2 + (yy - f * h) ** 2 <= r * r
+    for f in (0.2, 0.35, 0.5, 0.65, 0.8):
+        inside |= (xx - f * w) ** 2 + (yy - f * h) ** 2 <= r * r
     out = np.array(p, np.float32)
     out[:, inside] = 0.0
     out[0, inside] = 0.02
