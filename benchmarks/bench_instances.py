@@ -7,7 +7,9 @@ scikit-image route (label + regionprops_table with area, centroid, perimeter,
 eccentricity; fewer properties, no n-fold angle). Prints a Markdown table; a second one
 times the boundary-class route (seeded growth) with and without merging seed fragments
 (``merge_below``) and the confidence filter (``min_score``), on the same disks with a speckled
-P(particle).
+P(particle); a third the pipeline's Instances stage with the per-frame expected-Dice outline
+(``segment.outline``) against outlines at the threshold, on those disks in a ring of unsure
+pixels.
 
     python benchmarks/bench_instances.py [--quick]
 """
@@ -20,6 +22,7 @@ from scipy import ndimage
 from skimage.draw import disk
 from skimage.measure import label, regionprops_table
 
+from temstream.pipeline.stages import Instances
 from temstream.tracking.instances import extract_instances
 
 
@@ -45,6 +48,17 @@ def boundary_frame(size, seed=0):
     dips = ndimage.gaussian_filter(rng.normal(size=fg.shape), 2.0) < -0.1   # blotches ~5 px
     p[1] = np.where(fg, np.where(dips, 0.7, 0.95), 0)
     p[2] = np.where(fg, 0.03, 0)
+    p[0] = 1 - p[1] - p[2]
+    return p
+
+
+def ringed_frame(size, seed=0):
+    """:func:`boundary_frame` with a 1-px ring at P(particle) = 0.36 around every disk (the
+    too-wide edge the expected-Dice outline trims)."""
+    p = boundary_frame(size, seed)
+    fg = p[0] < 0.5
+    ring = ndimage.binary_dilation(fg) & ~fg
+    p[1][ring], p[2][ring] = 0.36, 0.02
     p[0] = 1 - p[1] - p[2]
     return p
 
@@ -98,6 +112,21 @@ def main():
                                             **kw), rep)
         print(f"| {size}² | {t0:.2f} ({n0}) | {t1:.2f} ({n1}) | +{t1 - t0:.2f} ms "
               f"| {t2:.2f} | +{t2 - t1:.2f} ms |")
+    print()
+    print("| size | Instances stage, outlines at the threshold ms | expected-Dice outlines ms "
+          "| cost | foreground px kept |")
+    print("|---|---|---|---|---|")
+    kw.update(merge_below=0.5, merge_share=0.2, min_score=0.65)
+    at_threshold = Instances(outline="threshold", **kw)
+    expected_dice = Instances(outline="expected-dice", **kw)
+    expected_dice(ringed_frame(64))                    # load the numba cache
+    for size in (512, 1024) if args.quick else (512, 1024, 2048):
+        p = ringed_frame(size)
+        rep = (3 if args.quick else 10) if size < 2048 else 3
+        kept = np.count_nonzero(expected_dice(p)[0]) / np.count_nonzero(at_threshold(p)[0])
+        t0 = best(lambda: at_threshold(p), rep)
+        t1 = best(lambda: expected_dice(p), rep)
+        print(f"| {size}² | {t0:.2f} | {t1:.2f} | +{t1 - t0:.2f} ms | {kept:.0%} |")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ def test_override_types_are_parsed_from_toml():
     ("pipeline.queue_size=0", "pipeline.queue_size"),
     ("record.raw_frames=1", "record.raw_frames"),
     ("segment.tta=3", "segment.tta"),
+    ("segment.outline=tight", "segment.outline"),
 ])
 def test_bad_values_name_the_key_in_one_line(override, key):
     with pytest.raises(ConfigError) as info:

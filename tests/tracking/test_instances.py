@@ -364,3 +364,33 @@ def test_min_score_drops_faint_detections(classes):
     # a boolean mask has no probabilities: nothing is dropped
     _, t_mask = extract_instances(p[1] > 0.35, min_score=0.65, min_area=1)
     assert len(t_mask["x"]) == 2
+
+
+@pytest.mark.parametrize("classes", [("background", "particle"), BOUNDARY_CLASSES])
+def test_outline_threshold_trims_rings_and_drops_particles_below_it(classes):
+    # particle A: a confident core in a ring of unsure pixels; B: unsure all over (found at
+    # the threshold, entirely below the outline); C: confident, no ring
+    p = np.zeros((len(classes), 60, 120), np.float32)
+    fg = np.zeros((60, 120), np.float32)
+    for (cy, cx), r, value in [((30, 20), 14, 0.5), ((30, 20), 10, 0.95),
+                               ((30, 60), 10, 0.5), ((30, 100), 10, 0.95)]:
+        rr, cc = disk((cy, cx), r, shape=fg.shape)
+        fg[rr, cc] = value
+    p[1] = fg
+    p[0] = 1 - fg
+    kw = dict(classes=classes, threshold=0.35, min_area=1, seed_threshold=0.85)
+    found, t_found = extract_instances(p, **kw)
+    drawn, t_drawn = extract_instances(p, outline_threshold=0.6, **kw)
+    assert len(t_found["x"]) == 3 and len(t_drawn["x"]) == 2
+    # the same particles, each reduced to its pixels at or above the outline threshold
+    assert np.array_equal(drawn > 0, (found > 0) & (fg >= 0.6))
+    a, c = found[30, 20], found[30, 100]
+    assert np.array_equal(drawn == 1, (found == a) & (fg >= 0.6))
+    assert np.array_equal(drawn == 2, found == c)
+    assert np.array_equal(t_drawn["label"], [1, 2])
+    assert np.array_equal(t_drawn["area"], np.bincount(drawn.ravel())[1:])
+    assert t_drawn["x"][0] == pytest.approx(t_found["x"][0])
+    assert t_drawn["area"][0] == len(disk((30, 20), 10, shape=fg.shape)[0])
+    # an outline not above the threshold, or None, changes nothing
+    same, _ = extract_instances(p, outline_threshold=0.35, **kw)
+    assert np.array_equal(same, found)

@@ -33,7 +33,7 @@ def load_segmenter_from_config(config: Config):
                        opening_radius=c.opening_radius, min_area=c.min_area,
                        fill_holes=c.fill_holes, background_scale=c.background_scale)
     else:
-        options = dict(tta=config.segment.tta)
+        options = dict(tta=config.segment.tta, outline=config.segment.outline)
         if config.segment.compile:
             from temstream.models.backends import choose_backend, resolve_device
 
@@ -79,7 +79,8 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
                             min_area=inst.min_area, split_touching=inst.split_touching,
                             n_fold=inst.n_fold, seed_threshold=inst.seed_threshold,
                             min_seed_area=inst.min_seed_area, merge_below=inst.merge_below,
-                            merge_share=inst.merge_share, min_score=inst.min_score),
+                            merge_share=inst.merge_share, min_score=inst.min_score,
+                            outline=getattr(segmenter, "outline", "threshold")),
         link=Link(search_range=config.tracking.search_range, memory=config.tracking.memory,
                   predict=config.tracking.predict, n_fold=inst.n_fold),
         sinks=all_sinks,
@@ -127,10 +128,14 @@ def stop_on_signals(runner: Runner) -> Iterator[None]:
 def pipeline_instancer(inst):
     """The pipeline's instance extraction (``[instances]`` section) as an instancer for
     :mod:`temstream.models.evaluate`: ``(probs (C, H, W), segmenter) -> labels (H, W)``."""
+    from temstream.models.decision import outline_threshold
     from temstream.tracking.instances import extract_instances
 
     def instancer(probs, seg):
+        outline = outline_threshold(1.0 - probs[0], getattr(seg, "outline", "threshold"),
+                                    seg.threshold)
         return extract_instances(probs, classes=seg.classes, threshold=seg.threshold,
+                                 outline_threshold=outline,
                                  min_area=inst.min_area, split_touching=inst.split_touching,
                                  seed_threshold=inst.seed_threshold,
                                  min_seed_area=inst.min_seed_area,

@@ -69,6 +69,9 @@ class SegmentConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threshold: float = _range(0.0, 0.0, 1.0)  # 0 = take it from the model card
     tta: int = _choice(1, 1, 2, 4, 8)  # U-Nets: average over this many rotations/mirrors
+    # U-Nets: particles are found at the threshold; each frame's outlines are drawn at the
+    # threshold (>= it) that maximises the frame's expected Dice, or at the threshold itself
+    outline: str = _choice("expected-dice", "expected-dice", "threshold")
     compile: bool = False  # torch backend: torch.compile (faster; first frame takes seconds)
 
 

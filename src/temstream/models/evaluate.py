@@ -1,7 +1,8 @@
 """Scoring segmenters on simulated test movies (per scenario and dose) and on real images.
 
-Every segmenter is scored the same way: foreground = ``1 - P(background) >= seg.threshold``;
-instances come from an ``instancer`` (``temstream evaluate`` passes the pipeline's own,
+Every segmenter is scored the same way: foreground = ``1 - P(background) >= t`` with ``t`` the
+segmenter's threshold, or for a U-Net with the expected-Dice outline rule the frame's own
+threshold (:func:`temstream.models.decision.frame_mask`); instances come from an ``instancer`` (``temstream evaluate`` passes the pipeline's own,
 :func:`temstream.tracking.instances.extract_instances` with the ``[instances]`` configuration,
 so the object scores are those of a live run; without one, connected components of the
 foreground split at the boundary class, :func:`temstream.models.metrics.instances`); objects
@@ -15,6 +16,7 @@ import logging
 
 import numpy as np
 
+from temstream.models.decision import frame_mask
 from temstream.models.metrics import (accumulate, bootstrap_interval, instances,
                                       match_objects, pixel_scores, unit_counts)
 
@@ -27,7 +29,7 @@ DOSES = {"low": 0.1, "moderate": 1.0, "high": 10.0}
 def default_instancer(probs: np.ndarray, seg) -> np.ndarray:
     """Instance labels (H, W) int32 of one frame's probabilities (C, H, W), models-only
     fallback (see the module notes)."""
-    fg = (1.0 - probs[0]) >= seg.threshold
+    fg = frame_mask(seg, probs)
     classes = tuple(seg.classes)
     if "core" in classes:  # seeds from the core class, apart from every other class
         others = np.delete(probs, classes.index("core"), axis=0).max(axis=0)
@@ -68,7 +70,7 @@ def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4,
         if first is None:
             first = probs[0]
         for p, lab in zip(probs, labels[k:k + batch]):
-            fg = (1.0 - p[0]) >= seg.threshold
+            fg = frame_mask(seg, p)
             true_lab = lab if lab.dtype != bool else instances(lab, min_area=1)
             pred_lab = instancer(p, seg)
             rows.append({"pixel": pixel_scores(fg, true_lab > 0),

@@ -111,7 +111,8 @@ def difference_table(rows: list[dict], reference: str = "classical",
     return "\n".join(lines) + "\n"
 
 
-def figure(examples, path: str | Path, *, thresholds: dict | None = None) -> Path:
+def figure(examples, path: str | Path, *, thresholds: dict | None = None,
+           masks: dict | None = None) -> Path:
     """PNG grid: per example a row of input / truth / prediction and confidence per model.
 
     Parameters
@@ -121,6 +122,10 @@ def figure(examples, path: str | Path, *, thresholds: dict | None = None) -> Pat
         Output PNG.
     thresholds : dict of model -> float, optional
         Decision thresholds (default 0.5).
+    masks : dict of model -> callable, optional
+        ``mask(probs (C, H, W)) -> (H, W) bool`` drawing a model's prediction (e.g.
+        :func:`temstream.models.decision.frame_mask` of its segmenter); wins over
+        ``thresholds``.
     """
     import matplotlib
 
@@ -138,8 +143,11 @@ def figure(examples, path: str | Path, *, thresholds: dict | None = None) -> Pat
         axes[i, 1].imshow(truth, cmap="gray")
         for j, m in enumerate(models):
             p = probs_by[m]
-            thr = (thresholds or {}).get(m, 0.5)
-            axes[i, 2 + 2 * j].imshow((1 - p[0]) >= thr, cmap="gray")
+            if masks and m in masks:
+                shown = masks[m](p)
+            else:
+                shown = (1 - p[0]) >= (thresholds or {}).get(m, 0.5)
+            axes[i, 2 + 2 * j].imshow(shown, cmap="gray")
             axes[i, 3 + 2 * j].imshow(p.max(0), cmap="viridis", vmin=1 / len(p), vmax=1)
             if i == 0:
                 axes[i, 2 + 2 * j].set_title(f"{m}: prediction", fontsize=7)

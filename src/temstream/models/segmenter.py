@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from temstream.models.decision import OUTLINE_RULES, frame_mask
 from temstream.models.prep import as_batch
 from temstream.models.tiling import tiled_apply
 from temstream.models.tta import averaged, transforms
@@ -32,6 +33,10 @@ class UNetSegmenter:
     tta : {1, 2, 4, 8}
         Test-time augmentation: average over this many rotations/mirrors of each frame
         (:mod:`temstream.models.tta`; costs ``tta`` network passes per frame).
+    outline : {"expected-dice", "threshold"}
+        How far each particle reaches: per frame at the threshold that maximises its
+        expected Dice (never below ``threshold``), or at ``threshold``
+        (:mod:`temstream.models.decision`).
 
     Attributes
     ----------
@@ -40,11 +45,15 @@ class UNetSegmenter:
     threshold : float
     backend_name : str
     tta : int
+    outline : str
     """
 
     def __init__(self, model, card, backend, *, threshold: float | None = None,
                  tile: int | None = None, halo: int | None = None, tile_batch: int = 4,
-                 tta: int = 1):
+                 tta: int = 1, outline: str = "expected-dice"):
+        if outline not in OUTLINE_RULES:
+            raise ValueError(f"outline must be one of {OUTLINE_RULES}, not {outline!r}")
+        self.outline = outline
         self.model, self.card, self.backend = model, card, backend
         self.name = card.name
         self.classes = tuple(card.classes)
@@ -67,7 +76,8 @@ class UNetSegmenter:
 
     def __repr__(self) -> str:
         return (f"UNetSegmenter(name={self.name!r}, backend={self.backend_name!r}, "
-                f"classes={self.classes}, threshold={self.threshold:.3f}"
+                f"classes={self.classes}, threshold={self.threshold:.3f}, "
+                f"outline={self.outline!r}"
                 + (f", tta={self.tta})" if self.tta > 1 else ")"))
 
     def __call__(self, frame) -> np.ndarray:
@@ -115,5 +125,9 @@ class UNetSegmenter:
         return 1.0 - probs[..., 0, :, :]
 
     def mask(self, probs: np.ndarray) -> np.ndarray:
-        """Binary foreground mask at :attr:`threshold`, ``(..., C, H, W)`` -> bool ``(..., H, W)``."""
-        return self.foreground(probs) >= self.threshold
+        """Binary foreground mask as :attr:`outline` draws it, frame by frame,
+        ``(C, H, W)`` or ``(B, C, H, W)`` -> bool ``(H, W)`` or ``(B, H, W)``."""
+        probs = np.asarray(probs)
+        if probs.ndim == 3:
+            return frame_mask(self, probs)
+        return np.stack([frame_mask(self, p) for p in probs])

@@ -67,15 +67,25 @@ def synthetic_particles(probabilities: np.ndarray) -> np.ndarray | None:
 
 
 class Instances:
-    """Probabilities (C, H, W) -> instance labels (H, W) int32 and a per-particle table."""
+    """Probabilities (C, H, W) -> instance labels (H, W) int32 and a per-particle table.
+
+    Particles are found at ``threshold``; with ``outline="expected-dice"`` each frame's
+    outlines are then drawn at its expected-Dice threshold (:mod:`temstream.models.decision`).
+    """
 
     def __init__(self, *, classes: tuple[str, ...], threshold: float = 0.5, min_area: int = 24,
                  split_touching: bool = False, n_fold: int = 4, seed_threshold: float = 0.85,
                  min_seed_area: int = 10, merge_below: float = 0.5,
-                 merge_share: float = 0.2, min_score: float = 0.65):
+                 merge_share: float = 0.2, min_score: float = 0.65,
+                 outline: str = "threshold"):
+        from temstream.models.decision import OUTLINE_RULES, outline_threshold
         from temstream.tracking.instances import extract_instances
 
+        if outline not in OUTLINE_RULES:
+            raise ValueError(f"outline must be one of {OUTLINE_RULES}, not {outline!r}")
         self._extract = extract_instances
+        self._outline_threshold = outline_threshold
+        self.outline = outline
         self.kwargs = dict(classes=tuple(classes), threshold=threshold, min_area=min_area,
                            split_touching=split_touching, n_fold=n_fold,
                            seed_threshold=seed_threshold, min_seed_area=min_seed_area,
@@ -83,7 +93,12 @@ class Instances:
                            min_score=min_score)
 
     def __call__(self, probabilities: np.ndarray, raw: np.ndarray | None = None):
-        return self._extract(probabilities, intensity=None, **self.kwargs)
+        kwargs = self.kwargs  # one read: the dashboard may swap the dict between frames
+        outline = None
+        if self.outline != "threshold" and np.ndim(probabilities) == 3:
+            outline = self._outline_threshold(1.0 - probabilities[0], self.outline,
+                                              kwargs["threshold"])
+        return self._extract(probabilities, intensity=None, outline_threshold=outline, **kwargs)
 
 
 class Link:

@@ -384,3 +384,18 @@ def foreground_sums(labels, p_background, out):
             k = labels[r, c]
             if k > 0:
                 out[k] += 1.0 - p_background[r, c]
+
+
+@njit(cache=True, nogil=True)
+def trim_below(labels, p_background, threshold):
+    """Set labels to 0 where ``1 - p_background >= threshold`` fails (NaN fails); returns
+    the number of pixels cut. In float32, as numpy evaluates ``1 - p >= t`` on float32 ``p``."""
+    h, w = labels.shape
+    cut = 0
+    one = np.float32(1.0)
+    for r in range(h):
+        for c in range(w):
+            if labels[r, c] > 0 and not (one - p_background[r, c] >= threshold):
+                labels[r, c] = 0
+                cut += 1
+    return cut

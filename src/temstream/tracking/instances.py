@@ -189,7 +189,8 @@ def empty_table():
 def extract_instances(probabilities, *, classes=("background", "particle"), threshold=0.5,
                       min_area=8, split_touching=False, n_fold=4, intensity=None,
                       labeller="opencv", split_min_distance=3, seed_threshold=0.0,
-                      min_seed_area=0, merge_below=0.0, merge_share=0.2, min_score=0.0):
+                      min_seed_area=0, merge_below=0.0, merge_share=0.2, min_score=0.0,
+                      outline_threshold=None):
     """Instance labels and a per-particle table from a segmentation.
 
     Parameters
@@ -250,6 +251,13 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
         the smaller one's outline (the seeds were fragments of one particle,
         not split by a predicted boundary); ``merge_below = 0`` never merges.
         Models with a core class never merge (a core is a whole particle).
+    outline_threshold : float, optional
+        Probability input: after the particles are found (and filtered by ``min_area`` and
+        ``min_score``) at ``threshold``, their pixels with 1 - P(background) below this are
+        cut from them, so that ``threshold`` decides which particles there are and this how
+        far each reaches (the per-frame expected-Dice threshold of
+        :mod:`temstream.models.decision`); a particle left without pixels is dropped.
+        None (or not above ``threshold``) cuts nothing.
 
     Returns
     -------
@@ -334,6 +342,11 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
         _k.foreground_sums(labels, probs[0], fg_sum)
         keep &= fg_sum >= float(min_score) * area
     keep[0] = False
+    if (outline_threshold is not None and probs is not None and n > 0
+            and float(outline_threshold) > float(threshold)):
+        if _k.trim_below(labels, probs[0], np.float32(outline_threshold)):
+            bbox, area = _boxes(labels, n)
+            keep &= area > 0
     new_id = np.zeros(n + 1, np.int32)
     m = int(keep.sum())
     new_id[keep] = np.arange(1, m + 1, dtype=np.int32)

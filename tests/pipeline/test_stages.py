@@ -1,0 +1,52 @@
+"""The Instances stage's outline rule, and how the configuration selects it."""
+
+import numpy as np
+import pytest
+
+from temstream.models.decision import expected_dice_threshold
+from temstream.pipeline.stages import Instances
+from temstream.tracking.instances import extract_instances
+
+CLASSES = ("background", "particle", "boundary")
+
+
+def _ringed_squares():
+    """Two confident squares, each in a ring at P(particle) = 0.4 (above the 0.35 threshold,
+    below the frame's expected-Dice threshold)."""
+    p = np.zeros((3, 40, 80), np.float32)
+    for x0 in (8, 48):
+        p[1, 8:32, x0:x0 + 24] = 0.4
+        p[1, 11:29, x0 + 3:x0 + 21] = 0.95
+    p[2] = np.where(p[1] > 0, 0.02, 0.0)
+    p[0] = 1 - p[1] - p[2]
+    return p
+
+
+def test_expected_dice_outlines_trim_the_rings_of_the_found_particles():
+    p = _ringed_squares()
+    kw = dict(classes=CLASSES, threshold=0.35, min_area=1, min_score=0.0)
+    at_threshold, t_found = Instances(outline="threshold", **kw)(p)
+    drawn, t_drawn = Instances(outline="expected-dice", **kw)(p)
+    t = expected_dice_threshold(1 - p[0], floor=0.35)
+    assert t > 0.4
+    reference, _ = extract_instances(p, outline_threshold=t, **kw)
+    assert np.array_equal(drawn, reference)
+    assert len(t_found["x"]) == len(t_drawn["x"]) == 2
+    assert np.array_equal(drawn > 0, p[1] >= 0.95)
+    assert np.array_equal(at_threshold > 0, p[1] >= 0.4)
+    with pytest.raises(ValueError, match="outline"):
+        Instances(outline="tight", **kw)
+
+
+@pytest.mark.parametrize("overrides, outline", [
+    (["segment.model=default"], "expected-dice"),
+    (["segment.model=default", "segment.outline=threshold"], "threshold"),
+    (["segment.model=classical"], "threshold"),   # the baseline keeps its own threshold
+])
+def test_configuration_selects_the_outline_rule(overrides, outline):
+    from temstream.cli._pipeline import build_runner
+    from temstream.config import load_config
+    from temstream.stream.sources import MemorySource
+
+    runner = build_runner(load_config(None, overrides), MemorySource([]))
+    assert dict(runner.stages)["instances"].outline == outline
