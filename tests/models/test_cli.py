@@ -180,6 +180,32 @@ def test_evaluate_honours_the_segment_and_classical_keys(tiny_checkpoint, tmp_pa
     assert [r["dice"] for r in plain] != [r["dice"] for r in rows]
 
 
+def test_evaluate_compares_a_model_with_itself_under_other_settings(tiny_checkpoint, tmp_path,
+                                                                    capsys):
+    """``MODEL@KEY=VALUE`` gives one --model its own [segment] settings, paired with the
+    plain one on the same images."""
+    from temstream.models import load_segmenter
+    from temstream.models.evaluate import evaluate_real
+    from temstream.models.realdata import load_msa_em
+
+    _labelled_folder(tmp_path / "set")
+    variant = f"{tiny_checkpoint}@threshold=0.8@outline=threshold"
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--model", variant, "--backend",
+                 "torch", str(tmp_path / "set"), "--out", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert "## Differences from tiny (paired)" in md
+    row = next(line for line in md.splitlines() if line.startswith("| real | set | - |")
+               and "| tiny@threshold=0.8@outline=threshold |" in line)
+    seg = load_segmenter(tiny_checkpoint, backend="torch", device="cpu", threshold=0.8,
+                         outline="threshold")
+    (r,), _ = evaluate_real({"v": seg}, load_msa_em(tmp_path / "set"), label="set")
+    assert f"{r['dice']:.3f}" == f"{float(row.split('|')[8]):.3f}"
+    capsys.readouterr()
+    assert main(["evaluate", "--model", f"{tiny_checkpoint}@outline=tight",
+                 str(tmp_path / "set")]) == 2
+    assert "segment.outline" in capsys.readouterr().err
+
+
 def test_info_describes_a_model_and_checks_its_weights(tiny_checkpoint, tmp_path, capsys):
     import shutil
 

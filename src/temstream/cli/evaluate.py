@@ -28,7 +28,10 @@ def add_parser(sub):
                         help="sim, sim:NAME[,NAME...], real, or an images/labels folder "
                              "(default: sim real)")
     parser.add_argument("--model", action="append", default=[],
-                        help="model name or checkpoint (repeatable; default: default)")
+                        help="model name or checkpoint, optionally with [segment] settings "
+                             "of its own after @ (default@outline=threshold, "
+                             "runs/x@threshold=0.5@tta=4); repeatable, so one model can be "
+                             "compared with itself under other settings (default: default)")
     parser.add_argument("--backend", default=None,
                         help="auto, torch, onnxruntime, tensorrt (default: segment.backend)")
     parser.add_argument("--tta", type=int, choices=[1, 2, 4, 8], default=None,
@@ -92,23 +95,46 @@ def _movies(scenarios, doses, args):
             yield scen, label, base * mult, group
 
 
+def _display_name(name: str) -> str:
+    """A checkpoint folder's name (settings after @ kept): ``runs/r4@tta=4`` -> ``r4@tta=4``."""
+    model, sep, settings = name.partition("@")
+    return (Path(model).name if Path(model).exists() else model) + sep + settings
+
+
+def _outline_note(seg) -> str:
+    """How a segmenter's outlines are drawn, for the report header."""
+    if getattr(seg, "outline", "threshold") == "expected-dice":
+        return " (outlines at each frame's expected-Dice threshold, never below it)"
+    return ""
+
+
 def _segmenter(config, name: str, args):
     """The segmenter ``name`` as the pipeline would load it: ``[segment]`` (threshold,
     backend, tta; the command-line flags win) applies to U-Nets, ``[classical]`` to the
-    baseline, which keeps its own threshold."""
+    baseline, which keeps its own threshold. ``MODEL@KEY=VALUE[@...]`` sets ``[segment]``
+    keys for this model alone (they win over the flags)."""
     from dataclasses import replace
 
-    classical = name == "classical"
+    from temstream.config import parse_overrides
+
+    model, *settings = name.split("@")
+    classical = model == "classical"
     seg = config.segment
-    seg = replace(seg, model=name, backend=args.backend or seg.backend,
+    seg = replace(seg, model=model, backend=args.backend or seg.backend,
                   tta=1 if classical else (args.tta or seg.tta),
                   threshold=0.0 if classical else seg.threshold,
                   compile=seg.compile and not classical)
-    return load_segmenter_from_config(replace(config, segment=seg))
+    config = replace(config, segment=seg)
+    if settings:
+        config = config.replace(**parse_overrides(f"segment.{s}" for s in settings))
+    return load_segmenter_from_config(config)
 
 
 def run(args) -> int:
+    from functools import partial
+
     from temstream.cli import UsageError
+    from temstream.models.decision import frame_mask
     from temstream.models.evaluate import DOSES, evaluate_real, evaluate_simulated
     from temstream.models.realdata import load_msa_em
     from temstream.models.report import (difference_table, figure, layer_table, markdown_table,
@@ -126,8 +152,7 @@ def run(args) -> int:
             raise UsageError(f"unknown dose {d!r}; choose from {list(DOSES)}")
         doses[d] = DOSES[d]
     names = list(dict.fromkeys(["classical"] + (args.model or ["default"])))
-    segs = {Path(n).name if Path(n).exists() else n: _segmenter(config, n, args)
-            for n in names}
+    segs = {_display_name(n): _segmenter(config, n, args) for n in names}
     rows, examples = [], []
     if scenarios:
         from tqdm import tqdm
@@ -173,11 +198,12 @@ def run(args) -> int:
                   f"--size {args.size} "
                   f"--seed {args.seed}{tta}{''.join(' ' + o for o in args.overrides or [])}`"
                   f"\n\nInstances: the pipeline's ([instances] {instances_desc}).\n\nThresholds: "
-                  + ", ".join(f"{k} {s.threshold:.2f}" for k, s in segs.items()) + "\n\n")
+                  + ", ".join(f"{k} {s.threshold:.2f}" + _outline_note(s)
+                              for k, s in segs.items()) + "\n\n")
         md.write_text(header + text)
         sel = examples[:: max(1, len(examples) // 8)][:8]
         if examples and examples[-1] not in sel:
             sel.append(examples[-1])
-        figure(sel, png, thresholds={k: s.threshold for k, s in segs.items()})
+        figure(sel, png, masks={k: partial(frame_mask, s) for k, s in segs.items()})
         print(f"wrote {md} and {png}")
     return 0
