@@ -19,26 +19,27 @@ def _blurred_particles(seed, shape=(96, 96), count=12, sigma=2.0):
     return (0.97 * ndimage.gaussian_filter(inside.astype(float), sigma)).astype(np.float32)
 
 
-def _brute_force(q, bins=BINS):
-    """Expected Dice at every candidate threshold k / bins, straight from the definition."""
+def _brute_force(q, floor=0.0, bins=BINS):
+    """Candidate thresholds (``floor`` and every k / bins above it) and the expected Dice at
+    each, straight from the definition."""
     q = q[np.isfinite(q)]
     total = q.sum()
-    values = []
-    for k in range(bins):
-        # the same binning as the kernel: pixel q is in bin floor(q * bins)
-        sel = np.minimum((q * bins).astype(int), bins - 1) >= k
-        values.append(2 * q[sel].sum() / (sel.sum() + total))
-    return np.array(values)
+    candidates = [floor] + [k / bins for k in range(bins) if k / bins > floor]
+    values = [2 * q[q >= t].sum() / ((q >= t).sum() + total) for t in candidates]
+    return np.array(candidates), np.array(values)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_threshold_maximises_the_expected_dice_of_its_definition(seed):
+@pytest.mark.parametrize("seed, floor", [(0, 0.0), (1, 0.0), (2, 0.0), (0, 0.35), (1, 0.6),
+                                         (2, 0.123)])
+def test_threshold_maximises_the_expected_dice_of_its_definition(seed, floor):
     q = _blurred_particles(seed)
     q[::17, ::13] = np.nan  # ignored
-    expected = _brute_force(q)
-    t = expected_dice_threshold(q)
-    assert t == int(np.argmax(expected)) / BINS
-    assert 0.2 < t < 0.8
+    candidates, expected = _brute_force(q, floor)
+    t = expected_dice_threshold(q, floor=floor)
+    assert t == pytest.approx(candidates[np.argmax(expected)], abs=1e-9)
+    assert t >= floor
+    if floor == 0:
+        assert 0.2 < t < 0.8
 
 
 def test_calibrated_probabilities_get_the_best_realised_dice():

@@ -5,7 +5,7 @@ best threshold for the Dice of a frame moves with its dose (``docs/models.md``, 
 calibration table): one threshold draws the particles of a clean frame about a pixel too wide.
 The ``"expected-dice"`` outline rule picks, for each frame, the threshold that maximises the
 Dice expected under the frame's own foreground probabilities (the plug-in rule for the
-F-measure, Lipton, Elkan & Naryanaswamy, *Thresholding classifiers to maximize F1 score*,
+F-measure, Lipton, Elkan & Narayanaswamy, *Thresholding classifiers to maximize F1 score*,
 2014): selecting the pixels with ``q >= t`` gives
 
     E[Dice](t) ~= 2 * sum(q[q >= t]) / (count(q >= t) + sum(q))
@@ -28,15 +28,21 @@ BINS = 256
 
 
 @numba.njit(cache=True, nogil=True)
-def _histogram(foreground, bins, counts, sums):  # pragma: no cover - compiled
+def _histogram(foreground, floor, bins, counts, sums):  # pragma: no cover - compiled
+    """Bin the pixels at or above ``floor`` (bin ``int(floor * bins)`` holds those of its
+    bin from ``floor`` up); return the sum over every pixel. Most pixels of a frame are
+    background below the floor, so they cost one addition each."""
+    lowest = int(floor * bins)
+    total = 0.0
     for q in foreground.ravel():
         if not (q >= 0.0):  # NaN: no class, no vote
             continue
-        b = int(q * bins)
-        if b >= bins:
-            b = bins - 1
-        counts[b] += 1
-        sums[b] += q
+        total += q
+        if q >= floor:
+            b = min(max(int(q * bins), lowest), bins - 1)
+            counts[b] += 1
+            sums[b] += q
+    return total
 
 
 def expected_dice_threshold(foreground: np.ndarray, *, floor: float = 0.0,
@@ -49,17 +55,18 @@ def expected_dice_threshold(foreground: np.ndarray, *, floor: float = 0.0,
         Foreground probability ``1 - P(background)`` of one frame, in [0, 1]; NaN pixels are
         ignored.
     floor, ceiling : float
-        The result is clipped to ``[floor, ceiling]`` (the pipeline passes the card's
-        threshold as the floor).
+        The threshold is sought at and above ``floor`` (the pipeline passes the card's
+        threshold) and capped at ``ceiling``.
     bins : int
         Candidate thresholds ``k / bins``; 256 resolves 0.004.
 
     Returns
     -------
     float
-        ``t = k / bins`` with the largest ``2 S(t) / (N(t) + S(0))``, where ``N(t)`` counts the
-        pixels with ``q >= t`` and ``S(t)`` sums their ``q``; among equal values the lowest
-        ``t``. ``floor`` for a frame without foreground probability.
+        The candidate ``t`` (``floor`` or ``k / bins`` above it) with the largest
+        ``2 S(t) / (N(t) + S(0))``, where ``N(t)`` counts the pixels with ``q >= t`` and
+        ``S(t)`` sums their ``q``; among equal values the lowest ``t``; at most ``ceiling``.
+        ``floor`` for a frame without foreground probability.
 
     Examples
     --------
@@ -69,17 +76,19 @@ def expected_dice_threshold(foreground: np.ndarray, *, floor: float = 0.0,
     0.203
     """
     q = np.asarray(foreground, dtype=np.float32)
+    floor = float(np.clip(floor, 0.0, 1.0))
     counts = np.zeros(bins, np.int64)
     sums = np.zeros(bins, np.float64)
-    _histogram(q, int(bins), counts, sums)
-    total = sums.sum()
-    if not total > 0:
-        return float(floor)
-    selected = np.cumsum(counts[::-1])[::-1]  # N(k / bins): pixels in bins k..end
-    mass = np.cumsum(sums[::-1])[::-1]  # S(k / bins)
+    total = _histogram(q, np.float32(floor), int(bins), counts, sums)
+    lowest = int(np.float32(floor) * bins)  # the bin of t = floor
+    if not total > 0 or lowest >= bins:
+        return floor
+    selected = np.cumsum(counts[::-1])[::-1][lowest:]  # N(t) for t = floor, (lowest+1)/bins...
+    mass = np.cumsum(sums[::-1])[::-1][lowest:]  # S(t)
     expected = 2.0 * mass / (selected + total)
     k = int(np.argmax(expected))
-    return float(min(max(k / bins, floor), ceiling))
+    t = floor if k == 0 else (lowest + k) / bins
+    return float(min(t, ceiling))
 
 
 def outline_threshold(foreground: np.ndarray, rule: str, threshold: float) -> float:
