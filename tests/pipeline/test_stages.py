@@ -50,3 +50,21 @@ def test_configuration_selects_the_outline_rule(overrides, outline):
 
     runner = build_runner(load_config(None, overrides), MemorySource([]))
     assert dict(runner.stages)["instances"].outline == outline
+
+
+@pytest.mark.parametrize("classes", [CLASSES, ("background", "a", "b", "both")])
+def test_warm_up_particles_exercise_the_outline_cut(classes):
+    # the runner warms up on these: their rings must be cut, or the cut's kernel would first
+    # compile on a live frame
+    from temstream.pipeline.stages import synthetic_particles
+
+    blank = np.zeros((len(classes), 96, 96), np.float32)
+    blank[0] = 0.7
+    blank[1:] = 0.3 / (len(classes) - 1)
+    p = synthetic_particles(blank)
+    np.testing.assert_allclose(p.sum(0), 1, atol=1e-6)
+    kw = dict(classes=classes, threshold=0.35, min_area=1)
+    _, at_threshold = Instances(outline="threshold", **kw)(p)
+    _, drawn = Instances(outline="expected-dice", **kw)(p)
+    assert len(drawn["x"]) == len(at_threshold["x"]) == 5
+    assert (drawn["area"] < at_threshold["area"]).all()

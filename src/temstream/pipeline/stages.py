@@ -36,7 +36,9 @@ class Preprocess:
 
 
 def synthetic_particles(probabilities: np.ndarray) -> np.ndarray | None:
-    """A copy of class probabilities with five confident disks of class 1, for warm-ups.
+    """Class probabilities shaped like ``probabilities`` with five confident disks of class 1
+    on a confident background, each disk in a one-pixel ring of unsure pixels (so that
+    outlines get trimmed), for warm-ups.
 
     Parameters
     ----------
@@ -46,9 +48,10 @@ def synthetic_particles(probabilities: np.ndarray) -> np.ndarray | None:
     Returns
     -------
     ndarray, shape (C, H, W), float32, or None
-        Five disks of radius ``max(4, min(H, W) // 24)`` px on the diagonal at
-        P(class 1) = 0.98; None where the frame is smaller than 24 px or there is no class
-        besides the background.
+        Background at P(class 0) = 0.999; five disks of radius ``max(4, min(H, W) // 24)`` px
+        on the diagonal at P(class 1) = 0.98, in a ring at P(class 1) = 0.4 (above a card
+        threshold, below the frame's expected-Dice threshold); None where the frame is
+        smaller than 24 px or there is no class besides the background.
     """
     p = np.asarray(probabilities)
     if p.ndim != 3 or p.shape[0] < 2 or min(p.shape[1:]) < 24:
@@ -57,12 +60,17 @@ def synthetic_particles(probabilities: np.ndarray) -> np.ndarray | None:
     r = max(4, min(h, w) // 24)
     yy, xx = np.ogrid[:h, :w]
     inside = np.zeros((h, w), bool)
+    ring = np.zeros((h, w), bool)
     for f in (0.2, 0.35, 0.5, 0.65, 0.8):
-        inside |= (xx - f * w) ** 2 + (yy - f * h) ** 2 <= r * r
-    out = np.array(p, np.float32)
-    out[:, inside] = 0.0
-    out[0, inside] = 0.02
-    out[1, inside] = 0.98
+        d2 = (xx - f * w) ** 2 + (yy - f * h) ** 2
+        inside |= d2 <= r * r
+        ring |= d2 <= (r + 1) ** 2
+    ring &= ~inside
+    out = np.full(p.shape, 0.001 / (p.shape[0] - 1), np.float32)
+    out[0] = 0.999
+    out[:, inside | ring] = 0.0
+    out[0, inside], out[1, inside] = 0.02, 0.98
+    out[0, ring], out[1, ring] = 0.6, 0.4
     return out
 
 
