@@ -2,7 +2,8 @@
 
 Every segmenter is scored the same way: foreground = ``1 - P(background) >= t`` with ``t`` the
 segmenter's threshold, or for a U-Net with the expected-Dice outline rule the frame's own
-threshold (:func:`temstream.models.decision.frame_mask`); instances come from an ``instancer`` (``temstream evaluate`` passes the pipeline's own,
+threshold (:func:`temstream.models.decision.frame_mask`); instances come from an
+``instancer`` (``temstream evaluate`` passes the pipeline's own,
 :func:`temstream.tracking.instances.extract_instances` with the ``[instances]`` configuration,
 so the object scores are those of a live run; without one, connected components of the
 foreground split at the boundary class, :func:`temstream.models.metrics.instances`); objects
