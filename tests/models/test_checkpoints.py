@@ -32,6 +32,18 @@ def test_round_trip_gives_identical_outputs(tiny_checkpoint):
     assert read_card(tiny_checkpoint / "model.json").architecture == card.architecture
 
 
+def test_the_same_weights_always_make_the_same_file(tiny_checkpoint, tmp_path):
+    # what lets `temstream train --preset default` reproduce the shipped file byte for byte:
+    # a writer whose header order varied would give several digests here
+    model, card = load_checkpoint(tiny_checkpoint)
+    digests = set()
+    for k in range(8):
+        save_checkpoint(model, ModelCard("tiny", card.architecture, threshold=0.42),
+                        tmp_path / f"copy{k}")
+        digests.add(read_card(tmp_path / f"copy{k}").sha256)
+    assert len(digests) == 1
+
+
 def test_corrupted_weights_are_refused(tiny_checkpoint, tmp_path):
     ck = _copy(tiny_checkpoint, tmp_path)
     w = ck / "model.safetensors"

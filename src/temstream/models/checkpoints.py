@@ -171,7 +171,9 @@ def save_checkpoint(model, card: ModelCard, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     weights, card_path = path.with_suffix(".safetensors"), path.with_suffix(".json")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"format": "pt", "card": card_path.name})
+    # one metadata key only: safetensors writes its metadata map in a random order, so two
+    # keys would give the same weights two different files (and sha256s) from run to run
+    save_file(state, str(weights), metadata={"format": "pt"})
     card.sha256 = sha256_file(weights)
     card_path.write_text(card.to_json())
     return card_path
