@@ -19,6 +19,7 @@ therefore turns the particle *clockwise as seen on screen*. Values lie in
 import numpy as np
 
 from temstream.tracking import _instances_kernels as _k
+from temstream.tracking.edges import half_contrast_outlines
 
 __all__ = ["extract_instances", "empty_table", "label_mask", "TABLE_COLUMNS", "LABELLERS"]
 
@@ -190,7 +191,7 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
                       min_area=8, split_touching=False, n_fold=4, intensity=None,
                       labeller="opencv", split_min_distance=3, seed_threshold=0.0,
                       min_seed_area=0, merge_below=0.0, merge_share=0.2, min_score=0.0,
-                      outline_threshold=None):
+                      outline_threshold=None, outline_image=None):
     """Instance labels and a per-particle table from a segmentation.
 
     Parameters
@@ -258,6 +259,11 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
         far each reaches (the per-frame expected-Dice threshold of
         :mod:`temstream.models.decision`); a particle left without pixels is dropped.
         None (or not above ``threshold``) cuts nothing.
+    outline_image : (H, W) ndarray, optional
+        The frame itself: after the particles are found (and filtered), each one's outline is
+        redrawn where the smoothed frame is half-way between the particle's local background
+        and its core (:func:`temstream.tracking.edges.half_contrast_outlines`, the
+        convention of hand-drawn outlines); no particle is added or removed.
 
     Returns
     -------
@@ -347,6 +353,13 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
         if _k.trim_below(labels, probs[0], np.float32(outline_threshold)):
             bbox, area = _boxes(labels, n)
             keep &= area > 0
+    if outline_image is not None and n > 0:
+        if np.shape(outline_image) != labels.shape:
+            raise ValueError(f"outline_image has shape {np.shape(outline_image)} but the "
+                             f"segmentation {labels.shape}; pass the frame it comes from")
+        labels = half_contrast_outlines(outline_image, np.where(keep[labels], labels, 0))
+        bbox, area = _boxes(labels, n)
+        keep &= area > 0
     new_id = np.zeros(n + 1, np.int32)
     m = int(keep.sum())
     new_id[keep] = np.arange(1, m + 1, dtype=np.int32)
