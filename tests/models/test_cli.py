@@ -206,6 +206,38 @@ def test_evaluate_compares_a_model_with_itself_under_other_settings(tiny_checkpo
     assert "segment.outline" in capsys.readouterr().err
 
 
+def test_evaluate_scores_half_contrast_outlines_as_the_pipeline_draws_them(tiny_checkpoint,
+                                                                           tmp_path):
+    """``@outline=half-contrast``: the pixels scored are the instances' own, redrawn from the
+    frame by the pipeline's instance stage (not the probability mask)."""
+    from temstream.cli._pipeline import pipeline_instancer
+    from temstream.config import load_config
+    from temstream.models import load_segmenter
+    from temstream.models.evaluate import default_instancer, evaluate_real
+    from temstream.models.metrics import pixel_scores
+    from temstream.models.realdata import load_msa_em
+
+    _labelled_folder(tmp_path / "set")
+    variant = f"{tiny_checkpoint}@outline=half-contrast"
+    assert main(["evaluate", "--model", variant, "--backend", "torch", str(tmp_path / "set"),
+                 "--out", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert "half of each particle's contrast" in md and (tmp_path / "r.png").exists()
+    row = next(line for line in md.splitlines() if line.startswith("| real | set | - |")
+               and "| tiny@outline=half-contrast |" in line)
+    seg = load_segmenter(tiny_checkpoint, backend="torch", device="cpu", outline="half-contrast")
+    pairs = load_msa_em(tmp_path / "set")
+    instancer = pipeline_instancer(load_config(None).instances)
+    tp = fp = fn = 0
+    for _, image, truth in pairs:
+        drawn = instancer(seg.predict_batch(image[None])[0], seg, image) > 0
+        s = pixel_scores(drawn, truth)
+        tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
+    assert f"{2 * tp / max(2 * tp + fp + fn, 1):.3f}" == f"{float(row.split('|')[8]):.3f}"
+    with pytest.raises(ValueError, match="instance stage"):
+        evaluate_real({"v": seg}, pairs, label="set", instancer=default_instancer)
+
+
 def test_info_describes_a_model_and_checks_its_weights(tiny_checkpoint, tmp_path, capsys):
     import shutil
 

@@ -38,9 +38,27 @@ def test_expected_dice_outlines_trim_the_rings_of_the_found_particles():
         Instances(outline="tight", **kw)
 
 
+def test_half_contrast_outlines_are_redrawn_from_the_frame_the_stage_is_given():
+    p = _ringed_squares()  # found at 0.35: the 24-px squares with their rings
+    frame = np.full((40, 80), 1000.0)
+    frame[10:30, 10:30] = 600.0  # the particles the frame shows are 20 px wide
+    frame[10:30, 50:70] = 600.0
+    kw = dict(classes=CLASSES, threshold=0.35, min_area=1, min_score=0.0)
+    stage = Instances(outline="half-contrast", **kw)
+    drawn, table = stage(p, frame)
+    reference, _ = extract_instances(p, outline_image=frame, **kw)
+    assert np.array_equal(drawn, reference)
+    assert len(table["x"]) == 2
+    assert np.abs(table["area"] - 400).max() < 20  # the frame's squares, not the 24-px rings
+    # without a frame (a probabilities-only caller) the particles keep the found outlines
+    found, _ = stage(p)
+    assert np.array_equal(found > 0, p[1] >= 0.4)
+
+
 @pytest.mark.parametrize("overrides, outline", [
     (["segment.model=default"], "expected-dice"),
     (["segment.model=default", "segment.outline=threshold"], "threshold"),
+    (["segment.model=default", "segment.outline=half-contrast"], "half-contrast"),
     (["segment.model=classical"], "threshold"),   # the baseline keeps its own threshold
 ])
 def test_configuration_selects_the_outline_rule(overrides, outline):

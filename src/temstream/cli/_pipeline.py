@@ -127,15 +127,17 @@ def stop_on_signals(runner: Runner) -> Iterator[None]:
 
 def pipeline_instancer(inst):
     """The pipeline's instance extraction (``[instances]`` section) as an instancer for
-    :mod:`temstream.models.evaluate`: ``(probs (C, H, W), segmenter) -> labels (H, W)``."""
+    :mod:`temstream.models.evaluate`: ``(probs (C, H, W), segmenter, frame (H, W)) -> labels
+    (H, W)`` (the frame is what ``outline = "half-contrast"`` redraws the outlines from)."""
     from temstream.models.decision import outline_threshold
     from temstream.tracking.instances import extract_instances
 
-    def instancer(probs, seg):
-        outline = outline_threshold(1.0 - probs[0], getattr(seg, "outline", "threshold"),
-                                    seg.threshold)
+    def instancer(probs, seg, frame=None):
+        rule = getattr(seg, "outline", "threshold")
+        outline = outline_threshold(1.0 - probs[0], rule, seg.threshold)
         return extract_instances(probs, classes=seg.classes, threshold=seg.threshold,
                                  outline_threshold=outline,
+                                 outline_image=frame if rule == "half-contrast" else None,
                                  min_area=inst.min_area, split_touching=inst.split_touching,
                                  seed_threshold=inst.seed_threshold,
                                  min_seed_area=inst.min_seed_area,

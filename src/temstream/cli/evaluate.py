@@ -105,6 +105,8 @@ def _outline_note(seg) -> str:
     """How a segmenter's outlines are drawn, for the report header."""
     if getattr(seg, "outline", "threshold") == "expected-dice":
         return " (outlines at each frame's expected-Dice threshold, never below it)"
+    if getattr(seg, "outline", "threshold") == "half-contrast":
+        return " (outlines redrawn from the frame at half of each particle's contrast)"
     return ""
 
 
@@ -130,11 +132,20 @@ def _segmenter(config, name: str, args):
     return load_segmenter_from_config(config)
 
 
+def _drawn_mask(seg, instancer, probs, frame):
+    """A segmenter's prediction as scored: its outlines, or with the half-contrast rule its
+    instances' pixels (the outlines redrawn from the frame)."""
+    from temstream.models.decision import frame_mask
+
+    if getattr(seg, "outline", "threshold") == "half-contrast":
+        return instancer(probs, seg, frame) > 0
+    return frame_mask(seg, probs)
+
+
 def run(args) -> int:
     from functools import partial
 
     from temstream.cli import UsageError
-    from temstream.models.decision import frame_mask
     from temstream.models.evaluate import DOSES, evaluate_real, evaluate_simulated
     from temstream.models.realdata import load_msa_em
     from temstream.models.report import (difference_table, figure, layer_table, markdown_table,
@@ -204,6 +215,6 @@ def run(args) -> int:
         sel = examples[:: max(1, len(examples) // 8)][:8]
         if examples and examples[-1] not in sel:
             sel.append(examples[-1])
-        figure(sel, png, masks={k: partial(frame_mask, s) for k, s in segs.items()})
+        figure(sel, png, masks={k: partial(_drawn_mask, s, instancer) for k, s in segs.items()})
         print(f"wrote {md} and {png}")
     return 0

@@ -70,8 +70,9 @@ class SegmentConfig:
     threshold: float = _range(0.0, 0.0, 1.0)  # 0 = take it from the model card
     tta: int = _choice(1, 1, 2, 4, 8)  # U-Nets: average over this many rotations/mirrors
     # U-Nets: particles are found at the threshold; each frame's outlines are drawn at the
-    # threshold (>= it) that maximises the frame's expected Dice, or at the threshold itself
-    outline: str = _choice("expected-dice", "expected-dice", "threshold")
+    # threshold (>= it) that maximises the frame's expected Dice, at the threshold itself, or
+    # from the frame at half of each particle's contrast (the hand-drawn convention)
+    outline: str = _choice("expected-dice", "expected-dice", "threshold", "half-contrast")
     compile: bool = False  # torch backend: torch.compile (faster; first frame takes seconds)
 
 

@@ -65,7 +65,7 @@ def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: st
         U-Nets: average over this many rotations/mirrors of each frame (test-time
         augmentation, ``tta`` network passes per frame). The classical baseline is
         rotation-invariant already and accepts only 1.
-    outline : {"expected-dice", "threshold"}
+    outline : {"expected-dice", "threshold", "half-contrast"}
         U-Nets: where each frame's particle outlines are drawn
         (:mod:`temstream.models.decision`); the classical baseline draws them at its
         threshold.

@@ -20,8 +20,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: how a frame's outlines are drawn: at the card's threshold, or per frame (module docstring)
-OUTLINE_RULES = ("expected-dice", "threshold")
+#: how a frame's outlines are drawn: at the card's threshold, per frame (module docstring), or
+#: from the image at half of each particle's own contrast (the instance stage redraws them,
+#: :mod:`temstream.tracking.edges`; the probabilities then only find the particles)
+OUTLINE_RULES = ("expected-dice", "threshold", "half-contrast")
 
 #: resolution of the expected-Dice threshold (bins of P(foreground))
 BINS = 256
@@ -98,7 +100,7 @@ def outline_threshold(foreground: np.ndarray, rule: str, threshold: float) -> fl
     ----------
     foreground : ndarray, shape (H, W)
         ``1 - P(background)`` of the frame.
-    rule : {"expected-dice", "threshold"}
+    rule : {"expected-dice", "threshold", "half-contrast"}
         See :data:`OUTLINE_RULES`.
     threshold : float
         The detection threshold (the card's, or the user's).
@@ -106,10 +108,11 @@ def outline_threshold(foreground: np.ndarray, rule: str, threshold: float) -> fl
     Returns
     -------
     float
-        ``threshold`` for ``"threshold"``; the expected-Dice threshold, never below
+        ``threshold`` for ``"threshold"`` and ``"half-contrast"`` (whose outlines the
+        instance stage redraws from the image); the expected-Dice threshold, never below
         ``threshold``, for ``"expected-dice"``.
     """
-    if rule == "threshold":
+    if rule in ("threshold", "half-contrast"):
         return float(threshold)
     if rule == "expected-dice":
         return expected_dice_threshold(foreground, floor=float(threshold))
@@ -117,7 +120,8 @@ def outline_threshold(foreground: np.ndarray, rule: str, threshold: float) -> fl
 
 
 def frame_mask(seg, probs: np.ndarray) -> np.ndarray:
-    """Foreground mask of one frame as the segmenter outlines it.
+    """Foreground mask of one frame as the segmenter outlines it from its probabilities
+    (for ``"half-contrast"`` the particles as found, before the instance stage redraws them).
 
     Parameters
     ----------

@@ -2,7 +2,8 @@
 
 Every segmenter is scored the same way: foreground = ``1 - P(background) >= t`` with ``t`` the
 segmenter's threshold, or for a U-Net with the expected-Dice outline rule the frame's own
-threshold (:func:`temstream.models.decision.frame_mask`); instances come from an
+threshold (:func:`temstream.models.decision.frame_mask`), or with the half-contrast rule the
+instances' own pixels (outlines redrawn from the frame); instances come from an
 ``instancer`` (``temstream evaluate`` passes the pipeline's own,
 :func:`temstream.tracking.instances.extract_instances` with the ``[instances]`` configuration,
 so the object scores are those of a live run; without one, connected components of the
@@ -27,9 +28,12 @@ log = logging.getLogger(__name__)
 DOSES = {"low": 0.1, "moderate": 1.0, "high": 10.0}
 
 
-def default_instancer(probs: np.ndarray, seg) -> np.ndarray:
+def default_instancer(probs: np.ndarray, seg, frame: np.ndarray | None = None) -> np.ndarray:
     """Instance labels (H, W) int32 of one frame's probabilities (C, H, W), models-only
-    fallback (see the module notes)."""
+    fallback (see the module notes; ``frame`` is not used)."""
+    if getattr(seg, "outline", "threshold") == "half-contrast":
+        raise ValueError("half-contrast outlines are drawn by the pipeline's instance stage: "
+                         "pass instancer=temstream.cli._pipeline.pipeline_instancer(...)")
     fg = frame_mask(seg, probs)
     classes = tuple(seg.classes)
     if "core" in classes:  # seeds from the core class, apart from every other class
@@ -54,7 +58,7 @@ def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4,
     batch : int
         Frames per ``predict_batch`` call.
     instancer : callable, optional
-        ``instancer(probs (C, H, W), seg) -> labels (H, W) int`` (default
+        ``instancer(probs (C, H, W), seg, frame (H, W)) -> labels (H, W) int`` (default
         :func:`default_instancer`).
 
     Returns
@@ -70,10 +74,13 @@ def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4,
         probs = seg.predict_batch(frames[k:k + batch])
         if first is None:
             first = probs[0]
-        for p, lab in zip(probs, labels[k:k + batch]):
-            fg = frame_mask(seg, p)
+        for p, lab, frame in zip(probs, labels[k:k + batch], frames[k:k + batch]):
             true_lab = lab if lab.dtype != bool else instances(lab, min_area=1)
-            pred_lab = instancer(p, seg)
+            pred_lab = instancer(p, seg, frame)
+            if getattr(seg, "outline", "threshold") == "half-contrast":
+                fg = pred_lab > 0
+            else:
+                fg = frame_mask(seg, p)
             rows.append({"pixel": pixel_scores(fg, true_lab > 0),
                          "objects": match_objects(pred_lab, true_lab)})
     return rows, first

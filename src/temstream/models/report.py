@@ -123,9 +123,9 @@ def figure(examples, path: str | Path, *, thresholds: dict | None = None,
     thresholds : dict of model -> float, optional
         Decision thresholds (default 0.5).
     masks : dict of model -> callable, optional
-        ``mask(probs (C, H, W)) -> (H, W) bool`` drawing a model's prediction (e.g.
-        :func:`temstream.models.decision.frame_mask` of its segmenter); wins over
-        ``thresholds``.
+        ``mask(probs (C, H, W), frame (H, W)) -> (H, W) bool`` drawing a model's prediction
+        (e.g. :func:`temstream.models.decision.frame_mask` of its segmenter, or its
+        instances' pixels); wins over ``thresholds``.
     """
     import matplotlib
 
@@ -144,7 +144,7 @@ def figure(examples, path: str | Path, *, thresholds: dict | None = None,
         for j, m in enumerate(models):
             p = probs_by[m]
             if masks and m in masks:
-                shown = masks[m](p)
+                shown = masks[m](p, frame)
             else:
                 shown = (1 - p[0]) >= (thresholds or {}).get(m, 0.5)
             axes[i, 2 + 2 * j].imshow(shown, cmap="gray")

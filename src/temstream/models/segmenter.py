@@ -33,10 +33,11 @@ class UNetSegmenter:
     tta : {1, 2, 4, 8}
         Test-time augmentation: average over this many rotations/mirrors of each frame
         (:mod:`temstream.models.tta`; costs ``tta`` network passes per frame).
-    outline : {"expected-dice", "threshold"}
+    outline : {"expected-dice", "threshold", "half-contrast"}
         How far each particle reaches: per frame at the threshold that maximises its
-        expected Dice (never below ``threshold``), or at ``threshold``
-        (:mod:`temstream.models.decision`).
+        expected Dice (never below ``threshold``), at ``threshold``
+        (:mod:`temstream.models.decision`), or (``"half-contrast"``, by the instance stage)
+        from the frame at half of each particle's contrast (:mod:`temstream.tracking.edges`).
 
     Attributes
     ----------

@@ -78,7 +78,9 @@ class Instances:
     """Probabilities (C, H, W) -> instance labels (H, W) int32 and a per-particle table.
 
     Particles are found at ``threshold``; with ``outline="expected-dice"`` each frame's
-    outlines are then drawn at its expected-Dice threshold (:mod:`temstream.models.decision`).
+    outlines are then drawn at its expected-Dice threshold (:mod:`temstream.models.decision`),
+    with ``outline="half-contrast"`` from the frame itself at half of each particle's contrast
+    (:mod:`temstream.tracking.edges`).
     """
 
     def __init__(self, *, classes: tuple[str, ...], threshold: float = 0.5, min_area: int = 24,
@@ -102,11 +104,14 @@ class Instances:
 
     def __call__(self, probabilities: np.ndarray, raw: np.ndarray | None = None):
         kwargs = self.kwargs  # one read: the dashboard may swap the dict between frames
-        outline = None
-        if self.outline != "threshold" and np.ndim(probabilities) == 3:
+        outline, image = None, None
+        if self.outline == "expected-dice" and np.ndim(probabilities) == 3:
             outline = self._outline_threshold(1.0 - probabilities[0], self.outline,
                                               kwargs["threshold"])
-        return self._extract(probabilities, intensity=None, outline_threshold=outline, **kwargs)
+        elif self.outline == "half-contrast" and raw is not None:
+            image = raw
+        return self._extract(probabilities, intensity=None, outline_threshold=outline,
+                             outline_image=image, **kwargs)
 
 
 class Link:
