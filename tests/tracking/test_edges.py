@@ -108,11 +108,13 @@ def test_nearest_particle_matches_scipy_away_from_ties():
         dist.append(ndimage.distance_transform_edt(labels != k))
     dist = np.sort(np.stack(dist), axis=0)
     clear = (dist[1] - dist[0]) > 1.5
-    _, (iy, ix) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+    exact, (iy, ix) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
     want = labels[iy, ix]
-    got = _nearest_particle(labels, labels > 0)
+    dist, got = _nearest_particle(labels, labels > 0)
     assert np.array_equal(got[labels > 0], labels[labels > 0])
     assert (got[clear] == want[clear]).mean() > 0.995
+    assert (dist[labels > 0] == 0).all()
+    assert np.abs(dist - exact).max() < 0.05 * exact.max() + 0.5  # OpenCV's 5x5 mask
 
 
 def test_extract_instances_redraws_outlines_and_measures_the_new_ones():
