@@ -86,3 +86,20 @@ def test_warm_up_particles_exercise_the_outline_cut(classes):
     _, drawn = Instances(outline="expected-dice", **kw)(p)
     assert len(drawn["x"]) == len(at_threshold["x"]) == 5
     assert (drawn["area"] < at_threshold["area"]).all()
+
+
+def test_warm_up_particles_compile_the_half_contrast_kernels():
+    # the runner warms up on synthetic particles in a blank frame of the detector's dtype:
+    # that must run every numba kernel of the redraw, or the first live frame compiles them
+    from temstream.pipeline.stages import synthetic_particles
+    from temstream.tracking import edges
+
+    blank = np.zeros((3, 96, 96), np.float32)
+    blank[0] = 0.7
+    blank[1:] = 0.15
+    p = synthetic_particles(blank)
+    stage = Instances(outline="half-contrast", classes=CLASSES, threshold=0.35, min_area=1)
+    _, table = stage(p, np.zeros((96, 96), np.uint16))
+    assert len(table["x"]) == 5  # a frame without contrast keeps the found particles
+    for kernel in (edges._regions, edges._grow_within, edges._fill_enclosed):
+        assert kernel.signatures, kernel
