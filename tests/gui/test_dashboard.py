@@ -69,6 +69,7 @@ def test_window_builds_with_all_items(dashboard):
         assert item.getViewBox() is v.vb
     assert dashboard.controls.action("record").isEnabled() is False  # nothing to record
     assert not dashboard.controls.threshold.isEnabled()  # no pipeline to tune
+    assert not dashboard.controls.outline.isEnabled()
     assert "input" in dashboard.health_panel.text()
 
 
@@ -205,6 +206,28 @@ def test_display_slows_down_while_the_pipeline_is_behind(qtbot):
     dash._panels_at = -1e9
     dash.refresh()
     assert not dash.throttled and dash.timer.interval() == 33
+
+
+def test_outline_rule_box_switches_the_pipelines_instance_stage(qtbot, tmp_path):
+    from temstream.cli._pipeline import build_runner
+    from temstream.config import load_config
+    from temstream.gui.control import PipelineControl
+    from temstream.gui.controls import OUTLINE_CHOICES
+    from temstream.models.decision import OUTLINE_RULES
+    from temstream.stream.sources import MemorySource
+
+    assert tuple(OUTLINE_CHOICES) == OUTLINE_RULES
+    runner = build_runner(load_config(None, ()), MemorySource([]))
+    sink = DisplaySink()
+    runner.sinks.append(sink)
+    instances = dict(runner.stages)["instances"]
+    dash = Dashboard(sink, PipelineControl(runner, sink), fps=30, start_timer=False)
+    qtbot.addWidget(dash)
+    box = dash.controls.outline
+    assert box.isEnabled() and box.currentText() == instances.outline == "threshold"
+    box.textActivated.emit("half-contrast")  # what choosing an item in the box sends
+    assert instances.outline == "half-contrast"
+    assert "half-contrast" in dash.status.currentMessage()
 
 
 def test_msd_log_axes_label_only_1_2_5_times_powers_of_ten(qtbot):

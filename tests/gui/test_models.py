@@ -195,6 +195,11 @@ def test_pipeline_control_changes_settings_between_frames(tmp_path):
     assert instances.kwargs["threshold"] == 0.3 and before["threshold"] != 0.3
     with pytest.raises(ValueError, match="between 0 and 1"):
         control.set_threshold(1.5)
+    assert control.outline == instances.outline == "threshold"  # classical: its own threshold
+    control.set_outline("half-contrast")
+    assert instances.outline == "half-contrast" and control.outline == "half-contrast"
+    with pytest.raises(ValueError, match="outline must be one of"):
+        control.set_outline("tight")
     control.set_search_range(17.0)
     assert runner.link.linker.search_range != 17.0  # not before the next frame
     sink.write(result(0))

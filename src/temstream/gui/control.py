@@ -18,12 +18,16 @@ class NoControl:
     """A dashboard attached to a feed: nothing can be changed, only the feed's numbers shown."""
 
     threshold: float | None = None
+    outline: str | None = None
     search_range: float | None = None
     can_record = False
     recording = False
 
     def set_threshold(self, value: float) -> None:
         raise RuntimeError("the threshold cannot be changed from a results-feed dashboard")
+
+    def set_outline(self, rule: str) -> None:
+        raise RuntimeError("the outlines cannot be changed from a results-feed dashboard")
 
     def set_search_range(self, value: float) -> None:
         raise RuntimeError("the search range cannot be changed from a results-feed dashboard")
@@ -48,6 +52,7 @@ class PipelineControl(NoControl):
 
     - threshold: the Instances stage's keyword dict is replaced as a whole (one reference swap,
       read by the compute thread at its next frame);
+    - outlines: the Instances stage's outline rule (one string, read at its next frame);
     - search range: set on the linker by the link thread between two frames, through
       :meth:`DisplaySink.call_in_pipeline`;
     - recording: pause/resume of the first :class:`~temstream.record.RecorderSink`.
@@ -83,6 +88,20 @@ class PipelineControl(NoControl):
             raise ValueError(f"threshold must be between 0 and 1, got {value}")
         self._instances.kwargs = {**self._instances.kwargs, "threshold": value}
         log.info("threshold set to %g", value)
+
+    @property
+    def outline(self) -> str | None:
+        return None if self._instances is None else getattr(self._instances, "outline", None)
+
+    def set_outline(self, rule: str) -> None:
+        from temstream.models.decision import OUTLINE_RULES
+
+        if self._instances is None or not hasattr(self._instances, "outline"):
+            raise RuntimeError("this pipeline's instance stage has no outline rule")
+        if rule not in OUTLINE_RULES:
+            raise ValueError(f"outline must be one of {OUTLINE_RULES}, not {rule!r}")
+        self._instances.outline = rule
+        log.info("outlines: %s", rule)
 
     @property
     def search_range(self) -> float | None:

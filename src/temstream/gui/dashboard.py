@@ -97,6 +97,8 @@ class Dashboard(QtWidgets.QMainWindow):
         self.health_panel = HealthPanel()
         self.controls = ControlBar(self)
         self.addToolBar(QtCore.Qt.ToolBarArea.TopToolBarArea, self.controls)
+        self.addToolBarBreak(QtCore.Qt.ToolBarArea.TopToolBarArea)
+        self.addToolBar(QtCore.Qt.ToolBarArea.TopToolBarArea, self.controls.settings)
         side = QtWidgets.QWidget()
         side_layout = QtWidgets.QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
@@ -149,12 +151,18 @@ class Dashboard(QtWidgets.QMainWindow):
             c.threshold.setEnabled(False)
         else:
             c.threshold.setValue(threshold)
+        outline = self.control.outline
+        if outline is None:
+            c.outline.setEnabled(False)
+        else:
+            c.outline.setCurrentText(outline)
         search_range = self.control.search_range
         if search_range is None:
             c.search_range.setEnabled(False)
         else:
             c.search_range.setValue(search_range)
         c.threshold_changed.connect(self._set_threshold)
+        c.outline_changed.connect(self._set_outline)
         c.search_range_changed.connect(self._set_search_range)
         rec = c.action("record")
         rec.setEnabled(bool(self.control.can_record))
@@ -165,6 +173,13 @@ class Dashboard(QtWidgets.QMainWindow):
         try:
             self.control.set_threshold(value)
             self.status.showMessage(f"threshold {value:.2f} from the next frame", 3000)
+        except (RuntimeError, ValueError) as exc:
+            self.status.showMessage(str(exc), 5000)
+
+    def _set_outline(self, rule: str) -> None:
+        try:
+            self.control.set_outline(rule)
+            self.status.showMessage(f"outlines: {rule} from the next frame", 3000)
         except (RuntimeError, ValueError) as exc:
             self.status.showMessage(str(exc), 5000)
 

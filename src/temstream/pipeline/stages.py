@@ -103,12 +103,12 @@ class Instances:
                            min_score=min_score)
 
     def __call__(self, probabilities: np.ndarray, raw: np.ndarray | None = None):
-        kwargs = self.kwargs  # one read: the dashboard may swap the dict between frames
+        kwargs = self.kwargs  # one read each: the dashboard may swap them between frames
+        rule = self.outline
         outline, image = None, None
-        if self.outline == "expected-dice" and np.ndim(probabilities) == 3:
-            outline = self._outline_threshold(1.0 - probabilities[0], self.outline,
-                                              kwargs["threshold"])
-        elif self.outline == "half-contrast" and raw is not None:
+        if rule == "expected-dice" and np.ndim(probabilities) == 3:
+            outline = self._outline_threshold(1.0 - probabilities[0], rule, kwargs["threshold"])
+        elif rule == "half-contrast" and raw is not None:
             image = raw
         return self._extract(probabilities, intensity=None, outline_threshold=outline,
                              outline_image=image, **kwargs)
