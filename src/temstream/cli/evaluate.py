@@ -10,6 +10,16 @@ from temstream.cli._pipeline import load_segmenter_from_config, pipeline_instanc
 
 log = logging.getLogger(__name__)
 
+#: conventions of the simulated truth (``--truth``)
+TRUTHS = ("extent", "half-contrast")
+TRUTH_NOTES = {
+    "extent": "each particle's projected extent (the simulator's labels)",
+    "half-contrast": "each particle where the noise-free frame is half-way between its "
+                     "background and its core (the hand-drawn convention; --truth half-contrast)",
+}
+#: the half-contrast truth is drawn on the noise-free frame, smoothed this little (px)
+TRUTH_SMOOTH_PX = 0.5
+
 
 def add_parser(sub):
     parser = new_parser(
@@ -46,6 +56,11 @@ def add_parser(sub):
                              "...); the 95 %% intervals resample them")
     parser.add_argument("--size", type=int, default=256, help="simulated frame edge, px")
     parser.add_argument("--seed", type=int, default=2024, help="seed of the test movies")
+    parser.add_argument("--truth", choices=TRUTHS, default="extent",
+                        help="simulated truth: 'extent' (where each particle's projected "
+                             "thickness ends, the simulator's labels) or 'half-contrast' (the "
+                             "same particles where the noise-free frame is half-way between "
+                             "each one's background and core, as outlines are drawn by hand)")
     parser.add_argument("--out", default=None, help="write OUT.md and OUT.png")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -92,7 +107,28 @@ def _movies(scenarios, doses, args):
         for label, mult in doses.items():
             group = [simulate(scen, frames=args.frames, size=args.size, seed=args.seed + k,
                               dose_e_per_A2=base * mult) for k in range(args.movies)]
+            if args.truth == "half-contrast":
+                group = [_half_contrast_truth(m, scen, args.seed + k, base * mult, args)
+                         for k, m in enumerate(group)]
             yield scen, label, base * mult, group
+
+
+def _half_contrast_truth(movie, scenario: str, seed: int, dose: float, args):
+    """``movie`` with its labels redrawn on its noise-free twin (same seed and scene, no shot
+    or read noise) at half of each particle's contrast: the hand-drawn convention, from the
+    simulator (:func:`temstream.tracking.edges.half_contrast_outlines`)."""
+    import dataclasses
+
+    import numpy as np
+
+    from temstream.sim import simulate
+    from temstream.tracking.edges import half_contrast_outlines
+
+    clean = simulate(scenario, frames=args.frames, size=args.size, seed=seed,
+                     dose_e_per_A2=dose, noise=False)
+    labels = np.stack([half_contrast_outlines(f, lab, smooth_px=TRUTH_SMOOTH_PX)
+                       for f, lab in zip(clean.frames, movie.labels)])
+    return dataclasses.replace(movie, labels=labels)
 
 
 def _display_name(name: str) -> str:
@@ -206,9 +242,11 @@ def run(args) -> int:
         header = (f"# Evaluation: {', '.join(segs)}\n\nCommand: `temstream evaluate "
                   f"{' '.join('--model ' + m for m in args.model)} {' '.join(args.data)} "
                   f"--doses {args.doses} --frames {args.frames} --movies {args.movies} "
-                  f"--size {args.size} "
-                  f"--seed {args.seed}{tta}{''.join(' ' + o for o in args.overrides or [])}`"
-                  f"\n\nInstances: the pipeline's ([instances] {instances_desc}).\n\nThresholds: "
+                  f"--size {args.size} --seed {args.seed} --truth {args.truth}"
+                  f"{tta}{''.join(' ' + o for o in args.overrides or [])}`"
+                  f"\n\nInstances: the pipeline's ([instances] {instances_desc}).\n\n"
+                  + (f"Simulated truth: {TRUTH_NOTES[args.truth]}.\n\n" if scenarios else "")
+                  + "Thresholds: "
                   + ", ".join(f"{k} {s.threshold:.2f}" + _outline_note(s)
                               for k, s in segs.items()) + "\n\n")
         md.write_text(header + text)
