@@ -148,3 +148,12 @@ def test_small_particles_are_smoothed_less():
     drawn = half_contrast_outlines(frame, found)
     radius = np.sqrt(np.bincount(drawn.ravel())[1:] / np.pi)
     assert radius == pytest.approx([5.0, 20.0], abs=0.6)
+
+
+@pytest.mark.parametrize("frame", [np.full((48, 48), np.inf), np.full((48, 48), np.nan),
+                                   np.zeros((48, 48), bool)], ids=["inf", "nan", "bool"])
+def test_frames_without_numbers_keep_the_found_outlines_quietly(frame):
+    found = disk_labels(frame.shape, [(24, 24)], 9.0)
+    with np.errstate(all="raise"):
+        drawn = half_contrast_outlines(frame, found)
+    assert np.array_equal(drawn, found)

@@ -37,7 +37,8 @@ def _medians(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     """Median of ``values`` for each id 1..n (NaN where an id has none): one sort of the
     selected pixels, not of the frame."""
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
-    rank = (values - lo) * (0.5 / max(hi - lo, 1e-12))  # in [0, 0.5]: ids stay apart
+    with np.errstate(invalid="ignore"):  # inf frames: NaN ranks, NaN levels, outlines kept
+        rank = (values - lo) * (0.5 / max(hi - lo, 1e-12))  # in [0, 0.5]: ids stay apart
     order = np.argsort(ids + rank)  # by id, then by value
     counts = np.bincount(ids, minlength=n + 1)[:n + 1]
     starts = (np.cumsum(counts) - counts)[1:]  # where each id 1..n begins in ``order``
@@ -145,8 +146,9 @@ def half_contrast_outlines(image: np.ndarray, labels: np.ndarray, *,
     background = _medians(smooth[ring], owner[ring], n)
     plateau = _medians(smooth[core], labels[core], n)
     # particles without a ring or a core (NaN medians) keep their found outline
-    edge = np.concatenate([[np.nan], background + float(level) * (plateau - background)])
-    sign = np.concatenate([[0.0], np.sign(plateau - background)])
+    with np.errstate(invalid="ignore"):
+        edge = np.concatenate([[np.nan], background + float(level) * (plateau - background)])
+        sign = np.concatenate([[0.0], np.sign(plateau - background)])
     # the pixels beyond each particle's level, within grow_px of it and on its side, are its
     # region; it grows from its found pixels in the region through the region only (pieces
     # that do not touch the particle are something else), then its holes are filled
