@@ -95,6 +95,34 @@ def test_train_smoke_writes_a_loadable_checkpoint(tmp_path, capsys):
     assert "unknown training preset 'nope'" in capsys.readouterr().err
 
 
+def test_train_with_half_contrast_targets(tmp_path, capsys, monkeypatch):
+    """``edges=half-contrast``: every training and validation target is made from the pair's
+    particles redrawn on its noise-free frame; a bad value names the key."""
+    pytest.importorskip("temstream.sim.training")
+    from temstream.cli import train as train_cli
+    from temstream.tracking import edges
+
+    calls = []
+    real = edges.half_contrast_outlines
+
+    def spy(image, labels, **kw):
+        calls.append(kw)
+        return real(image, labels, **kw)
+
+    monkeypatch.setattr(edges, "half_contrast_outlines", spy)
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "smoke", "--out", str(out), "--no-real", "--no-progress",
+                 "steps=2", "eval_every=2", "pool=2", "val_size=1", "base=4", "depth=2",
+                 "edges=half-contrast"]) == 0
+    card = json.loads((out / "model.json").read_text())
+    assert card["training"]["edges"] == "half-contrast"
+    assert len(calls) >= 3  # the pool's pairs, the refreshed one and the validation pair
+    assert all(kw == {"smooth_px": train_cli.TARGET_SMOOTH_PX} for kw in calls)
+    capsys.readouterr()
+    assert main(["train", "--preset", "smoke", "--out", str(out), "edges=sharp"]) == 2
+    assert "edges" in capsys.readouterr().err
+
+
 def test_finetune_cross_validates_then_writes_a_loadable_model(tiny_checkpoint, tmp_path,
                                                               capsys):
     _labelled_folder(tmp_path / "set", n=4, size=96)

@@ -165,3 +165,22 @@ def test_capped_gain_never_saturates_and_changes_only_the_saturated_pairs():
         img_c, tgt = capped[k][0].astype(float), plain[k][1]
         if (tgt > 0).any():
             assert img_c[tgt > 0].mean() < img_c[tgt == 0].mean()
+
+
+def test_relabel_redraws_the_targets_from_the_noise_free_frame_and_keeps_the_images():
+    seen = []
+
+    def relabel(labels, expected):
+        seen.append((labels.copy(), expected.copy()))
+        return np.where(labels == labels.max(), 0, labels)  # drop one particle per pair
+
+    plain = _take(4, 3, size=96)
+    redrawn = _take(4, 3, size=96, relabel=relabel)
+    assert len(seen) == 3
+    for (img, tgt), (img_r, tgt_r), (labels, expected) in zip(plain, redrawn, seen):
+        assert np.array_equal(img, img_r)  # the same pairs, bit for bit
+        assert np.array_equal(tgt, particle_target(labels))
+        assert np.array_equal(tgt_r, particle_target(np.where(labels == labels.max(), 0, labels)))
+        # the expectation is the image without its noise: they agree up to the detector
+        assert expected.shape == img.shape and expected.dtype.kind == "f"
+        assert np.corrcoef(expected.ravel(), img.ravel().astype(float))[0, 1] > 0.5

@@ -29,6 +29,33 @@ def add_parser(sub):
     return parser
 
 
+#: the noise-free frame of a training pair is smoothed this little before its particles are
+#: redrawn at half contrast (``edges=half-contrast``)
+TARGET_SMOOTH_PX = 0.5
+
+
+def _relabel(cfg):
+    """The ``relabel`` of :func:`temstream.sim.training.training_pairs` for ``cfg.edges``."""
+    from functools import partial
+
+    from temstream.cli import UsageError
+
+    if cfg.edges == "extent":
+        return None
+    if cfg.edges != "half-contrast":
+        raise UsageError(f"training option edges: 'extent' or 'half-contrast', not "
+                         f"{cfg.edges!r}")
+    if cfg.task not in ("particles", "cores"):
+        raise UsageError(f"training option edges=half-contrast needs a particle task, not "
+                         f"{cfg.task!r}")
+    from temstream.tracking.edges import half_contrast_outlines
+
+    def relabel(labels, expected):
+        return half_contrast_outlines(expected, labels, smooth_px=TARGET_SMOOTH_PX)
+
+    return relabel
+
+
 def run(args) -> int:
     import os
     from functools import partial
@@ -47,7 +74,7 @@ def run(args) -> int:
         raise UsageError(str(exc)) from None
     make_pairs = partial(training_pairs, size=cfg.size, task=cfg.task, bubbles=cfg.bubbles,
                          overlaps=cfg.overlaps, lattices=cfg.lattices,
-                         cap_gain=cfg.cap_gain)
+                         cap_gain=cfg.cap_gain, relabel=_relabel(cfg))
     real = None
     if cfg.task in ("particles", "cores") and not args.no_real:
         real_dir = args.real or default_real_dir()

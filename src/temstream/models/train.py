@@ -92,6 +92,11 @@ class TrainConfig:
     cap_gain : bool
         Keep the simulated detector counts below saturation (see
         :func:`temstream.sim.training.training_pairs`).
+    edges : {"extent", "half-contrast"}
+        Where the targets put a particle's edge: where its projected thickness ends (the
+        simulator's labels), or where its noise-free image is half-way between its background
+        and its core (the hand-drawn convention; ``temstream train`` redraws the labels with
+        :func:`temstream.tracking.edges.half_contrast_outlines`).
     init : str
         Fine-tuning: start from this checkpoint (name or path; its architecture is used and
         ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
@@ -130,6 +135,7 @@ class TrainConfig:
     overlaps: float = 0.0
     lattices: float = 0.0
     cap_gain: bool = False
+    edges: str = "extent"
     init: str = ""
     ema: float = 0.0
 

@@ -277,7 +277,8 @@ def core_target(labels: np.ndarray, fraction: float = 0.5) -> np.ndarray:
 def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
                    bubbles: float = 0.15, overlaps: float = 0.0,
                    lattices: float = 0.0,
-                   cap_gain: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                   cap_gain: bool = False,
+                   relabel=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless iterator of domain-randomised training pairs.
 
     Parameters
@@ -305,6 +306,11 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
         Lower an integrating detector's gain where gain x dose would saturate the 16-bit
         counts (about 1 % of the pairs; their targets keep the particles, which a saturated
         image no longer shows). False keeps the pairs of earlier revisions bit for bit.
+    relabel : callable, optional
+        ``relabel(labels (H, W) int, expected (H, W) float) -> labels``: redraws the particles
+        before the target is made, from the frame's noise-free expectation (electrons per
+        pixel); e.g. ``temstream train ... edges=half-contrast`` passes
+        :func:`temstream.tracking.edges.half_contrast_outlines`. The images are unchanged.
 
     Yields
     ------
@@ -327,10 +333,11 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
         bg = Background(shape, prm, rng)
         dis = random_distractors(prm, shape, rng)
         out = render_scene(shape, prm, ps, bg, dis, rng)
+        labels = out.labels if relabel is None else relabel(out.labels, out.expected)
         if task == "particles":
-            target = particle_target(out.labels)
+            target = particle_target(labels)
         elif task == "cores":
-            target = core_target(out.labels)
+            target = core_target(labels)
         else:
             target = (out.layers[0].astype(np.uint8) + 2 * out.layers[1].astype(np.uint8))
         yield out.image, target
