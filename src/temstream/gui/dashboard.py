@@ -169,26 +169,22 @@ class Dashboard(QtWidgets.QMainWindow):
         rec.setChecked(bool(self.control.recording))
         rec.toggled.connect(self._record_toggled)
 
-    def _set_threshold(self, value: float) -> None:
+    def _apply(self, setter, value, done: str) -> None:
+        """Hand a new setting to the pipeline; the status bar says from when, or why not."""
         try:
-            self.control.set_threshold(value)
-            self.status.showMessage(f"threshold {value:.2f} from the next frame", 3000)
+            setter(value)
+            self.status.showMessage(f"{done} from the next frame", 3000)
         except (RuntimeError, ValueError) as exc:
             self.status.showMessage(str(exc), 5000)
+
+    def _set_threshold(self, value: float) -> None:
+        self._apply(self.control.set_threshold, value, f"threshold {value:.2f}")
 
     def _set_outline(self, rule: str) -> None:
-        try:
-            self.control.set_outline(rule)
-            self.status.showMessage(f"outlines: {rule} from the next frame", 3000)
-        except (RuntimeError, ValueError) as exc:
-            self.status.showMessage(str(exc), 5000)
+        self._apply(self.control.set_outline, rule, f"outlines: {rule}")
 
     def _set_search_range(self, value: float) -> None:
-        try:
-            self.control.set_search_range(value)
-            self.status.showMessage(f"search range {value:g} px from the next frame", 3000)
-        except (RuntimeError, ValueError) as exc:
-            self.status.showMessage(str(exc), 5000)
+        self._apply(self.control.set_search_range, value, f"search range {value:g} px")
 
     def _record_toggled(self, on: bool) -> None:
         try:
