@@ -184,6 +184,32 @@ def _regions(smooth, owner, dist, labels, edge, sign, grow, region, drawn):  # p
 
 
 @numba.njit(cache=True, nogil=True)
+def _spread(ids, allowed, queue, tail):  # pragma: no cover - compiled
+    """Breadth first from the ``tail`` pixels queued: each 4-neighbour that is 0 in ``ids``
+    takes the id spreading into it (with ``allowed``: only where ``allowed`` holds that id).
+    Returns how many pixels were queued in all (``queue[:n]`` lists them)."""
+    h, w = ids.shape
+    head = 0
+    while head < tail:
+        p = queue[head]
+        head += 1
+        r = p // w
+        c = p - r * w
+        k = ids[r, c]
+        for q in range(4):
+            rr = r + (q == 0) - (q == 1)
+            cc = c + (q == 2) - (q == 3)
+            if rr < 0 or rr >= h or cc < 0 or cc >= w or ids[rr, cc] != 0:
+                continue
+            if allowed is not None and allowed[rr, cc] != k:
+                continue
+            ids[rr, cc] = k
+            queue[tail] = rr * w + cc
+            tail += 1
+    return tail
+
+
+@numba.njit(cache=True, nogil=True)
 def _grow_within(drawn, region, queue):  # pragma: no cover - compiled
     """Grow ``drawn`` (4-connected, breadth first) into the pixels of ``region`` that carry
     the same id."""
@@ -194,20 +220,7 @@ def _grow_within(drawn, region, queue):  # pragma: no cover - compiled
             if drawn[r, c] > 0:
                 queue[tail] = r * w + c
                 tail += 1
-    head = 0
-    while head < tail:
-        p = queue[head]
-        head += 1
-        r = p // w
-        c = p - r * w
-        k = drawn[r, c]
-        for q in range(4):
-            rr = r + (q == 0) - (q == 1)
-            cc = c + (q == 2) - (q == 3)
-            if 0 <= rr < h and 0 <= cc < w and drawn[rr, cc] == 0 and region[rr, cc] == k:
-                drawn[rr, cc] = k
-                queue[tail] = rr * w + cc
-                tail += 1
+    _spread(drawn, region, queue, tail)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -215,54 +228,38 @@ def _fill_enclosed(drawn, queue):  # pragma: no cover - compiled
     """Give each hole (a 4-connected patch of 0 that does not reach the frame's edge) to the
     particle around it, when one particle alone borders it."""
     h, w = drawn.shape
-    seen = np.zeros((h, w), np.bool_)
+    outside, hole = -1, -2  # marks while filling, 0 again at the end
     tail = 0
-    for r in range(h):  # the outside: zeros connected to the frame's edge
+    for r in range(h):
         for c in range(w):
             if (r == 0 or c == 0 or r == h - 1 or c == w - 1) and drawn[r, c] == 0:
-                seen[r, c] = True
+                drawn[r, c] = outside
                 queue[tail] = r * w + c
                 tail += 1
-    head = 0
-    while head < tail:
-        p = queue[head]
-        head += 1
-        r = p // w
-        c = p - r * w
-        for q in range(4):
-            rr = r + (q == 0) - (q == 1)
-            cc = c + (q == 2) - (q == 3)
-            if 0 <= rr < h and 0 <= cc < w and not seen[rr, cc] and drawn[rr, cc] == 0:
-                seen[rr, cc] = True
-                queue[tail] = rr * w + cc
-                tail += 1
+    _spread(drawn, None, queue, tail)
     for r0 in range(h):
         for c0 in range(w):
-            if seen[r0, c0] or drawn[r0, c0] != 0:
+            if drawn[r0, c0] != 0:
                 continue
-            seen[r0, c0] = True
+            drawn[r0, c0] = hole
             queue[0] = r0 * w + c0
-            head, tail = 0, 1
+            n = _spread(drawn, None, queue, 1)
             lo, hi = 2147483647, 0  # ids bordering this hole
-            while head < tail:
-                p = queue[head]
-                head += 1
+            for i in range(n):
+                p = queue[i]
                 r = p // w
                 c = p - r * w
                 for q in range(4):
                     rr = r + (q == 0) - (q == 1)
                     cc = c + (q == 2) - (q == 3)
-                    if rr < 0 or rr >= h or cc < 0 or cc >= w:
-                        continue
-                    k = drawn[rr, cc]
-                    if k != 0:
-                        lo = min(lo, k)
-                        hi = max(hi, k)
-                    elif not seen[rr, cc]:
-                        seen[rr, cc] = True
-                        queue[tail] = rr * w + cc
-                        tail += 1
-            if lo == hi:
-                for i in range(tail):
-                    p = queue[i]
-                    drawn[p // w, p - (p // w) * w] = lo
+                    if 0 <= rr < h and 0 <= cc < w and drawn[rr, cc] > 0:
+                        lo = min(lo, drawn[rr, cc])
+                        hi = max(hi, drawn[rr, cc])
+            fill = lo if lo == hi else outside
+            for i in range(n):
+                p = queue[i]
+                drawn[p // w, p - (p // w) * w] = fill
+    for r in range(h):
+        for c in range(w):
+            if drawn[r, c] < 0:
+                drawn[r, c] = 0
