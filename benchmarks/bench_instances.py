@@ -9,7 +9,10 @@ times the boundary-class route (seeded growth) with and without merging seed fra
 (``merge_below``) and the confidence filter (``min_score``), on the same disks with a speckled
 P(particle); a third the pipeline's Instances stage with the per-frame expected-Dice outline
 (``segment.outline``) and the half-contrast outlines redrawn from the frame (a noisy image of
-the same disks) against outlines at the threshold, on those disks in a ring of unsure pixels.
+the same disks) against outlines at the threshold, on those disks in a ring of unsure pixels;
+a fourth the half-contrast stage with and without the test that keeps faint particles the
+frame shows clearly (``instances.faint_contrast_z``), with a third of the disks below
+``min_score``.
 
     python benchmarks/bench_instances.py [--quick]
 """
@@ -59,6 +62,16 @@ def ringed_frame(size, seed=0):
     fg = p[0] < 0.5
     ring = ndimage.binary_dilation(fg) & ~fg
     p[1][ring], p[2][ring] = 0.36, 0.02
+    p[0] = 1 - p[1] - p[2]
+    return p
+
+
+def faint_frame(size, seed=0):
+    """:func:`ringed_frame` with every third disk at P(particle) = 0.5 (below ``min_score``)."""
+    p = ringed_frame(size, seed)
+    labels, n = ndimage.label(p[0] < 0.5)
+    faint = (labels % 3 == 0) & (labels > 0)
+    p[1][faint], p[2][faint] = 0.5, 0.02
     p[0] = 1 - p[1] - p[2]
     return p
 
@@ -120,12 +133,12 @@ def main():
               f"| {t2:.2f} | +{t2 - t1:.2f} ms |")
     print()
     print("| size | Instances stage, outlines at the threshold ms | expected-Dice outlines ms "
-          "| cost | foreground px kept | half-contrast outlines ms | cost |")
+          "| cost | foreground px kept | half-contrast outlines (faint dropped) ms | cost |")
     print("|---|---|---|---|---|---|---|")
     kw.update(merge_below=0.5, merge_share=0.2, min_score=0.65)
     at_threshold = Instances(outline="threshold", **kw)
     expected_dice = Instances(outline="expected-dice", **kw)
-    half_contrast = Instances(outline="half-contrast", **kw)
+    half_contrast = Instances(outline="half-contrast", faint_contrast_z=0.0, **kw)  # 4th table
     expected_dice(ringed_frame(64))                    # load the numba cache
     for size in (512, 1024) if args.quick else (512, 1024, 2048):
         p = ringed_frame(size)
@@ -137,6 +150,23 @@ def main():
         t2 = best(lambda: half_contrast(p, image), rep)
         print(f"| {size}² | {t0:.2f} | {t1:.2f} | +{t1 - t0:.2f} ms | {kept:.0%} "
               f"| {t2:.2f} | +{t2 - t0:.2f} ms |")
+    print()
+    print("| size | particles (faint) | half-contrast, faint dropped ms | faint kept when z >= 5 "
+          "ms | cost | faint kept |")
+    print("|---|---|---|---|---|---|")
+    strict = half_contrast
+    rescue = Instances(outline="half-contrast", faint_contrast_z=5.0, **kw)
+    for size in (512, 1024) if args.quick else (512, 1024, 2048):
+        p = faint_frame(size)
+        image = disks_image(p)
+        rep = (3 if args.quick else 10) if size < 2048 else 3
+        n_all = len(half_contrast(ringed_frame(size), image)[1]["x"])
+        n0 = len(strict(p, image)[1]["x"])
+        n1 = len(rescue(p, image)[1]["x"])
+        t0 = best(lambda: strict(p, image), rep)
+        t1 = best(lambda: rescue(p, image), rep)
+        print(f"| {size}² | {n_all} ({n_all - n0}) | {t0:.2f} | {t1:.2f} | +{t1 - t0:.2f} ms "
+              f"| {n1 - n0} |")
 
 
 if __name__ == "__main__":

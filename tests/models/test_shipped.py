@@ -95,3 +95,32 @@ def test_half_contrast_outlines_match_hand_drawn_real_particles_better():
     by = {r["model"]: r for r in rows}
     assert by["half-contrast"]["dice"] > by["expected-dice"]["dice"] + 0.02
     assert by["half-contrast"]["centroid_err_px"] < by["expected-dice"]["centroid_err_px"]
+
+
+def test_faint_real_particles_the_frame_shows_are_kept():
+    # msa-em images 3 and 6 hold faint particles whose speckled probabilities fall below
+    # min_score: judged by their contrast in the frame they are kept, and the hand-drawn
+    # particles are matched better in pixels and in objects
+    from dataclasses import replace
+
+    from temstream.cli._pipeline import pipeline_instancer
+    from temstream.config import load_config
+    from temstream.models.evaluate import evaluate_real
+    from temstream.models.realdata import default_real_dir, load_msa_em
+
+    folder = default_real_dir()
+    if folder is None:
+        pytest.skip("../shared/data/real/msa-em-train not found")
+    pairs = [load_msa_em(folder)[i] for i in (3, 6)]
+    segs = {"hc": load_segmenter("default", backend="torch", device="cpu",
+                                 outline="half-contrast")}
+    inst = load_config(None).instances
+    assert inst.faint_contrast_z > 0
+    scores = {}
+    for z in (0.0, inst.faint_contrast_z):
+        rows, _ = evaluate_real(segs, pairs,
+                                instancer=pipeline_instancer(replace(inst, faint_contrast_z=z)))
+        scores[z] = rows[0]
+    dropped, kept = scores[0.0], scores[inst.faint_contrast_z]
+    assert kept["dice"] > dropped["dice"] + 0.02
+    assert kept["obj_f1"] > dropped["obj_f1"]

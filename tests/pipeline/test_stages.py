@@ -70,6 +70,18 @@ def test_configuration_selects_the_outline_rule(overrides, outline):
     assert dict(runner.stages)["instances"].outline == outline
 
 
+def test_configuration_sets_the_faint_particle_rescue():
+    from temstream.cli._pipeline import build_runner
+    from temstream.config import load_config
+    from temstream.stream.sources import MemorySource
+
+    for z in (0.0, 6.5):
+        config = load_config(None, ["segment.outline=half-contrast",
+                                    f"instances.faint_contrast_z={z}"])
+        stage = dict(build_runner(config, MemorySource([])).stages)["instances"]
+        assert stage.kwargs["faint_contrast_z"] == z
+
+
 @pytest.mark.parametrize("classes", [CLASSES, ("background", "a", "b", "both")])
 def test_warm_up_particles_exercise_the_outline_cut(classes):
     # the runner warms up on these: their rings must be cut, or the cut's kernel would first

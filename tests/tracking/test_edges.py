@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from temstream.tracking.edges import _medians, _nearest_particle, half_contrast_outlines
+from temstream.tracking.edges import (_medians, _nearest_particle, contrast_significance,
+                                      half_contrast_outlines)
 from temstream.tracking.instances import extract_instances
 
 
@@ -157,3 +158,55 @@ def test_frames_without_numbers_keep_the_found_outlines_quietly(frame):
     with np.errstate(all="raise"):
         drawn = half_contrast_outlines(frame, found)
     assert np.array_equal(drawn, found)
+
+
+def test_contrast_significance_is_the_contrast_in_standard_errors():
+    # Gaussian noise of known sigma: z = depth / sigma * sqrt(area / (pi 5^2)), up to the
+    # medians' sampling error
+    centres = [(40, 40), (40, 120), (110, 80)]
+    rng = np.random.default_rng(5)
+    sigma, depths = 20.0, [10.0, 20.0, 40.0]
+    frame = rng.normal(1000.0, sigma, (150, 160))
+    labels = disk_labels(frame.shape, centres, 12.0)
+    for k, d in enumerate(depths, start=1):
+        frame[labels == k] -= d
+    z = contrast_significance(frame, labels)
+    area = np.bincount(labels.ravel())[1:]
+    want = np.array(depths) / sigma * np.sqrt(area / (np.pi * 25.0))
+    assert z == pytest.approx(want, rel=0.25)
+    assert np.all(np.diff(z) > 0)
+    # same for bright particles, and the noise is the ring's own
+    assert contrast_significance(2000.0 - frame, labels) == pytest.approx(z, rel=1e-9)
+    assert contrast_significance(3 * frame, labels) == pytest.approx(z, rel=1e-9)
+    # measuring a subset changes nothing for it
+    some = contrast_significance(frame, labels, which=np.array([False, True, False, True]))
+    assert some.tolist() == [z[0], 0.0, z[2]]
+
+
+@pytest.mark.parametrize("frame", [np.full((48, 48), np.inf), np.full((48, 48), 7.0)],
+                         ids=["inf", "constant"])
+def test_contrast_significance_is_zero_without_contrast_or_noise(frame):
+    with np.errstate(all="raise"):
+        z = contrast_significance(frame, disk_labels(frame.shape, [(24, 24)], 9.0))
+    assert z.tolist() == [0.0]
+
+
+def test_faint_particles_with_contrast_in_the_frame_are_kept():
+    # two particles whose probabilities are below min_score: one is in the frame (a faint
+    # particle, speckled output), the other is not (a speck of mottle the network half saw)
+    centres = [(40, 40), (40, 120)]
+    rng = np.random.default_rng(2)
+    expected = soft_disks((80, 160), centres[:1], 8.0, 14.0, depth=60.0)
+    frame = rng.poisson(expected).astype(np.float32)
+    p = np.zeros((2, 80, 160), np.float32)
+    p[1] = np.where(disk_labels(frame.shape, centres, 12.0) > 0, 0.55, 0.02)
+    p[0] = 1 - p[1]
+    kw = dict(min_area=1, min_score=0.65, outline_image=frame)
+    strict, _ = extract_instances(p, faint_contrast_z=0.0, **kw)
+    rescued, table = extract_instances(p, faint_contrast_z=4.0, **kw)
+    assert strict.max() == 0
+    assert len(table["x"]) == 1
+    assert (table["x"][0], table["y"][0]) == pytest.approx((40, 40), abs=0.5)
+    assert np.sqrt(table["area"][0] / np.pi) == pytest.approx(11.0, abs=1.0)
+    # without the frame there is nothing to judge the contrast by: min_score alone
+    assert extract_instances(p, min_area=1, min_score=0.65, faint_contrast_z=4.0)[0].max() == 0

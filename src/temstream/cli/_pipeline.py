@@ -80,6 +80,7 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
                             n_fold=inst.n_fold, seed_threshold=inst.seed_threshold,
                             min_seed_area=inst.min_seed_area, merge_below=inst.merge_below,
                             merge_share=inst.merge_share, min_score=inst.min_score,
+                            faint_contrast_z=inst.faint_contrast_z,
                             outline=getattr(segmenter, "outline", "threshold")),
         link=Link(search_range=config.tracking.search_range, memory=config.tracking.memory,
                   predict=config.tracking.predict, n_fold=inst.n_fold),
@@ -143,6 +144,7 @@ def pipeline_instancer(inst):
                                  min_seed_area=inst.min_seed_area,
                                  merge_below=inst.merge_below,
                                  merge_share=inst.merge_share,
-                                 min_score=inst.min_score)[0]
+                                 min_score=inst.min_score,
+                                 faint_contrast_z=inst.faint_contrast_z)[0]
 
     return instancer

@@ -95,6 +95,10 @@ class InstancesConfig:
 
     min_area: int = _range(24, 0, None)  # px; smaller instances are noise
     min_score: float = _range(0.65, 0.0, 1.0)  # instances with a lower mean P(foreground) are dropped
+    # segment.outline = "half-contrast": an instance below min_score is kept when its contrast
+    # in the frame is at least this many standard errors of its background's noise (Rose's
+    # criterion, 5; 0 = never)
+    faint_contrast_z: float = _range(5.0, 0.0, None)
     seed_threshold: float = _range(0.85, 0.0, 1.0)  # boundary-class models: P(particle) of seeds
     min_seed_area: int = _range(10, 0, None)  # px; smaller seeds do not make a particle
     # boundary-class models: two touching particles are fragments of one and merge when their

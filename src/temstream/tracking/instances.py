@@ -19,7 +19,7 @@ therefore turns the particle *clockwise as seen on screen*. Values lie in
 import numpy as np
 
 from temstream.tracking import _instances_kernels as _k
-from temstream.tracking.edges import half_contrast_outlines
+from temstream.tracking.edges import contrast_significance, half_contrast_outlines
 
 __all__ = ["extract_instances", "empty_table", "label_mask", "TABLE_COLUMNS", "LABELLERS"]
 
@@ -187,11 +187,17 @@ def empty_table():
     return {k: np.empty(0, _DTYPES.get(k, np.float64)) for k in TABLE_COLUMNS}
 
 
+def _check_frame(image, labels):
+    if np.shape(image) != labels.shape:
+        raise ValueError(f"outline_image has shape {np.shape(image)} but the segmentation "
+                         f"{labels.shape}; pass the frame it comes from")
+
+
 def extract_instances(probabilities, *, classes=("background", "particle"), threshold=0.5,
                       min_area=8, split_touching=False, n_fold=4, intensity=None,
                       labeller="opencv", split_min_distance=3, seed_threshold=0.0,
                       min_seed_area=0, merge_below=0.0, merge_share=0.2, min_score=0.0,
-                      outline_threshold=None, outline_image=None):
+                      outline_threshold=None, outline_image=None, faint_contrast_z=0.0):
     """Instance labels and a per-particle table from a segmentation.
 
     Parameters
@@ -264,6 +270,11 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
         redrawn where the smoothed frame is half-way between the particle's local background
         and its core (:func:`temstream.tracking.edges.half_contrast_outlines`, the
         convention of hand-drawn outlines); no particle is added or removed.
+    faint_contrast_z : float
+        With ``outline_image``: a particle below ``min_score`` is kept when it stands out of
+        its local background in the frame by at least this many standard errors
+        (:func:`temstream.tracking.edges.contrast_significance`): a faint particle whose
+        probabilities are speckled, not a speck of the support's mottle. 0 keeps none.
 
     Returns
     -------
@@ -343,20 +354,24 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
                              f"{labels.shape}; pass the frame the probabilities come from")
         weights = intensity
     keep = area >= max(int(min_area), 1)
+    keep[0] = False
     if min_score > 0 and probs is not None and n > 0:
         fg_sum = np.zeros(n + 1)
         _k.foreground_sums(labels, probs[0], fg_sum)
-        keep &= fg_sum >= float(min_score) * area
-    keep[0] = False
+        faint = keep & (fg_sum < float(min_score) * area)
+        if outline_image is not None and faint_contrast_z > 0 and faint.any():
+            _check_frame(outline_image, labels)
+            z = contrast_significance(outline_image, np.where(keep[labels], labels, 0),
+                                      which=faint)
+            faint[1:z.size + 1] &= z < float(faint_contrast_z)
+        keep &= ~faint
     if (outline_threshold is not None and probs is not None and n > 0
             and float(outline_threshold) > float(threshold)):
         if _k.trim_below(labels, probs[0], np.float32(outline_threshold)):
             bbox, area = _boxes(labels, n)
             keep &= area > 0
     if outline_image is not None and n > 0:
-        if np.shape(outline_image) != labels.shape:
-            raise ValueError(f"outline_image has shape {np.shape(outline_image)} but the "
-                             f"segmentation {labels.shape}; pass the frame it comes from")
+        _check_frame(outline_image, labels)
         labels = half_contrast_outlines(outline_image, np.where(keep[labels], labels, 0))
         bbox, area = _boxes(labels, n)
         keep &= area > 0
