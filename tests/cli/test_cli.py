@@ -55,6 +55,7 @@ def test_process_npy_writes_a_complete_recording(tmp_path):
                      "tracking.search_range=5")
     assert result.returncode == 0, result.stderr
     assert "frames processed  12" in result.stdout
+    assert "segmenter         classical (otsu threshold, dark particles)" in result.stdout
     info = read_frames_info(out)
     assert list(info["frame"]) == list(range(12)) and set(info["status"]) == {"processed"}
     df = read_particles(out)

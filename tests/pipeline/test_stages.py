@@ -115,3 +115,18 @@ def test_warm_up_particles_compile_the_half_contrast_kernels():
     assert len(table["x"]) == 5  # a frame without contrast keeps the found particles
     for kernel in (edges._regions, edges._grow_within, edges._fill_enclosed):
         assert kernel.signatures, kernel
+
+
+@pytest.mark.parametrize("overrides, line", [
+    (["segment.model=default", "segment.outline=half-contrast", "segment.tta=2"],
+     "default (torch-cpu-fp32, threshold 0.35, outlines half-contrast, tta 2)"),
+    (["segment.model=classical", "classical.method=li"], "classical (li threshold, dark particles)"),
+])
+def test_the_summary_says_what_segmented_the_frames(overrides, line):
+    from temstream.cli._pipeline import build_runner, describe_segmenter
+    from temstream.config import load_config
+    from temstream.stream.sources import MemorySource
+
+    runner = build_runner(load_config(None, overrides + ["segment.backend=torch"]),
+                          MemorySource([]))
+    assert describe_segmenter(runner) == f"segmenter         {line}"

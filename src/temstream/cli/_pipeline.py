@@ -93,6 +93,19 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
     )
 
 
+def describe_segmenter(runner: Runner) -> str:
+    """One summary line saying what segmented the frames: the model, its backend, threshold
+    and outline rule (the classical baseline: its threshold method)."""
+    seg = dict(runner.stages)["segment"]
+    stage = dict(runner.stages)["instances"]
+    if hasattr(seg, "backend_name"):
+        what = (f"{seg.name} ({seg.backend_name}, threshold {seg.threshold:.2f}, outlines "
+                f"{stage.outline}" + (f", tta {seg.tta}" if seg.tta > 1 else "") + ")")
+    else:
+        what = f"classical ({seg.method} threshold, {seg.polarity} particles)"
+    return f"segmenter         {what}"
+
+
 def zmq_source(config: Config):
     """The ZeroMQ frame source described by ``[source]``."""
     from temstream.stream.sources import ZmqSource

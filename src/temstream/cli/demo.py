@@ -6,7 +6,7 @@ import threading
 import time
 
 from temstream.cli._common import config_from_args, new_parser
-from temstream.cli._pipeline import build_runner, stop_on_signals
+from temstream.cli._pipeline import build_runner, describe_segmenter, stop_on_signals
 
 
 def add_parser(sub) -> None:
@@ -111,5 +111,6 @@ def run(args) -> int:
     if detector.error is not None:
         raise RuntimeError(f"simulated detector failed: {detector.error}") from detector.error
     print(summary.format())
+    print(describe_segmenter(runner))
     print(f"recorded to {args.out}  (inspect with: temstream info {args.out})")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from temstream.cli._common import config_from_args, new_parser
-from temstream.cli._pipeline import build_runner, stop_on_signals
+from temstream.cli._pipeline import build_runner, describe_segmenter, stop_on_signals
 
 
 def add_parser(sub) -> None:
@@ -62,4 +62,5 @@ def run(args) -> int:
             summary = runner.run()
     print(f"processed {args.input} -> {args.out}")
     print(summary.format())
+    print(describe_segmenter(runner))
     return 0

@@ -132,7 +132,7 @@ def replay_with_dashboard(args, movie, fps: float | None, context) -> int:
     import threading
 
     from temstream.cli._common import config_from_args
-    from temstream.cli._pipeline import build_runner, zmq_source
+    from temstream.cli._pipeline import build_runner, describe_segmenter, zmq_source
     from temstream.gui import run_with_dashboard
     from temstream.stream.publish import FramePublisher
 
@@ -156,6 +156,7 @@ def replay_with_dashboard(args, movie, fps: float | None, context) -> int:
         sender.join(10)
         pub.close(linger_ms=0)
     print(summary.format())
+    print(describe_segmenter(runner))
     if args.out:
         print(f"recorded to {args.out}")
     return 0

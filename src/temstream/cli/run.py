@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from temstream.cli._common import config_from_args, new_parser
-from temstream.cli._pipeline import build_runner, stop_on_signals, zmq_source
+from temstream.cli._pipeline import (build_runner, describe_segmenter, stop_on_signals,
+                                     zmq_source)
 
 
 def add_parser(sub) -> None:
@@ -43,6 +44,7 @@ def run(args) -> int:
         with stop_on_signals(runner):
             summary = runner.run()
     print(summary.format())
+    print(describe_segmenter(runner))
     if args.out:
         print(f"recorded to {args.out}" if summary.received else
               f"nothing recorded to {args.out}: no frame arrived")
