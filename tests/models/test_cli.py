@@ -303,6 +303,48 @@ def test_evaluate_scores_half_contrast_outlines_as_the_pipeline_draws_them(tiny_
         evaluate_real({"v": seg}, pairs, label="set", instancer=default_instancer)
 
 
+def test_evaluate_gives_a_model_its_own_instance_settings(tiny_checkpoint, tmp_path, capsys):
+    """``MODEL@instances.KEY=VALUE``: that model's particles are extracted with its own
+    [instances] settings, the other models' with the pipeline's."""
+    from dataclasses import replace
+
+    from temstream.cli._pipeline import pipeline_instancer
+    from temstream.config import load_config
+    from temstream.models import load_segmenter
+    from temstream.models.metrics import pixel_scores
+    from temstream.models.realdata import load_msa_em
+
+    _labelled_folder(tmp_path / "set")
+    plain = f"{tiny_checkpoint}@outline=half-contrast"
+    variant = f"{plain}@instances.min_area=5000"
+    assert main(["evaluate", "--model", plain, "--model", variant, "--backend", "torch",
+                 str(tmp_path / "set"), "--out", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert "instances.* settings after a model's @ are its own" in md
+    seg = load_segmenter(tiny_checkpoint, backend="torch", device="cpu", outline="half-contrast")
+    pairs = load_msa_em(tmp_path / "set")
+    inst = load_config(None).instances
+    dice = {}
+    for name, settings in (("tiny@outline=half-contrast", inst),
+                           ("tiny@outline=half-contrast@instances.min_area=5000",
+                            replace(inst, min_area=5000))):
+        row = next(line for line in md.splitlines() if line.startswith("| real | set | - |")
+                   and f"| {name} |" in line)
+        instancer = pipeline_instancer(settings)
+        tp = fp = fn = 0
+        for _, image, truth in pairs:
+            s = pixel_scores(instancer(seg.predict_batch(image[None])[0], seg, image) > 0,
+                             truth)
+            tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
+        dice[name] = float(row.split('|')[8])
+        assert f"{2 * tp / max(2 * tp + fp + fn, 1):.3f}" == f"{dice[name]:.3f}"
+    assert len(set(dice.values())) == 2  # the settings made a difference
+    capsys.readouterr()
+    assert main(["evaluate", "--model", f"{tiny_checkpoint}@instances.min_aera=4",
+                 str(tmp_path / "set")]) == 2
+    assert "instances.min_aera" in capsys.readouterr().err
+
+
 def test_info_describes_a_model_and_checks_its_weights(tiny_checkpoint, tmp_path, capsys):
     import shutil
 

@@ -38,10 +38,12 @@ def add_parser(sub):
                         help="sim, sim:NAME[,NAME...], real, or an images/labels folder "
                              "(default: sim real)")
     parser.add_argument("--model", action="append", default=[],
-                        help="model name or checkpoint, optionally with [segment] settings "
-                             "of its own after @ (default@outline=threshold, "
-                             "runs/x@threshold=0.5@tta=4); repeatable, so one model can be "
-                             "compared with itself under other settings (default: default)")
+                        help="model name or checkpoint, optionally with [segment] or "
+                             "[instances] settings of its own after @ (default@outline="
+                             "threshold, runs/x@threshold=0.5@tta=4, default@outline=half-"
+                             "contrast@instances.faint_contrast_z=0); repeatable, so one model "
+                             "can be compared with itself under other settings (default: "
+                             "default)")
     parser.add_argument("--backend", default=None,
                         help="auto, torch, onnxruntime, tensorrt (default: segment.backend)")
     parser.add_argument("--tta", type=int, choices=[1, 2, 4, 8], default=None,
@@ -147,10 +149,12 @@ def _outline_note(seg) -> str:
 
 
 def _segmenter(config, name: str, args):
-    """The segmenter ``name`` as the pipeline would load it: ``[segment]`` (threshold,
-    backend, tta; the command-line flags win) applies to U-Nets, ``[classical]`` to the
-    baseline, which keeps its own threshold. ``MODEL@KEY=VALUE[@...]`` sets ``[segment]``
-    keys for this model alone (they win over the flags)."""
+    """The segmenter ``name`` as the pipeline would load it, and the ``[instances]`` settings
+    its particles are extracted with: ``[segment]`` (threshold, backend, tta; the
+    command-line flags win) applies to U-Nets, ``[classical]`` to the baseline, which keeps
+    its own threshold. ``MODEL@KEY=VALUE[@...]`` sets ``[segment]`` keys, and
+    ``MODEL@instances.KEY=VALUE`` ``[instances]`` keys, for this model alone (they win over
+    the flags and the overrides)."""
     from dataclasses import replace
 
     from temstream.config import parse_overrides
@@ -164,8 +168,9 @@ def _segmenter(config, name: str, args):
                   compile=seg.compile and not classical)
     config = replace(config, segment=seg)
     if settings:
-        config = config.replace(**parse_overrides(f"segment.{s}" for s in settings))
-    return load_segmenter_from_config(config)
+        config = config.replace(**parse_overrides(
+            s if s.startswith("instances.") else f"segment.{s}" for s in settings))
+    return load_segmenter_from_config(config), config.instances
 
 
 def _drawn_mask(seg, instancer, probs, frame):
@@ -188,7 +193,6 @@ def run(args) -> int:
                                          summary_table)
 
     config = config_from_args(args)
-    instancer = pipeline_instancer(config.instances)
     instances_desc = ", ".join(f"{k} = {v}" for k, v in vars(config.instances).items())
     scenarios, real = _split_data(args.data)
     if args.movies < 1 or args.frames < 1:
@@ -199,7 +203,13 @@ def run(args) -> int:
             raise UsageError(f"unknown dose {d!r}; choose from {list(DOSES)}")
         doses[d] = DOSES[d]
     names = list(dict.fromkeys(["classical"] + (args.model or ["default"])))
-    segs = {_display_name(n): _segmenter(config, n, args) for n in names}
+    loaded = {_display_name(n): _segmenter(config, n, args) for n in names}
+    segs = {k: seg for k, (seg, _) in loaded.items()}
+    by_model = {id(seg): pipeline_instancer(inst) for seg, inst in loaded.values()}
+
+    def instancer(probs, seg, frame=None):  # each model with its own [instances]
+        return by_model[id(seg)](probs, seg, frame)
+
     rows, examples = [], []
     if scenarios:
         from tqdm import tqdm
@@ -244,7 +254,9 @@ def run(args) -> int:
                   f"--doses {args.doses} --frames {args.frames} --movies {args.movies} "
                   f"--size {args.size} --seed {args.seed} --truth {args.truth}"
                   f"{tta}{''.join(' ' + o for o in args.overrides or [])}`"
-                  f"\n\nInstances: the pipeline's ([instances] {instances_desc}).\n\n"
+                  f"\n\nInstances: the pipeline's ([instances] {instances_desc})"
+                  + ("; instances.* settings after a model's @ are its own"
+                     if any("@instances." in m for m in args.model) else "") + ".\n\n"
                   + (f"Simulated truth: {TRUTH_NOTES[args.truth]}.\n\n" if scenarios else "")
                   + "Thresholds: "
                   + ", ".join(f"{k} {s.threshold:.2f}" + _outline_note(s)
