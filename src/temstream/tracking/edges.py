@@ -119,8 +119,9 @@ def contrast_significance(image: np.ndarray, labels: np.ndarray, *,
         Distances (px) from the found particles between which the background is measured.
     patch_px : float
         Radius (px) of the patches counted as independent.
-    which : ndarray, shape (labels.max() + 1,), bool, optional
-        Measure only these ids (the others get 0; they still bound their neighbours' rings):
+    which : ndarray of bool, optional
+        Indexed by id (at least ``labels.max() + 1`` long, entry 0 unused): measure only these
+        ids (the others get 0; they still bound their neighbours' rings):
         the sorts behind the medians then cover only their pixels.
 
     Returns
