@@ -106,8 +106,9 @@ def contrast_significance(image: np.ndarray, labels: np.ndarray, *,
     the particle's central part, background = median of its ring (as in
     :func:`half_contrast_outlines`), noise = the ring's median absolute deviation x 1.4826,
     and the particle counted as independent patches of radius ``patch_px`` (the support's
-    mottle is correlated over a few pixels, so its pixels are not independent). A speck of
-    the mottle has z of 1-3; a faint particle of a few hundred pixels 4 and more.
+    mottle is correlated over a few pixels, so its pixels are not independent). On the 20
+    msa-em images, specks of the mottle the network half saw score z 1.3-2.6 (10th-90th
+    percentile), faint particles of 200 px or more a median of 6 (65 % reach 5).
 
     Parameters
     ----------
