@@ -75,11 +75,13 @@ def test_configuration_sets_the_faint_particle_rescue():
     from temstream.config import load_config
     from temstream.stream.sources import MemorySource
 
-    for z in (0.0, 6.5):
+    for z, level in ((0.0, 0.0), (6.5, 0.15)):
         config = load_config(None, ["segment.outline=half-contrast",
-                                    f"instances.faint_contrast_z={z}"])
+                                    f"instances.faint_contrast_z={z}",
+                                    f"instances.faint_threshold={level}"])
         stage = dict(build_runner(config, MemorySource([])).stages)["instances"]
         assert stage.kwargs["faint_contrast_z"] == z
+        assert stage.kwargs["faint_threshold"] == level
 
 
 @pytest.mark.parametrize("classes", [CLASSES, ("background", "a", "b", "both")])

@@ -210,3 +210,38 @@ def test_faint_particles_with_contrast_in_the_frame_are_kept():
     assert np.sqrt(table["area"][0] / np.pi) == pytest.approx(11.0, abs=1.0)
     # without the frame there is nothing to judge the contrast by: min_score alone
     assert extract_instances(p, min_area=1, min_score=0.65, faint_contrast_z=4.0)[0].max() == 0
+
+
+def test_particles_seen_only_below_the_threshold_are_found_when_the_frame_shows_them():
+    # A: found, with a faint rim; B: seen only at 0.2 and in the frame; C: seen at 0.2, not in
+    # the frame (a speck of mottle); D: in the frame, found only as a core too small to keep
+    shape, level = (96, 256), 0.1
+    centres = [(48, 40), (48, 100), (48, 160), (48, 220)]
+    rng = np.random.default_rng(3)
+    in_frame = [centres[k] for k in (0, 1, 3)]
+    frame = rng.poisson(soft_disks(shape, in_frame, 8.0, 14.0, depth=100.0)).astype(np.float32)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    p = np.full((2, *shape), 0.02, np.float32)
+    for k, (cy, cx) in enumerate(centres):
+        r = np.hypot(yy - cy, xx - cx)
+        p[1][r < 15] = 0.2
+        if k == 0:  # found inside its half-contrast edge, the rest of it a faint rim
+            p[1][r < 8] = 0.9
+        if k == 3:
+            p[1][r < 3] = 0.9
+    p[0] = 1 - p[1]
+    kw = dict(threshold=0.5, min_area=50, min_score=0.65, outline_image=frame,
+              faint_contrast_z=5.0)
+    plain, _ = extract_instances(p, faint_threshold=0.0, **kw)
+    labels, table = extract_instances(p, faint_threshold=level, **kw)
+    assert plain.max() == 1
+    assert labels.max() == len(table["x"]) == 3  # ids stay consecutive
+    order = np.argsort(table["x"])
+    assert table["x"][order] == pytest.approx([40, 100, 220], abs=1)
+    assert table["y"][order] == pytest.approx([48, 48, 48], abs=1)
+    # each is outlined at half of its contrast (radius 11), A's rim is not a particle of its own
+    assert np.sqrt(table["area"] / np.pi) == pytest.approx(np.full(3, 11.0), abs=1.0)
+    # not below the card's threshold, or without the frame to judge by: nothing is added
+    assert extract_instances(p, faint_threshold=0.6, **kw)[0].max() == 1
+    no_frame = {**kw, "outline_image": None}
+    assert extract_instances(p, faint_threshold=level, **no_frame)[0].max() == 1

@@ -81,6 +81,7 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
                             min_seed_area=inst.min_seed_area, merge_below=inst.merge_below,
                             merge_share=inst.merge_share, min_score=inst.min_score,
                             faint_contrast_z=inst.faint_contrast_z,
+                            faint_threshold=inst.faint_threshold,
                             outline=getattr(segmenter, "outline", "threshold")),
         link=Link(search_range=config.tracking.search_range, memory=config.tracking.memory,
                   predict=config.tracking.predict, n_fold=inst.n_fold),
@@ -158,6 +159,7 @@ def pipeline_instancer(inst):
                                  merge_below=inst.merge_below,
                                  merge_share=inst.merge_share,
                                  min_score=inst.min_score,
-                                 faint_contrast_z=inst.faint_contrast_z)[0]
+                                 faint_contrast_z=inst.faint_contrast_z,
+                                 faint_threshold=inst.faint_threshold)[0]
 
     return instancer

@@ -99,6 +99,10 @@ class InstancesConfig:
     # in the frame is at least this many standard errors of its background's noise (Rose's
     # criterion, 5; 0 = never)
     faint_contrast_z: float = _range(5.0, 0.0, None)
+    # segment.outline = "half-contrast": particles the network saw only below its threshold are
+    # looked for where 1 - P(background) exceeds this, and kept when they pass the same test
+    # (0 = never)
+    faint_threshold: float = _range(0.0, 0.0, 1.0)
     seed_threshold: float = _range(0.85, 0.0, 1.0)  # boundary-class models: P(particle) of seeds
     min_seed_area: int = _range(10, 0, None)  # px; smaller seeds do not make a particle
     # boundary-class models: two touching particles are fragments of one and merge when their

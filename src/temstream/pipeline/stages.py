@@ -87,7 +87,8 @@ class Instances:
                  split_touching: bool = False, n_fold: int = 4, seed_threshold: float = 0.85,
                  min_seed_area: int = 10, merge_below: float = 0.5,
                  merge_share: float = 0.2, min_score: float = 0.65,
-                 faint_contrast_z: float = 5.0, outline: str = "threshold"):
+                 faint_contrast_z: float = 5.0, faint_threshold: float = 0.0,
+                 outline: str = "threshold"):
         from temstream.models.decision import OUTLINE_RULES, outline_threshold
         from temstream.tracking.instances import extract_instances
 
@@ -100,7 +101,8 @@ class Instances:
                            split_touching=split_touching, n_fold=n_fold,
                            seed_threshold=seed_threshold, min_seed_area=min_seed_area,
                            merge_below=merge_below, merge_share=merge_share,
-                           min_score=min_score, faint_contrast_z=faint_contrast_z)
+                           min_score=min_score, faint_contrast_z=faint_contrast_z,
+                           faint_threshold=faint_threshold)
 
     def __call__(self, probabilities: np.ndarray, raw: np.ndarray | None = None):
         kwargs = self.kwargs  # one read each: the dashboard may swap them between frames

@@ -16,6 +16,7 @@ therefore turns the particle *clockwise as seen on screen*. Values lie in
 (-pi/n, pi/n] and are defined modulo 2*pi/n.
 """
 
+import cv2
 import numpy as np
 
 from temstream.tracking import _instances_kernels as _k
@@ -182,6 +183,52 @@ def _merge_weak_borders(labels, n, particle, merge_below, merge_share):
     return rank[comp][labels], n_comp - 1
 
 
+def _add_unseen(labels, n, keep, p_background, image, level, z_min, min_area, labeller):
+    """Add the particles the network saw only below its threshold and the frame shows.
+
+    Candidates are the components of 1 - ``p_background`` > ``level`` that touch no kept
+    particle and have ``min_area`` pixels (a found particle dropped as too small or too
+    faint is judged again with all of its extent at this level); each one
+    that stands out of its background by ``z_min`` standard errors
+    (:func:`~temstream.tracking.edges.contrast_significance`, measured beside the kept
+    particles, which bound its ring) becomes particle n + 1, n + 2, ... Returns
+    (labels, n, keep) with ``keep`` extended to the new ids.
+    """
+    with np.errstate(invalid="ignore"):  # NaN probabilities are background
+        seen = (1.0 - p_background) > level
+    kept = keep[labels]
+    seen &= ~kept
+    cand, _, carea = label_mask(seen, labeller)
+    m = carea.size - 1
+    if m == 0:
+        return labels, n, keep
+    # a candidate that touches a kept particle is that particle's faint rim, not a new one
+    rim = cv2.dilate(kept.view(np.uint8), None) > 0
+    ok = carea >= max(min_area, 1)
+    ok[np.unique(cand[rim & seen])] = False
+    ok[0] = False
+    if not ok.any():
+        return labels, n, keep
+    new = np.zeros(m + 1, np.int32)
+    new[ok] = n + 1 + np.arange(int(ok.sum()), dtype=np.int32)
+    trial = np.where(keep[labels], labels, 0)
+    trial = np.where(new[cand] > 0, new[cand], trial).astype(np.int32, copy=False)
+    which = np.zeros(n + 1 + int(ok.sum()), bool)
+    which[n + 1:] = True
+    z = contrast_significance(image, trial, which=which)
+    passed = np.zeros_like(which)
+    passed[n + 1:] = z[n:] >= z_min
+    if not passed.any():
+        return labels, n, keep
+    # renumber the candidates that passed n + 1, n + 2, ...: ids stay consecutive
+    ids = np.zeros(which.size, np.int32)
+    ids[passed] = n + 1 + np.arange(int(passed.sum()), dtype=np.int32)
+    added = ids[new[cand]]
+    labels = np.where(added > 0, added, labels).astype(np.int32, copy=False)
+    keep = np.concatenate([keep, np.ones(int(passed.sum()), bool)])
+    return labels, n + int(passed.sum()), keep
+
+
 def empty_table():
     """A particle table with every key and no rows."""
     return {k: np.empty(0, _DTYPES.get(k, np.float64)) for k in TABLE_COLUMNS}
@@ -197,7 +244,8 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
                       min_area=8, split_touching=False, n_fold=4, intensity=None,
                       labeller="opencv", split_min_distance=3, seed_threshold=0.0,
                       min_seed_area=0, merge_below=0.0, merge_share=0.2, min_score=0.0,
-                      outline_threshold=None, outline_image=None, faint_contrast_z=0.0):
+                      outline_threshold=None, outline_image=None, faint_contrast_z=0.0,
+                      faint_threshold=0.0):
     """Instance labels and a per-particle table from a segmentation.
 
     Parameters
@@ -275,6 +323,11 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
         its local background in the frame by at least this many standard errors
         (:func:`temstream.tracking.edges.contrast_significance`): a faint particle whose
         probabilities are speckled, not a speck of the support's mottle. 0 keeps none.
+    faint_threshold : float
+        With ``outline_image`` and ``faint_contrast_z``: particles the network saw only below
+        ``threshold`` are looked for too. Each component of 1 - P(background) above this level
+        that holds no found particle and has ``min_area`` pixels is kept, as a new particle,
+        when it passes the same contrast test. 0 (or not below ``threshold``) looks for none.
 
     Returns
     -------
@@ -365,6 +418,13 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
                                       which=faint)
             faint[1:z.size + 1] &= z < float(faint_contrast_z)
         keep &= ~faint
+    if (outline_image is not None and probs is not None and faint_contrast_z > 0
+            and 0 < float(faint_threshold) < float(threshold)):
+        _check_frame(outline_image, labels)
+        labels, n, keep = _add_unseen(labels, n, keep, probs[0], outline_image,
+                                      float(faint_threshold), float(faint_contrast_z),
+                                      int(min_area), labeller)
+        bbox, area = _boxes(labels, n)
     if (outline_threshold is not None and probs is not None and n > 0
             and float(outline_threshold) > float(threshold)):
         if _k.trim_below(labels, probs[0], np.float32(outline_threshold)):
