@@ -68,24 +68,23 @@ def ringed_frame(size, seed=0):
     return p
 
 
-def faint_frame(size, seed=0):
-    """:func:`ringed_frame` with every third disk at P(particle) = 0.5 (below ``min_score``)."""
-    p = ringed_frame(size, seed)
+def _every_third_at(p, p_particle):
+    """``p`` with every third disk at P(particle) = ``p_particle``."""
     labels, n = ndimage.label(p[0] < 0.5)
-    faint = (labels % 3 == 0) & (labels > 0)
-    p[1][faint], p[2][faint] = 0.5, 0.02
+    third = (labels % 3 == 0) & (labels > 0)
+    p[1][third], p[2][third] = p_particle, 0.02
     p[0] = 1 - p[1] - p[2]
     return p
+
+
+def faint_frame(size, seed=0):
+    """:func:`ringed_frame` with every third disk at P(particle) = 0.5 (below ``min_score``)."""
+    return _every_third_at(ringed_frame(size, seed), 0.5)
 
 
 def unseen_frame(size, seed=0):
     """:func:`ringed_frame` with every third disk at P(particle) = 0.2 (below the threshold)."""
-    p = ringed_frame(size, seed)
-    labels, n = ndimage.label(p[0] < 0.5)
-    unseen = (labels % 3 == 0) & (labels > 0)
-    p[1][unseen], p[2][unseen] = 0.2, 0.02
-    p[0] = 1 - p[1] - p[2]
-    return p
+    return _every_third_at(ringed_frame(size, seed), 0.2)
 
 
 def disks_image(p, seed=0):
@@ -166,36 +165,31 @@ def main():
     print("| size | particles (faint) | half-contrast, faint dropped ms | faint kept when z >= 5 "
           "ms | cost | faint kept |")
     print("|---|---|---|---|---|---|")
-    strict = half_contrast
     rescue = Instances(outline="half-contrast", faint_contrast_z=5.0, **kw)
-    for size in (512, 1024) if args.quick else (512, 1024, 2048):
-        p = faint_frame(size)
-        image = disks_image(p)
-        rep = (3 if args.quick else 10) if size < 2048 else 3
-        n_all = len(half_contrast(ringed_frame(size), image)[1]["x"])
-        n0 = len(strict(p, image)[1]["x"])
-        n1 = len(rescue(p, image)[1]["x"])
-        t0 = best(lambda: strict(p, image), rep)
-        t1 = best(lambda: rescue(p, image), rep)
-        print(f"| {size}² | {n_all} ({n_all - n0}) | {t0:.2f} | {t1:.2f} | +{t1 - t0:.2f} ms "
-              f"| {n1 - n0} |")
+    _compare(half_contrast, rescue, half_contrast, faint_frame, disks_image, args)
     print()
     print("| size | particles (seen below the threshold) | half-contrast ms | + search below the "
           "threshold (0.1) ms | cost | found |")
     print("|---|---|---|---|---|---|")
     search = Instances(outline="half-contrast", faint_contrast_z=5.0, faint_threshold=0.1, **kw)
+    _compare(rescue, search, half_contrast, unseen_frame,
+             lambda p: disks_image(ringed_frame(p.shape[-1])), args)  # every disk in the frame
+
+
+def _compare(before, after, reference, make_frame, image_of, args):
+    """One row per size: particles in all (missing from ``before``), ms of each stage, and
+    how many more particles ``after`` finds."""
     for size in (512, 1024) if args.quick else (512, 1024, 2048):
-        p = unseen_frame(size)
-        image = disks_image(ringed_frame(size))  # every disk is in the frame
+        p = make_frame(size)
+        image = image_of(p)
         rep = (3 if args.quick else 10) if size < 2048 else 3
-        n_all = len(half_contrast(ringed_frame(size), image)[1]["x"])
-        n0 = len(rescue(p, image)[1]["x"])
-        n1 = len(search(p, image)[1]["x"])
-        t0 = best(lambda: rescue(p, image), rep)
-        t1 = best(lambda: search(p, image), rep)
+        n_all = len(reference(ringed_frame(size), image)[1]["x"])
+        n0 = len(before(p, image)[1]["x"])
+        n1 = len(after(p, image)[1]["x"])
+        t0 = best(lambda: before(p, image), rep)
+        t1 = best(lambda: after(p, image), rep)
         print(f"| {size}² | {n_all} ({n_all - n0}) | {t0:.2f} | {t1:.2f} | +{t1 - t0:.2f} ms "
               f"| {n1 - n0} |")
-
 
 if __name__ == "__main__":
     main()
