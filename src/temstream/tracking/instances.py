@@ -187,12 +187,12 @@ def _add_unseen(labels, n, keep, p_background, image, level, z_min, min_area, la
     """Add the particles the network saw only below its threshold and the frame shows.
 
     Candidates are the components of 1 - ``p_background`` > ``level`` that touch no kept
-    particle and have ``min_area`` pixels (a found particle dropped as too small or too
-    faint is judged again with all of its extent at this level); each one
-    that stands out of its background by ``z_min`` standard errors
+    particle and have ``min_area`` pixels (a found particle dropped as too small or too faint
+    is judged again with all of its extent at this level); each one that stands out of its
+    background by ``z_min`` standard errors
     (:func:`~temstream.tracking.edges.contrast_significance`, measured beside the kept
-    particles, which bound its ring) becomes particle n + 1, n + 2, ... Returns
-    (labels, n, keep) with ``keep`` extended to the new ids.
+    particles, which bound its ring) becomes particle n + 1, n + 2, ... Returns (labels, n,
+    keep) with ``keep`` extended to the new ids.
     """
     with np.errstate(invalid="ignore"):  # NaN probabilities are background
         seen = (1.0 - p_background) > level
@@ -211,8 +211,7 @@ def _add_unseen(labels, n, keep, p_background, image, level, z_min, min_area, la
         return labels, n, keep
     new = np.zeros(m + 1, np.int32)
     new[ok] = n + 1 + np.arange(int(ok.sum()), dtype=np.int32)
-    trial = np.where(keep[labels], labels, 0)
-    trial = np.where(new[cand] > 0, new[cand], trial).astype(np.int32, copy=False)
+    trial = np.where(new[cand] > 0, new[cand], np.where(kept, labels, 0)).astype(np.int32)
     which = np.zeros(n + 1 + int(ok.sum()), bool)
     which[n + 1:] = True
     z = contrast_significance(image, trial, which=which)
@@ -326,8 +325,10 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
     faint_threshold : float
         With ``outline_image`` and ``faint_contrast_z``: particles the network saw only below
         ``threshold`` are looked for too. Each component of 1 - P(background) above this level
-        that holds no found particle and has ``min_area`` pixels is kept, as a new particle,
-        when it passes the same contrast test. 0 (or not below ``threshold``) looks for none.
+        that touches no kept particle and has ``min_area`` pixels is kept, as a new particle,
+        when it passes the same contrast test (a found particle dropped as too small or too
+        faint is so judged again with all of its extent at this level). 0 (or not below
+        ``threshold``) looks for none.
 
     Returns
     -------
