@@ -75,7 +75,8 @@ def gradient_watershed(image: np.ndarray, labels: np.ndarray, n: int, band_px: i
     markers = np.where(cv2.erode(fg, _disk(band_px)) > 0, labels, 0)
     markers[cv2.dilate(fg, _disk(band_px)) == 0] = n + 1
     lost = np.setdiff1d(np.arange(1, n + 1), markers)  # too thin for a core: kept as labelled
-    markers[np.isin(labels, lost)] = labels[np.isin(labels, lost)]
+    thin = np.isin(labels, lost)
+    markers[thin] = labels[thin]
     drawn = watershed(gradient, markers)
     return (drawn > 0) & (drawn <= n)
 
