@@ -51,7 +51,7 @@ def synthetic_results(size: int, n: int, n_frames: int, seed: int = 0):
             cv2.circle(image, centre, 5, 1500, -1)
         table = {"x": x.copy(), "y": y.copy(), "area": np.full(n, 81.0),
                  "angle": rng.uniform(0, np.pi / 2, n), "particle": np.arange(n)}
-        out.append(FrameResult(frame=Frame(image=image, series=0, frame=i), labels=labels,
+        out.append(FrameResult(frame=Frame(image=image, series=0, index=i), labels=labels,
                                table=table, stamps={"received": 0.0, "link": 0.001}))
     return out
 
@@ -76,7 +76,7 @@ def bench_display(size: int, n: int, iterations: int) -> tuple[float, dict, dict
     def feed_one():
         nonlocal frame_no
         r = results[frame_no % distinct]
-        r.frame.frame = frame_no
+        r.frame.index = frame_no
         frame_no += 1
         sink.write(r)
 

@@ -51,7 +51,7 @@ def record(folder: Path, compression: str, frames, labels, repeat: int) -> tuple
     i = 0
     for _ in range(repeat):
         for img, lab in zip(frames, labels):
-            res = FrameResult(frame=Frame(image=img, series=1, frame=i, timestamp=float(i)),
+            res = FrameResult(frame=Frame(image=img, series=1, index=i, timestamp=float(i)),
                               labels=lab, table={}, stamps={"received": 0.0})
             t = time.perf_counter()
             sink.write(res)

@@ -523,7 +523,7 @@ class RecorderSink:
         image = self._encode(o["frames_compression"], frame.image if o["raw_frames"] else None,
                              frame.image.dtype)
         labels = self._encode(o["labels_compression"], result.labels, "<u4")
-        self._put(("frame", frame.frame, frame.series, frame.timestamp or frame.receive_time,
+        self._put(("frame", frame.index, frame.series, frame.timestamp or frame.receive_time,
                    frame.image.shape, frame.image.dtype, image, labels, result.table,
                    result.info_row(),
                    frame.meta.get("pixel_size_nm", self._series_meta.get("pixel_size_nm"))))

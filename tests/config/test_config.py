@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from temstream.config import Config, ConfigError, config_to_toml, load_config, parse_overrides
+from temstream.config.schema import preset_names
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_validate():
@@ -52,11 +52,21 @@ def test_missing_preset_is_a_config_error():
         load_config("does-not-exist.toml")
 
 
-def test_every_shipped_preset_validates():
-    presets = sorted((REPO / "config").glob("*.toml"))
-    assert presets, "the config/ folder ships presets"
-    for preset in presets:
-        load_config(preset)
+def test_every_shipped_preset_validates_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no repository around: the presets come from the package
+    names = preset_names()
+    assert {"demo", "live", "replay"} <= set(names)
+    for name in names:
+        load_config(name)
+        load_config(f"{name}.toml")
+    assert load_config("live").pipeline.stop_at_series_end is False
+
+
+def test_a_file_of_the_presets_name_wins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "live.toml").write_text("[tracking]\nmemory = 7\n")
+    assert load_config("live.toml").tracking.memory == 7
+    assert load_config("live").tracking.memory == 2  # no file named "live": the shipped one
 
 
 def test_toml_round_trip(tmp_path):

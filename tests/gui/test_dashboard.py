@@ -39,7 +39,7 @@ def disk_result(i, shift=0.0, size=SIZE):
     n = len(CENTRES)
     table = {"x": np.array(xs), "y": np.array(ys), "area": np.full(n, np.pi * RADIUS ** 2),
              "angle": np.linspace(0.1, 0.3, n) + 0.01 * i, "particle": np.arange(n)}
-    frame = Frame(image=image.astype(np.uint16), series=1, frame=i)
+    frame = Frame(image=image.astype(np.uint16), series=1, index=i)
     return FrameResult(frame=frame, labels=labels, table=table,
                        stamps={"received": 0.0, "link": 0.004})
 
@@ -139,7 +139,7 @@ def test_repaint_soak_2000(dashboard, qtbot):
     painted = 0
     for i in range(2000):
         r = frames[i % 8]
-        r.frame.frame = i
+        r.frame.index = i
         sink.write(r)
         dashboard.refresh()
         assert dashboard.view.image._renderRequired  # new frame set, not painted yet
@@ -212,7 +212,7 @@ def test_outline_rule_box_switches_the_pipelines_instance_stage(qtbot, tmp_path)
     from temstream.cli._pipeline import build_runner
     from temstream.config import load_config
     from temstream.gui.control import PipelineControl
-    from temstream.gui.controls import OUTLINE_CHOICES
+    from temstream.gui.toolbar import OUTLINE_CHOICES
     from temstream.models.decision import OUTLINE_RULES
     from temstream.stream.sources import MemorySource
 

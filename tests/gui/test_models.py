@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from temstream.gui.bridge import DisplayFrame, DisplaySink
-from temstream.gui.model import FrameTracks, MSDAccumulator, SeriesBuffer, TrackHistory
+from temstream.gui.accumulators import FrameTracks, MSDAccumulator, SeriesBuffer, TrackHistory
 from temstream.gui.render import (label_indices, label_lut, label_outlines,
                                   to_display_uint8)
 from temstream.gui.stats import (RateMeter, SizeWindow, format_bytes, latency_percentiles,
@@ -130,7 +130,7 @@ def test_label_indices_and_outlines():
 
 
 def result(i, n=3, size=32):
-    frame = Frame(image=np.full((size, size), i, np.uint16), series=1, frame=i)
+    frame = Frame(image=np.full((size, size), i, np.uint16), series=1, index=i)
     table = {"x": np.arange(n, dtype=float), "y": np.ones(n), "area": np.full(n, 9.0),
              "particle": np.arange(n), "score": np.ones(n)}
     return FrameResult(frame=frame, labels=np.zeros((size, size), np.int32), table=table,

@@ -136,7 +136,7 @@ def test_tracks_do_not_continue_across_series():
             events = []
             for series in (1, 2):
                 events.append(SeriesStart(series=series))
-                events += [Frame(image=f, series=series, frame=i) for i, f in enumerate(frames)]
+                events += [Frame(image=f, series=series, index=i) for i, f in enumerate(frames)]
                 events.append(SeriesEnd(series=series))
             self.events = iter(events)
 

@@ -49,7 +49,7 @@ def test_every_compression_reads_back_bit_exact(compression, tmp_path):
 
 
 def result(i, image, labels, series=1):
-    frame = Frame(image=image, series=series, frame=i, timestamp=100.0 + 0.01 * i,
+    frame = Frame(image=image, series=series, index=i, timestamp=100.0 + 0.01 * i,
                   meta={"pixel_size_nm": 0.25})
     table = {"x": np.array([10.0, 20.0]), "y": np.array([5.0, 6.0]),
              "area": np.array([3.0, 4.0]), "particle": np.array([0, 1])}
@@ -143,7 +143,7 @@ DISK_FULL = textwrap.dedent("""
     for i in range(1000):
         img = np.full((128, 128), i, np.uint16)
         img[1:] = rng.integers(0, 60000, (127, 128))
-        res = FrameResult(frame=Frame(image=img, series=1, frame=i), stamps={"received": 0.0},
+        res = FrameResult(frame=Frame(image=img, series=1, index=i), stamps={"received": 0.0},
                           labels=np.zeros((128, 128), np.int32), table={})
         try:
             sink.write(res)

@@ -102,7 +102,7 @@ def test_v2_image_from_spec(compression, dtype, tag):
     t1, t2 = counts(dtype=dtype, seed=1), counts(dtype=dtype, seed=2)
     ev = resolve(dec([v2_image({"threshold_1": t1, "threshold_2": t2}, tag=tag,
                                compression=compression)]))
-    assert isinstance(ev, Frame) and (ev.series, ev.frame) == (7, 3)
+    assert isinstance(ev, Frame) and (ev.series, ev.index) == (7, 3)
     assert ev.image.shape == (64, 100) and ev.image.dtype == np.dtype(dtype).newbyteorder("=")
     np.testing.assert_array_equal(ev.image, t1)  # the first channel the start message lists
     assert ev.meta["channels"] == ["threshold_1", "threshold_2"]
@@ -267,7 +267,7 @@ def test_v1_image_encodings(encoding, dtype):
     dec(v1_header())
     a = counts(dtype=dtype)  # 64 rows x 100 columns: the wire shape is [100, 64]
     ev = resolve(dec(v1_image(a, encoding, frame=5)))
-    assert isinstance(ev, Frame) and (ev.series, ev.frame) == (3, 5)
+    assert isinstance(ev, Frame) and (ev.series, ev.index) == (3, 5)
     assert ev.image.shape == (64, 100)
     np.testing.assert_array_equal(ev.image, a)
     assert ev.meta["start_time_s"] == pytest.approx(0.02)
@@ -316,7 +316,7 @@ def test_round_trip_over_push_pull(protocol, threads, zmq_context):
     assert events[0].series == series and events[0].meta["scenario"] == "x"
     assert events[0].meta["pixel_size_nm"] == pytest.approx(0.8)
     for i, ev in enumerate(events[1:7]):
-        assert ev.frame == i and ev.series == series
+        assert ev.index == i and ev.series == series
         np.testing.assert_array_equal(ev.image, frames[i])
         assert ev.timestamp == pytest.approx(t0 + 0.04 * i, abs=2e-6)
         assert ev.meta["pixel_size_nm"] == 0.8 and ev.meta["exposure_s"] == 0.03
@@ -330,7 +330,7 @@ def test_frames_without_a_series_start_get_a_synthetic_one(zmq_context):
     pub.send(counts((8, 8)), frame=17)
     ev = receive_all(src, 2)
     assert isinstance(ev[0], SeriesStart) and ev[0].series == 42 and ev[0].meta["synthetic"]
-    assert isinstance(ev[1], Frame) and ev[1].frame == 17
+    assert isinstance(ev[1], Frame) and ev[1].index == 17
     assert src.stats["series-without-start"] == 1
     src.close(), pub.close()
 
@@ -432,7 +432,7 @@ def test_fuzz_over_a_socket_every_message_is_accounted(protocol, zmq_context):
         if ev is None:
             continue
         received += 1
-        if isinstance(ev, Frame) and ev.frame == 31337:
+        if isinstance(ev, Frame) and ev.index == 31337:
             last = ev
             break
     assert last is not None and last.image[0, 0] == 12345  # the receiver is still alive

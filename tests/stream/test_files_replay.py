@@ -186,9 +186,9 @@ def test_replay_cli_carries_frames_and_metadata(name, protocol, files, movie, zm
     assert meta.get("pixel_size_nm") == (pytest.approx(pixel) if pixel else None)
     assert meta.get("frame_time_s") == (pytest.approx(frame_time) if frame_time else None)
     frames = [e for e in events if isinstance(e, Frame)]
-    assert [f.frame for f in frames] == list(range(N))
+    assert [f.index for f in frames] == list(range(N))
     for f in frames:
-        np.testing.assert_array_equal(f.image, movie[f.frame])
+        np.testing.assert_array_equal(f.image, movie[f.index])
         assert f.meta.get("pixel_size_nm") == (pytest.approx(pixel) if pixel else None)
     if frame_time:  # timestamps follow the file's frame period
         np.testing.assert_allclose(np.diff([f.timestamp for f in frames]), frame_time, rtol=1e-4)
@@ -202,7 +202,7 @@ def test_replay_loop_and_frame_limit(files, zmq_context):
     proc = start_replay(path, port, "--loop", "--frames", str(2 * N + 1), "--fps", "500")
     events = collect(src)
     proc.communicate(timeout=30)
-    frames = [e.frame for e in events if isinstance(e, Frame)]
+    frames = [e.index for e in events if isinstance(e, Frame)]
     assert frames == list(range(2 * N + 1))  # frame numbers keep increasing across loops
     src.close()
 

@@ -31,7 +31,7 @@ def test_round_trip_over_push_pull(dtype, zmq_context):
     assert isinstance(events[-1], SeriesEnd) and events[-1].series == series
     for i, ev in enumerate(events[1:4]):
         assert isinstance(ev, Frame)
-        assert ev.frame == 10 + i and ev.series == series and ev.timestamp == 1000.0 + i
+        assert ev.index == 10 + i and ev.series == series and ev.timestamp == 1000.0 + i
         assert ev.meta == {"pixel_size_nm": 0.8, "exposure_s": 0.04}
         assert ev.image.dtype == dtype and ev.image.shape == (48, 80)
         np.testing.assert_array_equal(ev.image, frames[i])
@@ -124,7 +124,7 @@ def test_receiver_counts_and_skips_malformed_messages(zmq_context, caplog):
         ev = src.receive(timeout_ms=100)
         # a frame whose series start was never seen is preceded by a synthetic start
         assert ev is None or isinstance(ev, Frame) or ev.meta.get("synthetic")
-    assert isinstance(ev, Frame) and ev.frame == 0
+    assert isinstance(ev, Frame) and ev.index == 0
     assert sum(src.malformed.values()) == 3 * sent
     assert src.stats["frames"] == 1
     warnings = [r for r in caplog.records if "malformed" in r.getMessage()]

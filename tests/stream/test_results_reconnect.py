@@ -18,7 +18,7 @@ from temstream.stream.sources import ZmqSource
 def result(i, ids, areas, labels=None):
     table = {"x": np.arange(len(ids), dtype=float), "y": np.zeros(len(ids)),
              "area": np.asarray(areas, float), "particle": np.asarray(ids)}
-    return FrameResult(frame=Frame(image=np.zeros((4, 6), np.uint16), series=5, frame=i,
+    return FrameResult(frame=Frame(image=np.zeros((4, 6), np.uint16), series=5, index=i,
                                    timestamp=10.0 + i), labels=labels, table=table,
                        stamps={"received": time.perf_counter(), "link": time.perf_counter()})
 

@@ -281,14 +281,31 @@ def parse_overrides(items: typing.Iterable[str]) -> dict[str, Any]:
     return nested
 
 
+def preset_names() -> list[str]:
+    """Names of the presets that ship with temstream (``live``, ``replay``, ``demo``...)."""
+    from importlib.resources import files
+
+    return sorted(p.name.removesuffix(".toml") for p in files(__package__).joinpath(
+        "presets").iterdir() if p.name.endswith(".toml"))
+
+
 def resolve_preset(name: str | Path) -> Path:
-    """Find a preset: a path to a TOML file, or a name in the ``config/`` folder."""
+    """Find a preset: a path to a TOML file, or the name of a preset shipped with temstream.
+
+    A file of that name wins over a shipped preset, so ``--config live`` reads ``./live``
+    only where such a file exists; ``--config live.toml`` a file, else the shipped one.
+    """
+    from importlib.resources import as_file, files
+
     path = Path(name)
-    candidates = [path, Path("config") / f"{name}.toml", Path("config") / str(name)]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"config file not found: {name}")
+    if path.is_file():
+        return path
+    stem = path.name.removesuffix(".toml")
+    if path.parent == Path(".") and stem in preset_names():
+        with as_file(files(__package__).joinpath("presets", f"{stem}.toml")) as found:
+            return Path(found)
+    raise ConfigError(f"config file not found: {name} (shipped presets: "
+                      f"{', '.join(preset_names())})")
 
 
 def load_config(
@@ -299,7 +316,7 @@ def load_config(
     Parameters
     ----------
     path : str or Path, optional
-        A TOML preset (a file path, or a name in the top-level ``config/`` folder).
+        A TOML preset: a file path, or the name of a shipped preset (``live``).
     overrides : iterable of str or dict
         ``section.key=value`` strings (or an already nested dict) applied last.
 

@@ -1,7 +1,7 @@
 """The pyqtgraph dashboard (the only subpackage that imports Qt).
 
 Qt-free parts, importable without a display: :mod:`temstream.gui.bridge` (``DisplaySink``),
-:mod:`temstream.gui.model` (tails, MSD), :mod:`temstream.gui.stats`, :mod:`temstream.gui.render`,
+:mod:`temstream.gui.accumulators` (tails, MSD), :mod:`temstream.gui.stats`, :mod:`temstream.gui.render`,
 :mod:`temstream.gui.control`, :mod:`temstream.gui.feed`. Importing the names below loads Qt.
 
 Examples

@@ -59,7 +59,7 @@ class DisplayFrame:
         s = result.stamps
         latency = 1e3 * (s["link"] - s["received"]) if "link" in s and "received" in s \
             else float("nan")
-        return cls(index=result.frame.frame, series=result.frame.series,
+        return cls(index=result.frame.index, series=result.frame.series,
                    image=result.frame.image, labels=result.labels,
                    table={k: t[k] for k in DISPLAY_COLUMNS if k in t}, latency_ms=latency)
 

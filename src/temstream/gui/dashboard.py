@@ -20,8 +20,8 @@ from pyqtgraph.Qt import QtCore, QtWidgets
 
 from temstream.gui.bridge import DisplayFrame, DisplaySink, Take
 from temstream.gui.control import NoControl
-from temstream.gui.controls import ControlBar
-from temstream.gui.model import FrameTracks, MSDAccumulator, SeriesBuffer, TrackHistory
+from temstream.gui.toolbar import ControlBar
+from temstream.gui.accumulators import FrameTracks, MSDAccumulator, SeriesBuffer, TrackHistory
 from temstream.gui.panels import HealthPanel, StatsPanels
 from temstream.gui.render import label_indices, label_outlines, to_display_uint8
 from temstream.gui.stats import (RateMeter, SizeWindow, latency_percentiles,

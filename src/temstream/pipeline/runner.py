@@ -76,7 +76,7 @@ class FrameResult:
 
     @property
     def index(self) -> int:
-        return self.frame.frame
+        return self.frame.index
 
     def info_row(self) -> dict:
         """The ``/frames_info`` row of this frame (durations in ms)."""
@@ -329,7 +329,7 @@ class Runner:
 
     # -- accounting ----------------------------------------------------------------------
     def _drop(self, frame: Frame, reason: str) -> None:
-        row = {"frame": frame.frame, "series": frame.series, "status": "dropped",
+        row = {"frame": frame.index, "series": frame.series, "status": "dropped",
                "reason": reason, "timestamp": _nan(frame.timestamp),
                "receive_time": frame.receive_time, "n_particles": 0}
         self._drop_row(row)
@@ -341,20 +341,20 @@ class Runner:
 
     def _check_gap(self, frame: Frame | LostFrame) -> None:
         last = self._last_index.get(frame.series)
-        self._last_index[frame.series] = max(frame.frame, last if last is not None else -1)
-        if last is None or frame.frame <= last + 1:
-            if last is not None and frame.frame <= last:
+        self._last_index[frame.series] = max(frame.index, last if last is not None else -1)
+        if last is None or frame.index <= last + 1:
+            if last is not None and frame.index <= last:
                 log.warning("frame %d of series %d arrived after frame %d (out of order or "
-                            "repeated)", frame.frame, frame.series, last)
+                            "repeated)", frame.index, frame.series, last)
             return
-        missing = frame.frame - last - 1
+        missing = frame.index - last - 1
         base = {"series": frame.series, "status": "dropped", "reason": "gap",
                 "timestamp": np.nan, "receive_time": frame.receive_time, "n_particles": 0}
         if missing > MAX_GAP_ROWS:
-            log.warning("series %d jumps from frame %d to %d", frame.series, last, frame.frame)
+            log.warning("series %d jumps from frame %d to %d", frame.series, last, frame.index)
             self._drop_row({**base, "frame": last + 1, "reason": f"gap of {missing} frames"})
             return
-        for idx in range(last + 1, frame.frame):
+        for idx in range(last + 1, frame.index):
             self._drop_row({**base, "frame": idx})
 
     # -- threads -------------------------------------------------------------------------
@@ -386,7 +386,7 @@ class Runner:
                     received += 1
                     self.summary.received = received
                     self._check_gap(event)
-                    self._drop_row({"frame": event.frame, "series": event.series,
+                    self._drop_row({"frame": event.index, "series": event.series,
                                     "status": "dropped", "reason": event.reason,
                                     "timestamp": np.nan, "receive_time": event.receive_time,
                                     "n_particles": 0})

@@ -397,7 +397,7 @@ class V2Decoder:
         if "pixel_size_nm" not in meta and series == self.series:
             if "pixel_size_nm" in self.series_meta:
                 meta["pixel_size_nm"] = self.series_meta["pixel_size_nm"]
-        return _frame(work, series=series, frame=index, timestamp=timestamp, meta=meta)
+        return _frame(work, series=series, index=index, timestamp=timestamp, meta=meta)
 
 
 def _iso(t: float) -> _dt.datetime:
@@ -658,7 +658,7 @@ class V1Decoder:
         if "pixel_size_nm" not in meta and series == self.series:
             if "pixel_size_nm" in self.series_meta:
                 meta["pixel_size_nm"] = self.series_meta["pixel_size_nm"]
-        return _frame(work, series=series, frame=index, timestamp=timestamp, meta=meta)
+        return _frame(work, series=series, index=index, timestamp=timestamp, meta=meta)
 
 
 class V1Encoder:

@@ -31,7 +31,7 @@ class Frame:
         Pixels (uint8/uint16/uint32/float32); may be a read-only view of the receive buffer.
     series : int
         Series (acquisition) id.
-    frame : int
+    index : int
         The detector's frame index within the series (never re-numbered).
     timestamp : float or None
         Detector timestamp, seconds since the epoch.
@@ -43,7 +43,7 @@ class Frame:
 
     image: np.ndarray
     series: int
-    frame: int
+    index: int
     timestamp: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     receive_time: float = field(default_factory=time.time)
@@ -72,7 +72,7 @@ class LostFrame:
     compressed payload): the pipeline accounts its index as dropped with ``reason``."""
 
     series: int
-    frame: int
+    index: int
     reason: str = "decode-error"
     receive_time: float = field(default_factory=time.time)
 

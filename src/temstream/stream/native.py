@@ -158,5 +158,5 @@ def decode(parts: list) -> Frame | SeriesStart | SeriesEnd:
         image = image.astype(image.dtype.newbyteorder("="))
     meta = {k: v for k, v in header.items()
             if k not in ("htype", "series", "frame", "shape", "dtype", "timestamp")}
-    return Frame(image=image, series=series, frame=frame, timestamp=timestamp, meta=meta,
+    return Frame(image=image, series=series, index=frame, timestamp=timestamp, meta=meta,
                  _keepalive=part)

@@ -174,7 +174,7 @@ class ResultsPublisher:
         table = result.table or {}
         ids = np.asarray(table.get("particle", np.full(len(table.get("x", ())), -1)))
         areas = table.get("area")
-        events = self.events(frame.frame, ids, None if areas is None else np.asarray(areas))
+        events = self.events(frame.index, ids, None if areas is None else np.asarray(areas))
         now = time.time()
         columns = {}
         for key, col in table.items():
@@ -187,7 +187,7 @@ class ResultsPublisher:
         if "link" in stamps and "received" in stamps:
             latency = round(1e3 * (time.perf_counter() - stamps["received"]), 3)
         header = {
-            "schema": SCHEMA, "series": frame.series, "frame": frame.frame,
+            "schema": SCHEMA, "series": frame.series, "frame": frame.index,
             "timestamp": _number(frame.timestamp), "receive_time": frame.receive_time,
             "publish_time": now, "latency_ms": latency,
             "n_particles": len(ids),

@@ -144,7 +144,7 @@ class ZmqSource:
     @staticmethod
     def _lost(frame: Frame) -> LostFrame:
         frame.image = None  # nothing of the bad payload is kept
-        return LostFrame(series=frame.series, frame=frame.frame, receive_time=frame.receive_time)
+        return LostFrame(series=frame.series, index=frame.index, receive_time=frame.receive_time)
 
     def _emit(self, event: Event) -> None:
         """Queue ``event`` for the caller, after a synthetic start where one is missing."""
@@ -156,7 +156,7 @@ class ZmqSource:
         elif isinstance(event, Frame):
             if event.series != self._series:
                 log.info("frame %d of series %d arrived without its series start; starting "
-                         "the series here", event.frame, event.series)
+                         "the series here", event.index, event.series)
                 self._series = event.series
                 self.stats["series"] += 1
                 self.stats["series-without-start"] += 1
@@ -214,7 +214,7 @@ class MemorySource:
             else:
                 ts = None if frame_time is None else i * float(frame_time)
                 keep = {k: v for k, v in meta.items() if k == "pixel_size_nm"}
-                yield Frame(image=np.asarray(item), series=series, frame=i, timestamp=ts,
+                yield Frame(image=np.asarray(item), series=series, index=i, timestamp=ts,
                             meta=keep)
         yield SeriesEnd(series=series)
 
