@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from temstream.models.augment import augment
+from temstream.models.training.augment import augment
 from temstream.models.checkpoints import load_checkpoint
-from temstream.models.losses import border_weight_map, soft_dice_loss, weighted_ce
-from temstream.models.train import train, training_preset
+from temstream.models.training.losses import border_weight_map, soft_dice_loss, weighted_ce
+from temstream.models.training.train import train, training_preset
 
 
 def disks(seed, size=64):
@@ -49,22 +49,6 @@ def test_border_weights_peak_in_narrow_gaps():
     assert np.allclose(border_weight_map(single), 1)
 
 
-def test_border_weights_of_core_targets_see_every_particle():
-    """With a core class (3) inside each particle and a contact line (2) between two
-    touching particles, the gap weights must come from the particles (1 and 3), not from one
-    blob of every non-background class."""
-    t = np.zeros((40, 60), np.uint8)
-    yy, xx = np.mgrid[:40, :60]
-    t[(yy - 20) ** 2 + (xx - 15) ** 2 < 64] = 1
-    t[(yy - 20) ** 2 + (xx - 34) ** 2 < 64] = 1
-    t[(yy - 20) ** 2 + (xx - 15) ** 2 < 9] = 3
-    t[(yy - 20) ** 2 + (xx - 34) ** 2 < 9] = 3
-    w = border_weight_map(t, w0=10, sigma=5, instance_classes=(1, 3))
-    assert w[20, 24] > 5 and np.allclose(w[t > 0], 1)
-    np.testing.assert_allclose(w, border_weight_map(np.where(t == 3, 1, t).astype(np.uint8),
-                                                    w0=10, sigma=5))
-
-
 def test_losses_reward_the_right_answer():
     t = torch.from_numpy(np.random.default_rng(0).integers(0, 3, (2, 16, 16)))
     good = torch.nn.functional.one_hot(t, 3).permute(0, 3, 1, 2).float() * 20
@@ -87,7 +71,7 @@ def test_augment_keeps_image_and_target_aligned():
 
 
 def test_tiny_training_run_learns_and_is_reproducible(tmp_path):
-    cfg = training_preset("smoke", base=4, depth=2, size=64, crop=48, batch=4, steps=40,
+    cfg = training_preset("smoke", size=64, crop=48, batch=4, steps=40,
                           pool=16, eval_every=20, val_size=4, lr=1e-2, patience=5)
     val = [p for _, p in zip(range(4), disks(99))]
     model, card = train(cfg, disks(1), val, out=tmp_path / "a", progress=False)
@@ -103,34 +87,8 @@ def test_tiny_training_run_learns_and_is_reproducible(tmp_path):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3, msg=k)
 
 
-def _distance(a, b):
-    """Euclidean distance between the floating-point tensors of two state dicts."""
-    sa, sb = a.state_dict(), b.state_dict()
-    return float(sum(((sa[k].float() - sb[k].float()) ** 2).sum() for k in sa
-                     if sa[k].is_floating_point()) ** 0.5)
-
-
-def test_ema_weights_are_what_is_validated_and_saved(tmp_path):
-    cfg = training_preset("smoke", base=4, depth=2, size=64, crop=48, batch=4, steps=6,
-                          pool=8, eval_every=6, val_size=2, lr=1e-2)
-    val = [p for _, p in zip(range(2), disks(99))]
-    raw, _ = train(cfg, disks(1), val, progress=False)
-    # a vanishing decay follows the raw weights step by step
-    follow, _ = train(cfg.replace(ema=1e-9), disks(1), val, progress=False)
-    first, _ = train(cfg.replace(steps=1), disks(1), val, progress=False)
-    assert _distance(follow, raw) < 1e-3 * _distance(raw, first)
-    # the average starts at the first step's weights; a 1,000-step average over 6 steps has
-    # barely left them, and that is what the checkpoint holds
-    slow, card = train(cfg.replace(ema=0.999), disks(1), val, out=tmp_path / "ema",
-                       progress=False)
-    assert card.training["ema"] == 0.999
-    assert _distance(slow, first) < 0.05 * _distance(raw, first)
-    loaded, _ = load_checkpoint(tmp_path / "ema")
-    assert _distance(loaded, slow) == 0
-
-
 def test_task_architecture_mismatch_is_a_clear_error():
-    cfg = training_preset("smoke", base=4, depth=2, arch="groschner", steps=2, pool=2,
+    cfg = training_preset("smoke", arch="groschner", steps=2, pool=2,
                           val_size=1)
 
     def four_classes():
@@ -155,7 +113,7 @@ class _Oracle(torch.nn.Module):
 
 
 def test_layer_dice_score_of_the_bilayer_selection():
-    from temstream.models.train import layer_dice_score
+    from temstream.models.training.train import layer_dice_score
 
     t = np.zeros((2, 16, 16), np.uint8)
     t[:, 2:6, 2:6], t[:, 8:12, 8:12], t[:, 4:9, 4:9] = 1, 2, 3
@@ -170,14 +128,14 @@ def test_layer_dice_score_of_the_bilayer_selection():
 
 def test_bad_class_weights_and_selection_are_clear_errors():
     for bad, match in ((dict(class_weights="1,x"), "class_weights"),
-                       (dict(select="best"), "select"), (dict(ema=1.0), "ema")):
-        cfg = training_preset("smoke", base=4, depth=2, steps=1, pool=1, val_size=1, **bad)
+                       (dict(select="best"), "select")):
+        cfg = training_preset("smoke", steps=1, pool=1, val_size=1, **bad)
         with pytest.raises(ValueError, match=match):
             train(cfg, disks(0, 64), [next(disks(5))], progress=False)
 
 
 def test_labelled_image_pairs_crop_images_and_targets_together():
-    from temstream.models.realdata import labelled_image_pairs
+    from temstream.models.training.realdata import labelled_image_pairs
     from temstream.sim.training import particle_target
 
     image = np.arange(100 * 120, dtype=np.uint16).reshape(100, 120)  # every pixel unique
@@ -198,7 +156,7 @@ def test_labelled_image_pairs_crop_images_and_targets_together():
 def test_patience_zero_runs_the_whole_schedule():
     """With the weights frozen (lr 0; only the batch-norm statistics move) validation soon
     stops improving: patience 1 ends the run early, patience 0 never does."""
-    cfg = training_preset("smoke", base=4, depth=2, size=64, crop=48, batch=2, steps=6,
+    cfg = training_preset("smoke", size=64, crop=48, batch=2, steps=6,
                           pool=4, eval_every=1, val_size=2, lr=0.0, patience=1)
     val = [p for _, p in zip(range(2), disks(99))]
     _, stopped = train(cfg, disks(1), val, progress=False)
@@ -208,11 +166,10 @@ def test_patience_zero_runs_the_whole_schedule():
 
 
 def test_option_strings_convert_by_type_and_bad_ones_name_the_key():
-    from temstream.models.train import training_preset
+    from temstream.models.training.train import training_preset
 
-    cfg = training_preset("default", cap_gain="false", lattices="0.05", steps="12")
-    assert cfg.cap_gain is False and cfg.lattices == 0.05 and cfg.steps == 12
-    assert training_preset("default", cap_gain="True").cap_gain is True
-    for key, value in (("cap_gain", "maybe"), ("steps", "many")):
+    cfg = training_preset("default", bubbles="0.05", steps="12", bf16="off")
+    assert cfg.bubbles == 0.05 and cfg.steps == 12 and cfg.bf16 == "off"
+    for key, value in (("bubbles", "lots"), ("steps", "many")):
         with pytest.raises(ValueError, match=f"training option {key}"):
             training_preset("default", **{key: value})

@@ -21,39 +21,13 @@ def add_parser(sub):
                         help="training preset: default, bilayer, groschner, smoke")
     parser.add_argument("--out", required=True, help="output folder for the checkpoint")
     parser.add_argument("--real", metavar="DIR", default=None,
-                        help="real labelled images for validation (default: "
-                             "$TEMSTREAM_REAL_DATA or ../shared/data/real/msa-em-train)")
+                        help="real labelled images for validation, a folder with images/ and "
+                             "labels/ (default: $TEMSTREAM_REAL_DATA; none: reported only, "
+                             "they select nothing)")
     parser.add_argument("--no-real", action="store_true", help="skip real-image validation")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
-
-
-#: the noise-free frame of a training pair is smoothed this little before its particles are
-#: redrawn at half contrast (``edges=half-contrast``)
-TARGET_SMOOTH_PX = 0.5
-
-
-def _relabel(cfg):
-    """The ``relabel`` of :func:`temstream.sim.training.training_pairs` for ``cfg.edges``."""
-    from functools import partial
-
-    from temstream.cli import UsageError
-
-    if cfg.edges == "extent":
-        return None
-    if cfg.edges != "half-contrast":
-        raise UsageError(f"training option edges: 'extent' or 'half-contrast', not "
-                         f"{cfg.edges!r}")
-    if cfg.task not in ("particles", "cores"):
-        raise UsageError(f"training option edges=half-contrast needs a particle task, not "
-                         f"{cfg.task!r}")
-    from temstream.tracking.edges import half_contrast_outlines
-
-    def relabel(labels, expected):
-        return half_contrast_outlines(expected, labels, smooth_px=TARGET_SMOOTH_PX)
-
-    return relabel
 
 
 def run(args) -> int:
@@ -64,19 +38,17 @@ def run(args) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from temstream.cli import UsageError
-    from temstream.models.realdata import default_real_dir, load_msa_em
-    from temstream.models.train import simulated_validation, train, training_preset
+    from temstream.models.training.realdata import default_real_dir, load_msa_em
+    from temstream.models.training.train import simulated_validation, train, training_preset
     from temstream.sim.training import training_pairs
 
     try:
         cfg = training_preset(args.preset, **training_overrides(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    make_pairs = partial(training_pairs, size=cfg.size, task=cfg.task, bubbles=cfg.bubbles,
-                         overlaps=cfg.overlaps, lattices=cfg.lattices,
-                         cap_gain=cfg.cap_gain, relabel=_relabel(cfg))
+    make_pairs = partial(training_pairs, size=cfg.size, task=cfg.task, bubbles=cfg.bubbles)
     real = None
-    if cfg.task in ("particles", "cores") and not args.no_real:
+    if cfg.task == "particles" and not args.no_real:
         real_dir = args.real or default_real_dir()
         if real_dir is None:
             log.warning("no real validation images found; set --real DIR or --no-real")

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 PARTICLE_CLASSES = ("background", "particle", "boundary")
 BILAYER_CLASSES = ("background", "layer_a", "layer_b", "both")
-CORE_CLASSES = ("background", "particle", "boundary", "core")
 
 
 @dataclass(frozen=True)
@@ -94,16 +93,14 @@ class UNetConfig:
 #: decoder level (>= 20 frames/s at 512^2 on two CPU cores);
 #: ``groschner``: the pyNanoFind 512^2 shallow U-Net (filters 4-8-16-32, one conv per
 #: encoder level, dropout 0.2, 3x3 median prefilter); ``bilayer``: default with four classes;
-#: ``cores``: default plus a particle-core class (one seed per particle, also where particles
-#: overlap in projection).
+#: ``smoke``: a tiny network for the training preset that checks an installation.
 PRESETS: dict[str, UNetConfig] = {
     "default": UNetConfig(),
-    "wide": UNetConfig(base=16),
     "groschner": UNetConfig(classes=("background", "particle"), depth=4, base=4, bottleneck=32,
                             enc_convs=1, dec_convs=2, dropout=0.2, median_prefilter=True,
                             upsample="bilinear", tile=512),
     "bilayer": UNetConfig(classes=BILAYER_CLASSES),
-    "cores": UNetConfig(classes=CORE_CLASSES),
+    "smoke": UNetConfig(base=4, depth=2),
 }
 
 

@@ -74,9 +74,7 @@ def render_scene(shape, params: dict, ps: P.ParticleSet, bg: B.Background,
     ----------
     shape : (H, W)
     params : dict
-        Full scenario parameters; an optional ``counts_ceiling`` lowers an integrating
-        detector's gain for this frame so that its brightest expected pixel reads at most
-        that many counts (no saturation; the training pairs use it).
+        Full scenario parameters.
     ps : ParticleSet
         Ground-truth particles (positions in field nm).
     bg : Background
@@ -117,11 +115,5 @@ def render_scene(shape, params: dict, ps: P.ParticleSet, bg: B.Background,
     if blur > 0:
         inten = cv2.GaussianBlur(inten, (0, 0), blur, borderType=cv2.BORDER_REFLECT)
     expected = inten * bg.illumination(t_s) * np.float32(electrons_per_pixel(params))
-    ceiling = params.get("counts_ceiling")
-    if ceiling and params["detector"] == "integrating":
-        # an operator lowers the gain rather than record a saturated frame
-        brightest = max(float(expected.max()), 1e-6)
-        gain = min(float(params["gain"]), (ceiling - float(params["offset"])) / brightest)
-        params = {**params, "gain": gain}
     image = detect(expected, params, rng)
     return Rendered(image, proj.labels, proj.layers, expected)

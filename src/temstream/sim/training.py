@@ -19,23 +19,16 @@ from temstream.sim.background import Background
 from temstream.sim.scenarios import PHYSICS
 from temstream.sim.scene import random_distractors, render_scene
 
-TASKS = ("particles", "cores", "bilayer")
+TASKS = ("particles", "bilayer")
 
 
 def _log_uniform(rng, lo, hi):
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-#: with ``cap_gain``, an integrating detector's gain is lowered so that the brightest expected
-#: pixel reads at most this many counts: headroom under 65,535 for shot and read noise
-COUNTS_CEILING = 0.75 * 65535
-
-
-def random_physics(rng: np.random.Generator, size: int, *, bubbles: float = 0.15,
-                   cap_gain: bool = False) -> dict:
+def random_physics(rng: np.random.Generator, size: int, *, bubbles: float = 0.15) -> dict:
     """Domain-randomised image-formation parameters for one training image (a gas bubble in
-    a fraction ``bubbles`` of them; with ``cap_gain`` an integrating detector's gain is lowered
-    where the frame would otherwise saturate 16 bits, see :data:`COUNTS_CEILING`)."""
+    a fraction ``bubbles`` of them)."""
     prm = copy.deepcopy(PHYSICS)
     d_px = _log_uniform(rng, 4.0, min(130.0, 0.45 * size))
     p = _log_uniform(rng, 0.2, 2.5)
@@ -91,8 +84,6 @@ def random_physics(rng: np.random.Generator, size: int, *, bubbles: float = 0.15
         e_px = min(e_px * 1.25, 20000.0)
     prm["dose_e_per_A2"] = e_px / (100 * p * p)
     prm["lambda_np_nm"] = lam_np
-    if cap_gain:  # no draw: the other pairs stay bit-equal
-        prm["counts_ceiling"] = COUNTS_CEILING
     # real supports and ice are mottled on the scale of the particles, and images blur during
     # the exposure (vibration, drift): both keep a sim-trained network off fine textures
     if rng.random() < 0.6:
@@ -104,74 +95,33 @@ def random_physics(rng: np.random.Generator, size: int, *, bubbles: float = 0.15
     return prm
 
 
-def _place(rng, n, radius_px, shape, touch_prob, overlap_prob=0.0):
-    """Centres (n, 2) px: uniform with a soft exclusion, a fraction placed touching another and,
-    of those, a fraction ``overlap_prob`` overlapping it in projection (centre distance 40-85 %
-    of the summed radii; particles at different heights in the liquid)."""
+def _place(rng, n, radius_px, shape, touch_prob):
+    """Centres (n, 2) px: uniform with a soft exclusion, a fraction placed touching another."""
     h, w = shape
     pts = np.zeros((n, 2))
     k = 0
     for i in range(n):
         for _ in range(20):
-            sunk_into = None  # the neighbour this particle may overlap
             if k and rng.random() < touch_prob:
                 j = rng.integers(k)
                 a = rng.uniform(0, 2 * np.pi)
-                # no extra draw without overlaps: the pairs of earlier revisions stay bit-equal
-                deep = overlap_prob > 0 and rng.random() < overlap_prob
-                f = rng.uniform(0.4, 0.85) if deep else rng.uniform(0.85, 1.05)
-                d = (radius_px[i] + radius_px[j]) * f
+                d = (radius_px[i] + radius_px[j]) * rng.uniform(0.85, 1.05)
                 c = pts[j] + d * np.array([np.cos(a), np.sin(a)])
-                if deep:
-                    sunk_into = j
             else:
                 c = rng.uniform([-radius_px[i], -radius_px[i]],
                                 [w + radius_px[i], h + radius_px[i]])
             if k == 0:
                 break
-            apart = np.hypot(*(pts[:k] - c).T) > 0.8 * (radius_px[:k] + radius_px[i])
-            if sunk_into is not None:
-                apart[sunk_into] = True
-            if np.all(apart):
+            if np.all(np.hypot(*(pts[:k] - c).T) > 0.8 * (radius_px[:k] + radius_px[i])):
                 break
         pts[k] = c
         k += 1
     return pts
 
 
-def _lattice_centres(rng, d_px, size, cubes: bool):
-    """Centres (n, 2) px of a jittered hexagonal or square monolayer, up to 10 % vacancies:
-    spheres 1.05-1.6 diameters apart, cubes (each turned at random in the plane) 1.0-1.3
-    diagonals apart."""
-    from temstream.sim.dynamics import hex_sites, square_sites
-
-    sites_fn = hex_sites if rng.random() < 0.5 else square_sites
-    a_px = d_px * (np.sqrt(2) * rng.uniform(1.0, 1.3) if cubes else rng.uniform(1.05, 1.6))
-    sites = sites_fn((size, size), a_px, rng.uniform(0, np.pi / 2), rng.uniform(0, a_px, 2),
-                     margin_px=d_px / 2)
-    sites = sites[rng.random(len(sites)) >= rng.uniform(0, 0.1)]
-    return sites + rng.normal(0, 0.03 * a_px, sites.shape)
-
-
-def _particles(rng, prm, size, overlaps=0.0, lattices=0.0):
+def _particles(rng, prm, size):
     p = prm["pixel_size_nm"]
     d_px = prm["diameter_nm"] / p
-    # dense monolayers (the lattice scenarios) cover more of a frame than random placements;
-    # no draw without lattices, so the pairs of earlier revisions stay bit-equal
-    if lattices > 0 and d_px >= 6 and rng.random() < lattices:
-        cubes = rng.random() < 0.5
-        centres = _lattice_centres(rng, d_px, size, cubes)
-        if 0 < len(centres) <= 600:
-            prm["shapes"] = {"cube": 1.0} if cubes else {"sphere": 1.0}
-            n = len(centres)
-            ps = P.make_particles(n, rng, shapes=prm["shapes"],
-                                  diameter_nm=prm["diameter_nm"],
-                                  polydispersity=min(prm["polydispersity"], 0.1),
-                                  material="Au", pos_nm=np.zeros((n, 3)), orientation="flat",
-                                  lambda_nm=prm["lambda_np_nm"])
-            ps.v0[:] = prm["v0_np"]
-            ps.pos_nm[:, :2] = centres * p
-            return ps
     cover = rng.uniform(0.03, 0.35)
     n = int(np.clip(cover * size * size / (np.pi * d_px * d_px / 4), 1, 300))
     ps = P.make_particles(n, rng, shapes=prm["shapes"], diameter_nm=prm["diameter_nm"],
@@ -181,7 +131,7 @@ def _particles(rng, prm, size, overlaps=0.0, lattices=0.0):
     ps.v0[:] = prm["v0_np"]
     # in-plane footprint radius for placement (rods and prisms lying flat are larger)
     r = 0.5 * ps.size_nm / p * np.where(ps.shape == 3, 0.5 * (1 + ps.aspect), 1.0)
-    ps.pos_nm[:, :2] = _place(rng, n, r, (size, size), rng.uniform(0, 0.5), overlaps) * p
+    ps.pos_nm[:, :2] = _place(rng, n, r, (size, size), rng.uniform(0, 0.5)) * p
     return ps
 
 
@@ -240,45 +190,8 @@ def particle_target(labels: np.ndarray) -> np.ndarray:
     return t
 
 
-def core_target(labels: np.ndarray, fraction: float = 0.5) -> np.ndarray:
-    """Classes 0 background, 1 particle, 2 boundary, 3 core; uint8 (H, W).
-
-    As :func:`particle_target`, plus a core class: the pixels of each particle at least
-    ``fraction`` of that particle's largest inner distance away from its outline (its edge to
-    the background or to another particle). Two particles that overlap in projection have two
-    separate cores even where no contact line shows, so the cores can seed one instance each.
-
-    Parameters
-    ----------
-    labels : (H, W) int
-        Instance labels, 0 = background (overlap pixels belong to one particle).
-    fraction : float
-        Core depth relative to the particle's inner radius, in (0, 1).
-    """
-    lab = labels.astype(np.int32, copy=False)
-    t = particle_target(lab)
-    n = int(lab.max())
-    if n == 0:
-        return t
-    edge = np.zeros(lab.shape, bool)  # pixels whose 4-neighbour carries another label
-    edge[:-1] |= lab[:-1] != lab[1:]
-    edge[1:] |= lab[1:] != lab[:-1]
-    edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
-    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
-    edge |= lab == 0
-    depth = ndimage.distance_transform_edt(~edge)
-    inner = np.zeros(n + 1)
-    inner[1:] = ndimage.maximum(depth, lab, np.arange(1, n + 1))
-    core = (lab > 0) & (depth >= fraction * inner[lab]) & (t == 1)
-    t[core] = 3
-    return t
-
-
 def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
-                   bubbles: float = 0.15, overlaps: float = 0.0,
-                   lattices: float = 0.0,
-                   cap_gain: bool = False,
-                   relabel=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                   bubbles: float = 0.15) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless iterator of domain-randomised training pairs.
 
     Parameters
@@ -287,30 +200,12 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
         Seeds the whole stream; the same seed gives the same pairs, bit for bit.
     size : int
         Side of the square images (px).
-    task : {"particles", "cores", "bilayer"}
+    task : {"particles", "bilayer"}
         ``particles``: target classes 0 background, 1 particle, 2 boundary (pixels where
-        touching particles meet, see :func:`boundary_mask`). ``cores``: the same images, with
-        a fourth class 3 for the core of each particle (:func:`core_target`). ``bilayer``: 0
-        background, 1 layer A only, 2 layer B only, 3 both (layer B = the smaller particles).
+        touching particles meet, see :func:`boundary_mask`). ``bilayer``: 0 background,
+        1 layer A only, 2 layer B only, 3 both (layer B = the smaller particles).
     bubbles : float
         Fraction of the images with a gas bubble (a bright disk with a dark rim; background).
-    overlaps : float
-        Fraction of the particles placed next to another that overlap it in projection (the
-        overlap goes to the thicker particle, pixel by pixel, as in the test movies). 0 keeps the
-        pairs of earlier revisions bit for bit.
-    lattices : float
-        Fraction of the images (particles >= 6 px) whose spheres or cubes form a jittered
-        hexagonal or square monolayer (a third to four fifths of the frame covered). 0 keeps
-        the pairs of earlier revisions bit for bit.
-    cap_gain : bool
-        Lower an integrating detector's gain where gain x dose would saturate the 16-bit
-        counts (about 1 % of the pairs; their targets keep the particles, which a saturated
-        image no longer shows). False keeps the pairs of earlier revisions bit for bit.
-    relabel : callable, optional
-        ``relabel(labels (H, W) int, expected (H, W) float) -> labels``: redraws the particles
-        before the target is made, from the frame's noise-free expectation (electrons per
-        pixel); e.g. ``temstream train ... edges=half-contrast`` passes
-        :func:`temstream.tracking.edges.half_contrast_outlines`. The images are unchanged.
 
     Yields
     ------
@@ -324,20 +219,17 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
     rng = np.random.default_rng(seed)
     shape = (size, size)
     while True:
-        prm = random_physics(rng, size, bubbles=bubbles, cap_gain=cap_gain)
-        if task in ("particles", "cores"):
-            ps = _particles(rng, prm, size, overlaps, lattices)
+        prm = random_physics(rng, size, bubbles=bubbles)
+        if task == "particles":
+            ps = _particles(rng, prm, size)
         else:
             ps = _bilayer_particles(rng, prm, size)
         prm["stage_drift_nm_per_s"] = [0.0, 0.0]
         bg = Background(shape, prm, rng)
         dis = random_distractors(prm, shape, rng)
         out = render_scene(shape, prm, ps, bg, dis, rng)
-        labels = out.labels if relabel is None else relabel(out.labels, out.expected)
         if task == "particles":
-            target = particle_target(labels)
-        elif task == "cores":
-            target = core_target(labels)
+            target = particle_target(out.labels)
         else:
             target = (out.layers[0].astype(np.uint8) + 2 * out.layers[1].astype(np.uint8))
         yield out.image, target

@@ -7,16 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-#: where the msa-em-train images are looked for when no path is given
+#: the folder of real labelled images (images/, labels/) when no path is given
 REAL_DATA_ENV = "TEMSTREAM_REAL_DATA"
 
 
 def default_real_dir() -> Path | None:
-    """``$TEMSTREAM_REAL_DATA``, else ``../shared/data/real/msa-em-train`` from the working
-    directory, else None."""
-    for cand in (os.environ.get(REAL_DATA_ENV), Path.cwd().parent / "shared/data/real/msa-em-train"):
-        if cand and (Path(cand) / "images").is_dir():
-            return Path(cand)
+    """The folder named by ``$TEMSTREAM_REAL_DATA`` if it holds ``images/``, else None."""
+    cand = os.environ.get(REAL_DATA_ENV)
+    if cand and (Path(cand) / "images").is_dir():
+        return Path(cand)
     return None
 
 

@@ -3,9 +3,8 @@
 The data source is an argument (any iterator of ``(image (S, S) raw counts, target (S, S) uint8
 class index)``); ``temstream train`` wires it to :func:`temstream.sim.training.training_pairs`.
 Pairs are kept in a pool that is refreshed every step, augmented on the fly
-(:mod:`temstream.models.augment`), and the loss is border-weighted cross-entropy plus soft Dice
-(:mod:`temstream.models.losses`); Adam with a cosine learning-rate decay, optionally with an
-exponential moving average of the weights (``ema``) that is what gets validated and saved. Every
+(:mod:`temstream.models.training.augment`), and the loss is border-weighted cross-entropy plus soft Dice
+(:mod:`temstream.models.training.losses`); Adam with a cosine learning-rate decay. Every
 ``eval_every`` steps the network is scored on a fixed simulated validation set (foreground
 Dice) and, for the particle task, on the real msa-em images; the best state is kept (with
 ``patience`` > 0 training stops after that many evaluations without improvement; the presets
@@ -25,10 +24,10 @@ from itertools import islice
 import numpy as np
 
 from temstream.models.arch import preset as arch_preset
-from temstream.models.augment import augment
+from temstream.models.training.augment import augment
 from temstream.models.backends import cpu_has_amx_bf16
 from temstream.models.checkpoints import ModelCard, save_checkpoint
-from temstream.models.losses import border_weight_map
+from temstream.models.training.losses import border_weight_map
 from temstream.models.metrics import pixel_scores
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ class TrainConfig:
         Model name written into the card.
     arch : str
         Architecture preset (:data:`temstream.models.arch.PRESETS`).
-    task : {"particles", "cores", "bilayer"}
+    task : {"particles", "bilayer"}
         Simulator task (:func:`temstream.sim.training.training_pairs`).
     size : int
         Edge (px) of the simulated pairs.
@@ -73,8 +72,6 @@ class TrainConfig:
         torch threads (0: torch's default).
     bf16 : str
         ``auto`` (bf16 autocast only on a CPU with AMX), ``on``, ``off``.
-    base, depth : int
-        Override the architecture preset's width and depth (0: keep).
     extra_noise : float
         Dose augmentation: added noise up to this multiple of the frame's own noise.
     class_weights : str
@@ -84,27 +81,9 @@ class TrainConfig:
         layer B Dice of the arg-max classes.
     bubbles : float
         Fraction of the simulated pairs with a gas bubble (its dark rim is not a particle).
-    overlaps : float
-        Fraction of the particles placed next to another that overlap it in projection.
-    lattices : float
-        Fraction of the simulated pairs whose particles form a dense hexagonal or square
-        monolayer.
-    cap_gain : bool
-        Keep the simulated detector counts below saturation (see
-        :func:`temstream.sim.training.training_pairs`).
-    edges : {"extent", "half-contrast"}
-        Where the targets put a particle's edge: where its projected thickness ends (the
-        simulator's labels), or where its noise-free image is half-way between its background
-        and its core (the hand-drawn convention; ``temstream train`` redraws the labels with
-        :func:`temstream.tracking.edges.half_contrast_outlines`).
     init : str
         Fine-tuning: start from this checkpoint (name or path; its architecture is used and
         ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
-    ema : float
-        Decay of an exponential moving average of the weights and batch-norm statistics,
-        updated every step from the first (e.g. 0.999: an average over about the last 1,000
-        steps); the average is validated, kept as the best state and saved. 0: off, the raw
-        weights are used.
     """
 
     name: str = "default"
@@ -126,18 +105,11 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0
     bf16: str = "auto"
-    base: int = 0
-    depth: int = 0
     extra_noise: float = 3.0
     class_weights: str = ""
     select: str = "foreground"
     bubbles: float = 0.15
-    overlaps: float = 0.0
-    lattices: float = 0.0
-    cap_gain: bool = False
-    edges: str = "extent"
     init: str = ""
-    ema: float = 0.0
 
     def replace(self, **kw) -> "TrainConfig":
         fields = {f.name: f.type for f in dataclasses.fields(self)}
@@ -148,16 +120,9 @@ class TrainConfig:
         return dataclasses.replace(self, **conv)
 
 
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
 def _convert(key: str, value, kind: type):
     """``value`` (often a command-line string) as the option's type; a clear error naming
-    ``key`` otherwise (``bool("false")`` would be True)."""
-    if kind is bool and isinstance(value, str):
-        if value.strip().lower() in _TRUE + _FALSE:
-            return value.strip().lower() in _TRUE
-        raise ValueError(f"training option {key}: expected true or false, not {value!r}")
+    ``key`` otherwise."""
     try:
         return kind(value)
     except (TypeError, ValueError):
@@ -171,9 +136,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "bilayer": TrainConfig(name="bilayer", arch="bilayer", task="bilayer", size=192, crop=144,
                            steps=4000, val_size=32, extra_noise=1.5, class_weights="1,1,3,2",
                            select="layers"),
-    "cores": TrainConfig(name="cores", arch="cores", task="cores"),
     "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3, steps=3000),
-    "smoke": TrainConfig(name="smoke", size=64, crop=48, batch=2, steps=4, pool=4,
+    # a minute's check that training runs on this machine (a tiny network, a few steps)
+    "smoke": TrainConfig(name="smoke", arch="smoke", size=64, crop=48, batch=2, steps=4, pool=4,
                          eval_every=2, val_size=2),
     # fine-tuning the shipped model on a user's labelled images (``temstream finetune``)
     "finetune": TrainConfig(name="finetune", init="default", steps=600, lr=3e-4, pool=64,
@@ -206,8 +171,7 @@ def _batch(pool, cfg, rng, torch):
         x, t = augment(*pool[i], rng, crop=cfg.crop, max_extra_noise=cfg.extra_noise)
         xs.append(x)
         ts.append(t)
-        ws.append(border_weight_map(t, w0=cfg.w0, sigma=cfg.sigma, class_weights=cw,
-                                    instance_classes=(1, 3) if cfg.task == "cores" else None))
+        ws.append(border_weight_map(t, w0=cfg.w0, sigma=cfg.sigma, class_weights=cw))
     x = torch.from_numpy(np.stack(xs)[:, None])
     return x, torch.from_numpy(np.stack(ts).astype(np.int64)), torch.from_numpy(np.stack(ws))
 
@@ -297,7 +261,7 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     import torch
     from tqdm import tqdm
 
-    from temstream.models.losses import segmentation_loss
+    from temstream.models.training.losses import segmentation_loss
     from temstream.models.unet import build_unet, count_parameters
 
     t0 = time.perf_counter()
@@ -315,22 +279,12 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
         model, init_card = load_checkpoint(cfg.init)
         arch = init_card.architecture
     else:
-        arch = arch_preset(cfg.arch, **{k: v for k, v in (("base", cfg.base),
-                                                           ("depth", cfg.depth)) if v})
+        arch = arch_preset(cfg.arch)
         model = build_unet(arch)
     n_classes = len(arch.classes)
     model = model.to(memory_format=torch.channels_last)
     autocast = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_amx_bf16())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    if not 0.0 <= cfg.ema < 1.0:
-        raise ValueError(f"ema must be in [0, 1), not {cfg.ema}")
-    averaged = None
-    if cfg.ema:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema),
-                                 use_buffers=True)
-    scored = averaged.module if averaged is not None else model  # what is validated and kept
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=0.05 * cfg.lr)
     pool = [next(pairs) for _ in range(cfg.pool)]
     best = (-1.0, None, 0)
@@ -354,26 +308,24 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         sched.step()
-        if averaged is not None:
-            averaged.update_parameters(model)
         for _ in range(cfg.refresh):
             pool[int(rng.integers(len(pool)))] = next(pairs)
         lv = loss.item()
         loss_avg = lv if loss_avg is None else 0.95 * loss_avg + 0.05 * lv
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            scores = evaluate_sets(scored, val_pairs, real, torch, autocast)
+            scores = evaluate_sets(model, val_pairs, real, torch, autocast)
             val_best = max(scores["val"].values())
             entry = {"step": step, "loss": round(loss_avg, 4),
                      f"{val_name}_dice": round(val_best, 4)}
             if cfg.select == "layers":
-                val_best = layer_dice_score(scored, val_pairs, torch)
+                val_best = layer_dice_score(model, val_pairs, torch)
                 entry["layer_dice"] = round(val_best, 4)
             if "real" in scores:
                 entry["real_dice"] = round(max(scores["real"].values()), 4)
             history.append(entry)
             log.info("step %d: %s", step, entry)
             if val_best > best[0]:
-                state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 best = (val_best, state, step)
                 bad_evals = 0
             else:

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 
 def border_weight_map(target: np.ndarray, *, w0: float = 10.0, sigma: float = 5.0,
-                      class_weights=None, instance_classes=None) -> np.ndarray:
+                      class_weights=None) -> np.ndarray:
     """U-Net border weight map of one target image.
 
     Parameters
@@ -29,9 +29,6 @@ def border_weight_map(target: np.ndarray, *, w0: float = 10.0, sigma: float = 5.
         Width (px) of the gap weighting.
     class_weights : sequence of float, optional
         ``w_c`` per class (default 1 for all).
-    instance_classes : sequence of int, optional
-        The classes whose connected components are the particles (default: see Notes; the
-        ``cores`` task passes (1, 3): particle and core, apart from the boundary class).
 
     Returns
     -------
@@ -48,10 +45,7 @@ def border_weight_map(target: np.ndarray, *, w0: float = 10.0, sigma: float = 5.
     cw = np.ones(int(target.max()) + 1, np.float32) if class_weights is None else \
         np.asarray(class_weights, np.float32)
     w = cw[np.clip(target, 0, len(cw) - 1)]
-    if instance_classes is not None:
-        inside = np.isin(target, np.asarray(instance_classes))
-    else:
-        inside = target == 1 if target.max() <= 2 else target > 0
+    inside = target == 1 if target.max() <= 2 else target > 0
     labels, n = ndimage.label(inside)
     if n < 2 or w0 == 0:
         return w.astype(np.float32)
