@@ -1,14 +1,15 @@
-"""Instance extraction ms/frame for each labelling candidate (2-core CPU).
+"""Instance extraction ms/frame against its peers (2-core CPU).
 
 Random filled disks (r 3-12 px, ~15 % foreground) in 2-class probabilities at
-512^2, 1024^2, 2048^2. Candidates: extract_instances with the OpenCV (connectedComponents or
-connectedComponentsWithStats), scipy and scikit-image labellers (same numba property kernel), and the plain
-scikit-image route (label + regionprops_table with area, centroid, perimeter,
-eccentricity; fewer properties, no n-fold angle). Prints a Markdown table; a second one
+512^2, 1024^2, 2048^2. The first table times the labelling alone (temstream's ``label_mask``,
+OpenCV components + a numba pass for the boxes, against ``scipy.ndimage.label`` +
+``find_objects``) and the whole extraction against the plain scikit-image route (label +
+regionprops_table with area, centroid, perimeter, eccentricity; fewer properties, no n-fold
+angle). Prints a Markdown table; a second one
 times the boundary-class route (seeded growth) with and without merging seed fragments
 (``merge_below``) and the confidence filter (``min_score``), on the same disks with a speckled
 P(particle); a third the pipeline's Instances stage with the per-frame expected-Dice outline
-(``segment.outline``) and the half-contrast outlines redrawn from the frame (a noisy image of
+(``instances.outline``) and the half-contrast outlines redrawn from the frame (a noisy image of
 the same disks) against outlines at the threshold, on those disks in a ring of unsure pixels;
 a fourth the half-contrast stage with and without the test that keeps faint particles the
 frame shows clearly (``instances.faint_contrast_z``), with a third of the disks below
@@ -27,8 +28,9 @@ from scipy import ndimage
 from skimage.draw import disk
 from skimage.measure import label, regionprops_table
 
+from temstream.config.schema import InstancesConfig
 from temstream.pipeline.stages import Instances
-from temstream.tracking.instances import extract_instances
+from temstream.tracking.instances import extract_instances, label_mask
 
 
 def frame(size, seed=0):
@@ -106,50 +108,57 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="512^2 and 1024^2 only, fewer repeats")
     args = ap.parse_args()
-    extract_instances(frame(64))                      # load the numba cache
-    print("| size | particles | opencv cc + numba (default) | opencv cc-with-stats + numba "
-          "| scipy + numba | skimage label + numba | skimage label + regionprops_table "
-          "| speed-up of default vs regionprops |")
-    print("|---|---|---|---|---|---|---|---|")
+    plain = InstancesConfig(outline="threshold", min_area=8, min_score=0.0, seed_threshold=0.0,
+                            min_seed_area=0, merge_below=0.0)
+    extract_instances(frame(64), plain)                # load the numba cache
+    print("| size | particles | label_mask ms | scipy label + find_objects ms "
+          "| extract_instances ms | skimage label + regionprops_table ms "
+          "| speed-up of extract_instances vs regionprops |")
+    print("|---|---|---|---|---|---|---|")
     for size in (512, 1024) if args.quick else (512, 1024, 2048):
         p = frame(size)
         rep = (3 if args.quick else 10) if size < 2048 else 3
-        n = len(extract_instances(p)[1]["x"])
-        t = {lab: best(lambda: extract_instances(p, labeller=lab), rep)
-             for lab in ("opencv", "opencv-stats", "scipy", "skimage")}
+        n = len(extract_instances(p, plain)[1]["x"])
+        t_label = best(lambda: label_mask(p[1] > 0.5), rep)
+
+        def scipy_label():
+            lab, _ = ndimage.label(p[1] > 0.5, structure=np.ones((3, 3)))
+            ndimage.find_objects(lab)
+        t_scipy = best(scipy_label, rep)
+        t_ours = best(lambda: extract_instances(p, plain), rep)
 
         def sk():
             lab = label(p[1] > 0.5, connectivity=2)
             regionprops_table(lab, properties=("area", "centroid", "perimeter", "eccentricity"))
         t_sk = best(sk, max(1, rep // 3))
-        print(f"| {size}² | {n} | {t['opencv']:.2f} | {t['opencv-stats']:.2f} "
-              f"| {t['scipy']:.2f} | {t['skimage']:.2f} "
-              f"| {t_sk:.1f} | {t_sk / t['opencv']:.0f}x |")
+        print(f"| {size}² | {n} | {t_label:.2f} | {t_scipy:.2f} | {t_ours:.2f} | {t_sk:.1f} "
+              f"| {t_sk / t_ours:.0f}x |")
     print()
     print("| size | seeded growth ms (instances) | + merging fragments ms (instances) | cost "
           "| + min_score 0.65 ms | cost |")
     print("|---|---|---|---|---|---|")
-    kw = dict(classes=("background", "particle", "boundary"), threshold=0.35,
-              seed_threshold=0.85, min_seed_area=10, min_area=24)
+    kw = dict(classes=("background", "particle", "boundary"), threshold=0.35)
+    seeded = plain.replace(seed_threshold=0.85, min_seed_area=10, min_area=24)
+    merged = seeded.replace(merge_below=0.5, merge_share=0.2)
+    scored = merged.replace(min_score=0.65)
     for size in (512, 1024) if args.quick else (512, 1024, 2048):
         p = boundary_frame(size)
         rep = (3 if args.quick else 10) if size < 2048 else 3
-        n0 = len(extract_instances(p, **kw)[1]["x"])
-        n1 = len(extract_instances(p, merge_below=0.5, merge_share=0.2, **kw)[1]["x"])
-        t0 = best(lambda: extract_instances(p, **kw), rep)
-        t1 = best(lambda: extract_instances(p, merge_below=0.5, merge_share=0.2, **kw), rep)
-        t2 = best(lambda: extract_instances(p, merge_below=0.5, merge_share=0.2, min_score=0.65,
-                                            **kw), rep)
+        n0 = len(extract_instances(p, seeded, **kw)[1]["x"])
+        n1 = len(extract_instances(p, merged, **kw)[1]["x"])
+        t0 = best(lambda: extract_instances(p, seeded, **kw), rep)
+        t1 = best(lambda: extract_instances(p, merged, **kw), rep)
+        t2 = best(lambda: extract_instances(p, scored, **kw), rep)
         print(f"| {size}² | {t0:.2f} ({n0}) | {t1:.2f} ({n1}) | +{t1 - t0:.2f} ms "
               f"| {t2:.2f} | +{t2 - t1:.2f} ms |")
     print()
     print("| size | Instances stage, outlines at the threshold ms | expected-Dice outlines ms "
           "| cost | foreground px kept | half-contrast outlines (faint dropped) ms | cost |")
     print("|---|---|---|---|---|---|---|")
-    kw.update(merge_below=0.5, merge_share=0.2, min_score=0.65)
-    at_threshold = Instances(outline="threshold", **kw)
-    expected_dice = Instances(outline="expected-dice", **kw)
-    half_contrast = Instances(outline="half-contrast", faint_contrast_z=0.0, **kw)  # 4th table
+    at_threshold = Instances(scored.replace(outline="threshold"), **kw)
+    expected_dice = Instances(scored.replace(outline="expected-dice"), **kw)
+    half_contrast = Instances(scored.replace(outline="half-contrast", faint_contrast_z=0.0),
+                              **kw)  # 4th table
     expected_dice(ringed_frame(64))                    # load the numba cache
     for size in (512, 1024) if args.quick else (512, 1024, 2048):
         p = ringed_frame(size)
@@ -165,13 +174,14 @@ def main():
     print("| size | particles (faint) | half-contrast, faint dropped ms | faint kept when z >= 5 "
           "ms | cost | faint kept |")
     print("|---|---|---|---|---|---|")
-    rescue = Instances(outline="half-contrast", faint_contrast_z=5.0, **kw)
+    rescue = Instances(scored.replace(outline="half-contrast", faint_contrast_z=5.0), **kw)
     _compare(half_contrast, rescue, half_contrast, faint_frame, disks_image, args)
     print()
     print("| size | particles (seen below the threshold) | half-contrast ms | + search below the "
           "threshold (0.1) ms | cost | found |")
     print("|---|---|---|---|---|---|")
-    search = Instances(outline="half-contrast", faint_contrast_z=5.0, faint_threshold=0.1, **kw)
+    search = Instances(scored.replace(outline="half-contrast", faint_contrast_z=5.0,
+                                      faint_threshold=0.1), **kw)
     _compare(rescue, search, half_contrast, unseen_frame,
              lambda p: disks_image(ringed_frame(p.shape[-1])), args)  # every disk in the frame
 

@@ -17,17 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from temstream.config import load_config
-from temstream.cli._pipeline import build_runner, load_segmenter_from_config
-from temstream.pipeline.stages import Instances, Link
+from temstream.cli._pipeline import build_runner
+from temstream.pipeline.assemble import build_stages, load_segmenter_from_config
 from temstream.sim import simulate
 from temstream.stream.publish import FramePublisher, paced
 from temstream.stream.sources import MemorySource, ZmqSource
 
 
 def plain_loop(config, frames) -> float:
-    seg = load_segmenter_from_config(config)
-    inst = Instances(classes=seg.classes, threshold=seg.threshold)
-    link = Link(search_range=config.tracking.search_range, memory=config.tracking.memory)
+    stages = build_stages(config, load_segmenter_from_config(config))  # what the runner runs
+    seg, inst, link = stages["segment"], stages["instances"], stages["link"]
     seg(frames[0])
     t0 = time.perf_counter()
     for f in frames:

@@ -4,8 +4,7 @@ For each scenario: (a) link the true detections (perfect detection: isolates the
 linker), with our Linker, our Linker + velocity predictor and trackpy.link;
 (b) extract instances from the true label masks (touching particles merge, as
 after a segmenter; particles cut by the frame edge have their visible centroid,
-the truth keeps the full particle's centre) and link them, without and with
-``split_touching``. search_range = 1.2 x the 99th percentile of
+the truth keeps the full particle's centre) and link them. search_range = 1.2 x the 99th percentile of
 the true per-frame displacement (an oracle setting, the same for every method).
 Scores: temstream.tracking.scoring.score_tracks (gate 5 px).
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import trackpy
 
+from temstream.config.schema import InstancesConfig
 from temstream.sim import simulate
 from temstream.tracking.instances import extract_instances
 from temstream.tracking.linking import link
@@ -36,10 +36,11 @@ def search_range(truth):
     return max(2.0, 1.2 * np.percentile(d, 99)) if d.size else 5.0
 
 
-def detections_from_labels(labels, split):
+def detections_from_labels(labels):
     rows = []
+    settings = InstancesConfig(outline="threshold", min_area=4, n_fold=4)
     for i, lab in enumerate(labels):
-        _, t = extract_instances(lab > 0, min_area=4, n_fold=4, split_touching=split)
+        _, t = extract_instances(lab > 0, settings)
         rows.append(pd.DataFrame({"frame": i, "x": t["x"], "y": t["y"]}))
     return pd.concat(rows, ignore_index=True)
 
@@ -60,15 +61,13 @@ def main():
         truth = movie.truth[["frame", "particle", "x", "y"]].reset_index(drop=True)
         sr = search_range(truth)
         det_true = truth[["frame", "x", "y"]]
-        det_seg = detections_from_labels(movie.labels, False)
-        det_split = detections_from_labels(movie.labels, True)
+        det_seg = detections_from_labels(movie.labels)
         runs = [("truth", "Linker", lambda d: link(d, sr)),
                 ("truth", "Linker velocity", lambda d: link(d, sr, predictor="velocity")),
                 ("truth", "trackpy.link", None),
-                ("labels > 0", "Linker", lambda d: link(d, sr)),
-                ("labels > 0, split_touching", "Linker", lambda d: link(d, sr))]
+                ("labels > 0", "Linker", lambda d: link(d, sr))]
         for det_name, method, fn in runs:
-            det = {"truth": det_true, "labels > 0": det_seg}.get(det_name, det_split)
+            det = {"truth": det_true, "labels > 0": det_seg}[det_name]
             if fn is None:
                 try:
                     pred = trackpy.link(det.copy(), sr, adaptive_stop=0.2 * sr,

@@ -8,7 +8,7 @@ shipped pipeline (`default`, half-contrast outlines, faint-particle rule) is pri
 - ``dilate/erode 1 px``: the labels themselves, one pixel wider or narrower all round (what a
   one-pixel edge error costs);
 - ``half-contrast``: :func:`temstream.tracking.edges.half_contrast_outlines`, the rule behind
-  ``segment.outline = "half-contrast"``, at the shipped level and smoothing, and the best of a
+  ``instances.outline = "half-contrast"``, at the shipped level and smoothing, and the best of a
   grid of levels and smoothings (chosen on these same images: an optimistic bound);
 - ``Chan-Vese``: scikit-image's morphological Chan-Vese active contour (20 iterations, contour
   smoothing 4, on the unsmoothed frame; settings chosen on these images) started from each
@@ -19,7 +19,7 @@ shipped pipeline (`default`, half-contrast outlines, faint-particle rule) is pri
 
 Takes about a minute on two CPU cores.
 
-Usage: python scripts/real_outline_ceiling.py [--data ../shared/data/real/msa-em-train]
+Usage: python scripts/real_outline_ceiling.py [--data MSA_EM_FOLDER]  (default: $TEMSTREAM_REAL_DATA)
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import morphological_chan_vese, watershed
 
-from temstream.cli._pipeline import pipeline_instancer
 from temstream.config import load_config
-from temstream.models import load_segmenter
-from temstream.models.realdata import default_real_dir, load_msa_em
+from temstream.evaluation import load_model
+from temstream.models.training.realdata import default_real_dir, load_msa_em
 from temstream.tracking.edges import LEVEL, SMOOTH_PX, half_contrast_outlines
 
 LEVELS = (0.4, 0.45, 0.5, 0.55)
@@ -89,7 +88,7 @@ def pooled_dice(masks, truths) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=None, help="msa-em-train folder (default: found)")
+    ap.add_argument("--data", default=None, help="msa-em-train folder (default: $TEMSTREAM_REAL_DATA)")
     args = ap.parse_args()
     pairs = load_msa_em(args.data or default_real_dir())
     images = [img.astype(np.float32) for _, img, _ in pairs]
@@ -101,9 +100,8 @@ def main() -> None:
         rows.append((rule, start, pooled_dice(masks, truths), note))
         print(f"  {rule} from {start}: {rows[-1][2]:.4f}", flush=True)
 
-    seg = load_segmenter("default", backend="torch", outline="half-contrast")
-    instancer = pipeline_instancer(load_config(None).instances)
-    found = [instancer(seg.predict_batch(img[None])[0], seg, img) for img in images]
+    model = load_model("default@instances.outline=half-contrast", load_config(), backend="torch")
+    found = [model.labels(model.probabilities(img[None])[0], img) for img in images]
     pipeline = "the pipeline's particles"
     add("shipped pipeline (`default`, half-contrast, faint rule)", [f > 0 for f in found],
         pipeline)

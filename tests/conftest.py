@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import zmq
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# the real labelled images sit beside the checkout in the team's workspace; tests that need
+# them skip elsewhere (the package itself never defaults to a path outside the repository)
+_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "msa-em-train"
+if (_REAL / "images").is_dir():
+    os.environ.setdefault("TEMSTREAM_REAL_DATA", str(_REAL))
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ The package imports nothing heavy at start-up; use the subpackages:
 - :mod:`temstream.models`   segmenters (classical baseline, U-Nets) and inference backends
 - :mod:`temstream.tracking` instances, the online linker and trajectory analysis
 - :mod:`temstream.sim`      the liquid-cell TEM simulator with ground truth
+- :mod:`temstream.evaluation` scoring models beside the classical baseline (:func:`evaluate`)
 - :mod:`temstream.gui`      the pyqtgraph dashboard
 """
 
-__version__ = "0.1.0"
+from temstream._version import __version__
 
-__all__ = ["__version__", "read_particles"]
+__all__ = ["__version__", "read_particles", "evaluate"]
 
 
 def read_particles(path):
@@ -33,3 +34,12 @@ def read_particles(path):
     from temstream.record import read_particles as _read
 
     return _read(path)
+
+
+
+def evaluate(models=("default",), data=("sim", "real"), **kwargs):
+    """Score segmentation models beside the classical baseline; see
+    :func:`temstream.evaluation.evaluate` (its report makes ``docs/eval.md``)."""
+    from temstream.evaluation import evaluate as _evaluate
+
+    return _evaluate(models, data, **kwargs)

@@ -32,14 +32,15 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from temstream import __version__
+from temstream._version import __version__
+from temstream.stream.events import STAGES
 
 log = logging.getLogger(__name__)
 
 FORMAT = "temstream-recording"
 FORMAT_VERSION = 1
 
-#: columns every particle table has, in order (design.md)
+#: columns every particle table has, in order (docs/recording.md)
 PARTICLE_COLUMNS = {
     "frame": "<i8", "series": "<i8", "particle": "<i8", "label": "<i4", "x": "<f8", "y": "<f8", "area": "<f8",
     "angle": "<f8", "layer": "<i2", "score": "<f4",
@@ -48,8 +49,8 @@ NM_COLUMNS = {"x_nm": "<f8", "y_nm": "<f8", "area_nm2": "<f8"}
 _STR = h5py.string_dtype()
 INFO_COLUMNS = {
     "frame": "<i8", "series": "<i8", "status": _STR, "reason": _STR, "timestamp": "<f8",
-    "receive_time": "<f8", "n_particles": "<i4", "queue_ms": "<f4", "preprocess_ms": "<f4",
-    "segment_ms": "<f4", "instances_ms": "<f4", "link_ms": "<f4", "latency_ms": "<f4",
+    "receive_time": "<f8", "n_particles": "<i4", "queue_ms": "<f4",
+    **{f"{stage}_ms": "<f4" for stage in STAGES}, "latency_ms": "<f4",
 }
 
 

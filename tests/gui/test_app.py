@@ -53,12 +53,15 @@ def test_closing_the_window_stops_the_runner(qapp):
 
 
 def test_stage_errors_are_reraised(qapp):
+    from temstream.pipeline.stages import Link
+
     config, runner = make_runner(n_frames=5)
 
-    def broken(_table):
-        raise RuntimeError("linker exploded")
+    class Broken(Link):
+        def __call__(self, table):
+            raise RuntimeError("linker exploded")
 
-    runner.link = broken
+    runner.link = Broken()
     with pytest.raises(Exception, match="linker exploded"):
         run_with_dashboard(runner, config=config)
 

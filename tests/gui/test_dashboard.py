@@ -213,20 +213,20 @@ def test_outline_rule_box_switches_the_pipelines_instance_stage(qtbot, tmp_path)
     from temstream.config import load_config
     from temstream.gui.control import PipelineControl
     from temstream.gui.toolbar import OUTLINE_CHOICES
-    from temstream.models.decision import OUTLINE_RULES
+    from temstream.config.schema import OUTLINE_RULES
     from temstream.stream.sources import MemorySource
 
     assert tuple(OUTLINE_CHOICES) == OUTLINE_RULES
     runner = build_runner(load_config(None, ()), MemorySource([]))
     sink = DisplaySink()
     runner.sinks.append(sink)
-    instances = dict(runner.stages)["instances"]
+    instances = runner.instances
     dash = Dashboard(sink, PipelineControl(runner, sink), fps=30, start_timer=False)
     qtbot.addWidget(dash)
     box = dash.controls.outline
-    assert box.isEnabled() and box.currentText() == instances.outline == "threshold"
+    assert box.isEnabled() and box.currentText() == instances.settings.outline == "threshold"
     box.textActivated.emit("half-contrast")  # what choosing an item in the box sends
-    assert instances.outline == "half-contrast"
+    assert instances.settings.outline == "half-contrast"
     assert "half-contrast" in dash.status.currentMessage()
 
 

@@ -153,17 +153,6 @@ def test_display_sink_keeps_latest_frame_and_every_table():
     assert again.latest is None and again.tables == [] and not again.new_series
 
 
-def test_display_sink_runs_actions_in_the_writing_thread():
-    sink = DisplaySink()
-    seen = []
-    sink.call_in_pipeline(lambda: seen.append(threading.current_thread().name))
-    sink.call_in_pipeline(lambda: 1 / 0)  # logged, never raised into the pipeline
-    t = threading.Thread(target=sink.write, args=(result(0),), name="link-thread")
-    t.start()
-    t.join()
-    assert seen == ["link-thread"]
-
-
 def test_display_sink_write_never_waits_for_the_reader():
     sink = DisplaySink()
     with sink._lock:  # noqa: SLF001 - a reader holding the lock only delays by a swap
@@ -189,21 +178,23 @@ def test_pipeline_control_changes_settings_between_frames(tmp_path):
     sink = DisplaySink()
     runner.sinks.append(sink)
     control = PipelineControl(runner, sink)
-    instances = runner.stages[2][1]
-    before = instances.kwargs
+    instances = runner.instances
+    before = instances.settings
     control.set_threshold(0.3)
-    assert instances.kwargs["threshold"] == 0.3 and before["threshold"] != 0.3
-    with pytest.raises(ValueError, match="between 0 and 1"):
+    assert instances.threshold == 0.3 and control.threshold == 0.3
+    with pytest.raises(ValueError, match="segment.threshold"):
         control.set_threshold(1.5)
-    assert control.outline == instances.outline == "threshold"  # classical: its own threshold
+    assert control.outline == instances.settings.outline == "threshold"  # classical
     control.set_outline("half-contrast")
-    assert instances.outline == "half-contrast" and control.outline == "half-contrast"
-    with pytest.raises(ValueError, match="outline must be one of"):
+    assert instances.settings == before.replace(outline="half-contrast")
+    assert control.outline == "half-contrast"
+    with pytest.raises(ValueError, match="instances.outline"):
         control.set_outline("tight")
     control.set_search_range(17.0)
     assert runner.link.linker.search_range != 17.0  # not before the next frame
-    sink.write(result(0))
-    assert runner.link.linker.search_range == 17.0 and control.search_range == 17.0
+    assert control.search_range == 17.0
+    runner.link({"x": np.zeros(0), "y": np.zeros(0)})  # the link thread's next frame
+    assert runner.link.linker.search_range == 17.0
     assert control.can_record and control.recording
     control.set_recording(False)
     assert control.recorder.paused and control.health()["recording"] == "paused"

@@ -84,7 +84,7 @@ def test_train_smoke_writes_a_loadable_checkpoint(tmp_path, capsys):
     pytest.importorskip("temstream.sim.training")
     out = tmp_path / "run"
     rc = main(["train", "--preset", "smoke", "--out", str(out), "--no-real", "--no-progress",
-               "steps=2", "eval_every=2", "pool=2", "val_size=1", "base=4", "depth=2"])
+               "steps=2", "eval_every=2", "pool=2", "val_size=1"])
     assert rc == 0
     card = json.loads((out / "model.json").read_text())
     assert card["training"]["steps"] == 2 and card["architecture"]["base"] == 4
@@ -93,34 +93,6 @@ def test_train_smoke_writes_a_loadable_checkpoint(tmp_path, capsys):
     assert seg(np.zeros((40, 40), np.uint16)).shape == (3, 40, 40)
     assert main(["train", "--preset", "nope", "--out", str(out)]) == 2
     assert "unknown training preset 'nope'" in capsys.readouterr().err
-
-
-def test_train_with_half_contrast_targets(tmp_path, capsys, monkeypatch):
-    """``edges=half-contrast``: every training and validation target is made from the pair's
-    particles redrawn on its noise-free frame; a bad value names the key."""
-    pytest.importorskip("temstream.sim.training")
-    from temstream.cli import train as train_cli
-    from temstream.tracking import edges
-
-    calls = []
-    real = edges.half_contrast_outlines
-
-    def spy(image, labels, **kw):
-        calls.append(kw)
-        return real(image, labels, **kw)
-
-    monkeypatch.setattr(edges, "half_contrast_outlines", spy)
-    out = tmp_path / "run"
-    assert main(["train", "--preset", "smoke", "--out", str(out), "--no-real", "--no-progress",
-                 "steps=2", "eval_every=2", "pool=2", "val_size=1", "base=4", "depth=2",
-                 "edges=half-contrast"]) == 0
-    card = json.loads((out / "model.json").read_text())
-    assert card["training"]["edges"] == "half-contrast"
-    assert len(calls) >= 3  # the pool's pairs, the refreshed one and the validation pair
-    assert all(kw == {"smooth_px": train_cli.TARGET_SMOOTH_PX} for kw in calls)
-    capsys.readouterr()
-    assert main(["train", "--preset", "smoke", "--out", str(out), "edges=sharp"]) == 2
-    assert "edges" in capsys.readouterr().err
 
 
 def test_finetune_cross_validates_then_writes_a_loadable_model(tiny_checkpoint, tmp_path,
@@ -157,10 +129,11 @@ def test_finetune_rejects_bad_folds(tiny_checkpoint, tmp_path, capsys):
 def test_evaluate_against_the_half_contrast_truth_of_the_simulator(tmp_path):
     """``--truth half-contrast``: the simulated movies are scored against their labels redrawn
     on the noise-free twin of each frame (same seed, same scene)."""
-    from temstream.models import load_segmenter
-    from temstream.models.decision import frame_mask
+    from temstream.cli._pipeline import build_runner
+    from temstream.config import load_config
     from temstream.models.metrics import pixel_scores
     from temstream.sim import simulate
+    from temstream.stream.sources import MemorySource
     from temstream.sim.scenarios import scenario_params
     from temstream.tracking.edges import half_contrast_outlines
 
@@ -176,10 +149,10 @@ def test_evaluate_against_the_half_contrast_truth_of_the_simulator(tmp_path):
     clean = simulate("sparse-large", frames=2, size=96, seed=2024, dose_e_per_A2=dose,
                      noise=False)
     assert np.array_equal(noisy.labels, clean.labels)
-    seg = load_segmenter("classical")
+    runner = build_runner(load_config(None, ["segment.model=classical"]), MemorySource([]))
     scores = {"extent": [0, 0, 0], "half-contrast": [0, 0, 0]}
     for frame, clean_frame, labels in zip(noisy.frames, clean.frames, noisy.labels):
-        mask = frame_mask(seg, seg.predict_batch(frame[None])[0])
+        mask = runner.instances(runner.segment(frame), frame)[0] > 0
         drawn = half_contrast_outlines(clean_frame, labels, smooth_px=0.5)
         for truth, true_mask in (("extent", labels > 0), ("half-contrast", drawn > 0)):
             s = pixel_scores(mask, true_mask)
@@ -191,158 +164,110 @@ def test_evaluate_against_the_half_contrast_truth_of_the_simulator(tmp_path):
     assert scores["extent"] != scores["half-contrast"]
 
 
-def test_evaluate_with_tta_scores_the_averaged_network(tiny_checkpoint, tmp_path):
-    from temstream.models import load_segmenter
-    from temstream.models.evaluate import evaluate_real
-    from temstream.models.realdata import load_msa_em
+def _pipeline_dice(folder, overrides):
+    """Pooled Dice of the instance labels a live run's stages (``temstream run`` with these
+    overrides) record for the labelled images in ``folder``."""
+    from temstream.cli._pipeline import build_runner
+    from temstream.config import load_config
+    from temstream.models.metrics import pixel_scores
+    from temstream.models.training.realdata import load_msa_em
+    from temstream.stream.sources import MemorySource
 
-    _labelled_folder(tmp_path / "set")
-    out = tmp_path / "report"
-    assert main(["evaluate", "--model", str(tiny_checkpoint), "--backend", "torch", "--tta",
-                 "4", str(tmp_path / "set"), "--out", str(out)]) == 0
-    md = (tmp_path / "report.md").read_text()
-    assert "--tta 4" in md
+    runner = build_runner(load_config(None, overrides + ["segment.backend=torch"]),
+                          MemorySource([]))
+    tp = fp = fn = 0
+    for _, image, truth in load_msa_em(folder):
+        labels, _ = runner.instances(runner.segment(runner.preprocess(image)), image)
+        s = pixel_scores(labels > 0, truth)
+        tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
+    return 2 * tp / max(2 * tp + fp + fn, 1)
+
+
+def _reported_dice(md, name):
     row = next(line for line in md.splitlines() if line.startswith("| real | set | - |")
-               and "| tiny |" in line)
-    dice_cli = float(row.split("|")[8])
-    seg = load_segmenter(tiny_checkpoint, backend="torch", device="cpu", tta=4)
-    (r,), _ = evaluate_real({"tiny": seg}, load_msa_em(tmp_path / "set"), label="set")
-    assert f"{r['dice']:.3f}" == f"{dice_cli:.3f}"
+               and f"| {name} |" in line)
+    return float(row.split("|")[8])
+
+
+def test_evaluate_scores_the_labels_a_live_run_records(tiny_checkpoint, tmp_path):
+    """Every model is scored through the stages ``temstream run`` builds from the same
+    settings: the recorded labels' Dice, under each outline rule, TTA and threshold."""
+    _labelled_folder(tmp_path / "set")
+    ck = str(tiny_checkpoint)
+    variants = {"tiny": [], "tiny@instances.outline=half-contrast":
+                ["instances.outline=half-contrast"],
+                "tiny@threshold=0.8@instances.outline=threshold":
+                ["segment.threshold=0.8", "instances.outline=threshold"]}
+    args = ["evaluate", "--backend", "torch", "--tta", "2", str(tmp_path / "set"),
+            "--out", str(tmp_path / "r")]
+    for name in variants:
+        args += ["--model", ck + name.removeprefix("tiny")]
+    assert main(args) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert "--tta 2" in md and "## Differences from tiny (paired)" in md
+    assert "half of each particle's contrast" in md and (tmp_path / "r.png").exists()
+    for name, overrides in variants.items():
+        want = _pipeline_dice(tmp_path / "set",
+                              [f"segment.model={ck}", "segment.tta=2"] + overrides)
+        assert f"{want:.3f}" == f"{_reported_dice(md, name):.3f}", name
+    assert len({_reported_dice(md, n) for n in variants}) >= 2  # the settings mattered
 
 
 def test_evaluate_honours_the_segment_and_classical_keys(tiny_checkpoint, tmp_path):
     """``segment.threshold`` moves the U-Net's decision threshold (not the baseline's), and
     ``[classical]`` keys reach the baseline, as they would in ``temstream run``."""
-    from temstream.models import load_segmenter
-    from temstream.models.evaluate import evaluate_real
-    from temstream.models.realdata import load_msa_em
-
     _labelled_folder(tmp_path / "set")
     out = tmp_path / "report_t0.8"                      # the ".8" is part of the name
+    keys = ["segment.threshold=0.8", "classical.sigma=0", "classical.method=triangle"]
     assert main(["evaluate", "--model", str(tiny_checkpoint), "--backend", "torch",
-                 str(tmp_path / "set"), "--out", str(out), "segment.threshold=0.8",
-                 "classical.sigma=0", "classical.method=triangle"]) == 0
+                 str(tmp_path / "set"), "--out", str(out), *keys]) == 0
     md = (tmp_path / "report_t0.8.md").read_text()
     assert (tmp_path / "report_t0.8.png").stat().st_size > 1000
     assert "Thresholds: classical 0.50, tiny 0.80" in md
-
-    def dice(name):
-        row = next(line for line in md.splitlines() if line.startswith("| real | set | - |")
-                   and f"| {name} |" in line)
-        return float(row.split("|")[8])
-
-    pairs = load_msa_em(tmp_path / "set")
-    segs = {"tiny": load_segmenter(tiny_checkpoint, backend="torch", device="cpu",
-                                   threshold=0.8),
-            "classical": load_segmenter("classical", sigma=0.0, method="triangle")}
-    rows, _ = evaluate_real(segs, pairs, label="set")
-    for r in rows:
-        assert f"{r['dice']:.3f}" == f"{dice(r['model']):.3f}"
+    tiny = _pipeline_dice(tmp_path / "set", [f"segment.model={tiny_checkpoint}", keys[0]])
+    classical = _pipeline_dice(tmp_path / "set", ["segment.model=classical", *keys[1:]])
+    assert f"{tiny:.3f}" == f"{_reported_dice(md, 'tiny'):.3f}"
+    assert f"{classical:.3f}" == f"{_reported_dice(md, 'classical'):.3f}"
     # and the settings mattered: the defaults score differently on these images
-    plain, _ = evaluate_real({"tiny": load_segmenter(tiny_checkpoint, backend="torch",
-                                                     device="cpu"),
-                              "classical": load_segmenter("classical")}, pairs, label="set")
-    assert [r["dice"] for r in plain] != [r["dice"] for r in rows]
+    assert _pipeline_dice(tmp_path / "set", ["segment.model=classical"]) != classical
 
 
-def test_evaluate_compares_a_model_with_itself_under_other_settings(tiny_checkpoint, tmp_path,
-                                                                    capsys):
-    """``MODEL@KEY=VALUE`` gives one --model its own [segment] settings, paired with the
-    plain one on the same images."""
-    from temstream.models import load_segmenter
-    from temstream.models.evaluate import evaluate_real
-    from temstream.models.realdata import load_msa_em
-
+def test_evaluate_gives_a_model_its_own_instance_settings(tiny_checkpoint, tmp_path, capsys):
+    """``MODEL@instances.KEY=VALUE``: that model's particles are extracted with its own
+    [instances] settings, the other models' with the pipeline's; bad keys are named."""
     _labelled_folder(tmp_path / "set")
-    variant = f"{tiny_checkpoint}@threshold=0.8@outline=threshold"
-    assert main(["evaluate", "--model", str(tiny_checkpoint), "--model", variant, "--backend",
-                 "torch", str(tmp_path / "set"), "--out", str(tmp_path / "r")]) == 0
+    plain = f"{tiny_checkpoint}@instances.outline=half-contrast"
+    variant = f"{plain}@instances.min_area=5000"
+    assert main(["evaluate", "--model", plain, "--model", variant, "--backend", "torch",
+                 str(tmp_path / "set"), "--out", str(tmp_path / "r")]) == 0
     md = (tmp_path / "r.md").read_text()
-    assert "## Differences from tiny (paired)" in md
-    row = next(line for line in md.splitlines() if line.startswith("| real | set | - |")
-               and "| tiny@threshold=0.8@outline=threshold |" in line)
-    seg = load_segmenter(tiny_checkpoint, backend="torch", device="cpu", threshold=0.8,
-                         outline="threshold")
-    (r,), _ = evaluate_real({"v": seg}, load_msa_em(tmp_path / "set"), label="set")
-    assert f"{r['dice']:.3f}" == f"{float(row.split('|')[8]):.3f}"
+    assert "instances.* settings after @ are its own" in md
+    base = [f"segment.model={tiny_checkpoint}", "instances.outline=half-contrast"]
+    for name, extra in (("tiny@instances.outline=half-contrast", []),
+                        ("tiny@instances.outline=half-contrast@instances.min_area=5000",
+                         ["instances.min_area=5000"])):
+        want = _pipeline_dice(tmp_path / "set", base + extra)
+        assert f"{want:.3f}" == f"{_reported_dice(md, name):.3f}"
     capsys.readouterr()
+    assert main(["evaluate", "--model", f"{tiny_checkpoint}@instances.min_aera=4",
+                 str(tmp_path / "set")]) == 2
+    assert "instances.min_aera" in capsys.readouterr().err
     assert main(["evaluate", "--model", f"{tiny_checkpoint}@outline=tight",
                  str(tmp_path / "set")]) == 2
     assert "segment.outline" in capsys.readouterr().err
 
 
-def test_evaluate_scores_half_contrast_outlines_as_the_pipeline_draws_them(tiny_checkpoint,
-                                                                           tmp_path):
-    """``@outline=half-contrast``: the pixels scored are the instances' own, redrawn from the
-    frame by the pipeline's instance stage (not the probability mask)."""
-    from temstream.cli._pipeline import pipeline_instancer
-    from temstream.config import load_config
-    from temstream.models import load_segmenter
-    from temstream.models.evaluate import default_instancer, evaluate_real
-    from temstream.models.metrics import pixel_scores
-    from temstream.models.realdata import load_msa_em
+def test_evaluate_from_python_matches_the_command(tiny_checkpoint, tmp_path, capsys):
+    import temstream
 
     _labelled_folder(tmp_path / "set")
-    variant = f"{tiny_checkpoint}@outline=half-contrast"
-    assert main(["evaluate", "--model", variant, "--backend", "torch", str(tmp_path / "set"),
-                 "--out", str(tmp_path / "r")]) == 0
-    md = (tmp_path / "r.md").read_text()
-    assert "half of each particle's contrast" in md and (tmp_path / "r.png").exists()
-    row = next(line for line in md.splitlines() if line.startswith("| real | set | - |")
-               and "| tiny@outline=half-contrast |" in line)
-    seg = load_segmenter(tiny_checkpoint, backend="torch", device="cpu", outline="half-contrast")
-    pairs = load_msa_em(tmp_path / "set")
-    instancer = pipeline_instancer(load_config(None).instances)
-    tp = fp = fn = 0
-    for _, image, truth in pairs:
-        drawn = instancer(seg.predict_batch(image[None])[0], seg, image) > 0
-        s = pixel_scores(drawn, truth)
-        tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
-    assert f"{2 * tp / max(2 * tp + fp + fn, 1):.3f}" == f"{float(row.split('|')[8]):.3f}"
-    with pytest.raises(ValueError, match="instance stage"):
-        evaluate_real({"v": seg}, pairs, label="set", instancer=default_instancer)
-
-
-def test_evaluate_gives_a_model_its_own_instance_settings(tiny_checkpoint, tmp_path, capsys):
-    """``MODEL@instances.KEY=VALUE``: that model's particles are extracted with its own
-    [instances] settings, the other models' with the pipeline's."""
-    from dataclasses import replace
-
-    from temstream.cli._pipeline import pipeline_instancer
-    from temstream.config import load_config
-    from temstream.models import load_segmenter
-    from temstream.models.metrics import pixel_scores
-    from temstream.models.realdata import load_msa_em
-
-    _labelled_folder(tmp_path / "set")
-    plain = f"{tiny_checkpoint}@outline=half-contrast"
-    variant = f"{plain}@instances.min_area=5000"
-    assert main(["evaluate", "--model", plain, "--model", variant, "--backend", "torch",
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--backend", "torch",
                  str(tmp_path / "set"), "--out", str(tmp_path / "r")]) == 0
-    md = (tmp_path / "r.md").read_text()
-    assert "instances.* settings after a model's @ are its own" in md
-    seg = load_segmenter(tiny_checkpoint, backend="torch", device="cpu", outline="half-contrast")
-    pairs = load_msa_em(tmp_path / "set")
-    inst = load_config(None).instances
-    dice = {}
-    for name, settings in (("tiny@outline=half-contrast", inst),
-                           ("tiny@outline=half-contrast@instances.min_area=5000",
-                            replace(inst, min_area=5000))):
-        row = next(line for line in md.splitlines() if line.startswith("| real | set | - |")
-                   and f"| {name} |" in line)
-        instancer = pipeline_instancer(settings)
-        tp = fp = fn = 0
-        for _, image, truth in pairs:
-            s = pixel_scores(instancer(seg.predict_batch(image[None])[0], seg, image) > 0,
-                             truth)
-            tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
-        dice[name] = float(row.split('|')[8])
-        assert f"{2 * tp / max(2 * tp + fp + fn, 1):.3f}" == f"{dice[name]:.3f}"
-    assert len(set(dice.values())) == 2  # the settings made a difference
-    capsys.readouterr()
-    assert main(["evaluate", "--model", f"{tiny_checkpoint}@instances.min_aera=4",
-                 str(tmp_path / "set")]) == 2
-    assert "instances.min_aera" in capsys.readouterr().err
+    report = temstream.evaluate([str(tiny_checkpoint)], [str(tmp_path / "set")],
+                                backend="torch")
+    assert report.text() in (tmp_path / "r.md").read_text()
+    assert report.figure(tmp_path / "f.png").stat().st_size > 1000
+    assert list(report.models) == ["classical", "tiny"]
 
 
 def test_info_describes_a_model_and_checks_its_weights(tiny_checkpoint, tmp_path, capsys):

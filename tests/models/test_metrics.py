@@ -3,9 +3,19 @@
 import numpy as np
 import pytest
 
-from temstream.models.evaluate import evaluate_real, score_frames, snr
+from temstream.config.schema import InstancesConfig
+from temstream.evaluation import Model, evaluate_real, score_frames
+from temstream.evaluation.scoring import snr
+from temstream.pipeline.stages import Instances
 from temstream.models.metrics import accumulate, instances, match_objects, pixel_scores
-from temstream.models.report import figure, markdown_table, summary_table
+from temstream.evaluation.report import figure, markdown_table, summary_table
+
+
+def as_model(name, segmenter):
+    """A stand-in segmenter behind the pipeline's instance stage (outlines at 0.5)."""
+    stage = Instances(InstancesConfig(outline="threshold", min_area=1, min_score=0.0),
+                      classes=segmenter.classes, threshold=0.5)
+    return Model(name, segmenter, lambda frame: frame, stage)
 
 
 def test_pixel_scores_by_hand():
@@ -41,19 +51,13 @@ def test_object_matching_iou_half_and_centroids():
     assert match_objects(p2, truth)["tp"] == 0
 
 
-def test_instances_split_touching_particles_at_the_boundary_class():
-    mask = np.zeros((10, 21), bool)
-    mask[2:8, 2:19] = True
-    interior = mask.astype(float)
-    interior[:, 10] = 0  # the boundary column
-    assert instances(mask).max() == 1
-    lab = instances(mask, interior)
-    assert len(np.unique(lab[lab > 0])) == 2 and (lab[mask] > 0).all()
-    # a component without any seed (interior probability low everywhere) is kept whole
-    mask3 = np.pad(mask, ((0, 0), (0, 12)))
-    mask3[3:7, 24:31] = True
-    lab3 = instances(mask3, np.pad(interior, ((0, 0), (0, 12))))
-    assert len(np.unique(lab3[lab3 > 0])) == 3 and (lab3[mask3] > 0).all()
+def test_true_instances_are_the_masks_components():
+    mask = np.zeros((10, 30), bool)
+    mask[2:8, 2:12] = True
+    mask[2:8, 14:24] = True
+    mask[0, 28] = True                      # below min_area
+    lab = instances(mask, min_area=4)
+    assert len(np.unique(lab)) == 3 and lab[0, 28] == 0 and (lab[2:8, 2:24] > 0).sum() == 120
 
 
 class Perfect:
@@ -82,11 +86,11 @@ def test_scoring_a_perfect_segmenter_gives_ones(tmp_path):
     masks[:, 5:12, 5:12] = True
     masks[1, 20:28, 20:30] = True
     frames = (rng.poisson(100, masks.shape) * np.where(masks, 0.5, 1)).astype(np.uint16)
-    rows, first = score_frames(Perfect(masks), frames, masks)
+    rows, first = score_frames(as_model("perfect", Perfect(masks)), frames, masks)
     s = accumulate(rows)
     assert s["dice"] == 1 and s["obj_f1"] == 1 and s["centroid_err_px"] == 0
     assert snr(frames, masks) > 3
-    real_rows, ex = evaluate_real({"perfect": Perfect(masks)},
+    real_rows, ex = evaluate_real({"perfect": as_model("perfect", Perfect(masks))},
                                   [(f"im{i}", frames[i], masks[i]) for i in range(3)])
     assert real_rows[0]["dice"] == 1
     md = markdown_table(real_rows)
@@ -97,7 +101,7 @@ def test_scoring_a_perfect_segmenter_gives_ones(tmp_path):
 
 
 def test_layer_dice_of_a_perfect_bilayer_prediction():
-    from temstream.models.evaluate import layer_dice
+    from temstream.evaluation.scoring import layer_dice
 
     layers = np.zeros((2, 2, 16, 16), bool)
     layers[:, 0, 2:8, 2:8] = True
@@ -110,33 +114,11 @@ def test_layer_dice_of_a_perfect_bilayer_prediction():
             cls = layers[:, 0].astype(int) + 2 * layers[:, 1]
             return np.moveaxis(np.eye(4, dtype=np.float32)[cls], -1, 1)
 
-    d = layer_dice(Bilayer(), np.zeros((2, 16, 16), np.uint16), layers)
+    model = as_model("bilayer", Bilayer())
+    d = layer_dice(model, np.zeros((2, 16, 16), np.uint16), layers)
     assert d == {"layer_a_dice": 1.0, "layer_b_dice": 1.0}
-    wrong = layer_dice(Bilayer(), np.zeros((2, 16, 16), np.uint16), layers[:, ::-1])
+    wrong = layer_dice(model, np.zeros((2, 16, 16), np.uint16), layers[:, ::-1])
     assert wrong["layer_a_dice"] < 0.5
-
-
-def test_default_instancer_seeds_core_models_from_their_cores():
-    from types import SimpleNamespace
-
-    from temstream.models.evaluate import default_instancer
-
-    yy, xx = np.mgrid[:50, :80]
-    a = (yy - 25) ** 2 + (xx - 25) ** 2 < 14 ** 2
-    b = (yy - 25) ** 2 + (xx - 45) ** 2 < 14 ** 2      # overlaps a, no contact line
-    cores = ((yy - 25) ** 2 + (xx - 25) ** 2 < 36) | ((yy - 25) ** 2 + (xx - 45) ** 2 < 36)
-    p = np.zeros((4, 50, 80), np.float32)
-    p[0] = 1
-    p[:, a | b] = np.array([0.02, 0.93, 0.03, 0.02], np.float32)[:, None]
-    p[:, cores] = np.array([0.02, 0.06, 0.02, 0.9], np.float32)[:, None]
-    core_seg = SimpleNamespace(classes=("background", "particle", "boundary", "core"),
-                               threshold=0.35)
-    lab = default_instancer(p, core_seg)
-    assert lab.max() == 2 and ((lab > 0) == (a | b)).all()
-    # the same map read as a boundary model (core folded into particle) is one particle
-    three = np.concatenate([p[:1], p[1:2] + p[3:4], p[2:3]])
-    plain = SimpleNamespace(classes=("background", "particle", "boundary"), threshold=0.35)
-    assert default_instancer(three, plain).max() == 1
 
 
 def _random_rows(rng, n):
@@ -215,9 +197,9 @@ def test_evaluate_simulated_pools_movies_and_resamples_them():
     pooled scores; a perfect segmenter is ahead of an empty one in the paired table."""
     from types import SimpleNamespace
 
-    from temstream.models.evaluate import evaluate_simulated
+    from temstream.evaluation import evaluate_simulated
+    from temstream.evaluation.report import difference_table
     from temstream.models.metrics import pooled_score
-    from temstream.models.report import difference_table
 
     rng = np.random.default_rng(3)
     movies = []
@@ -240,13 +222,15 @@ def test_evaluate_simulated_pools_movies_and_resamples_them():
             fg = (frames < 75) if self.fill else np.zeros(frames.shape, bool)
             return np.stack([1.0 - fg, fg * 1.0], axis=1)
 
-    rows, _ = evaluate_simulated({"classical": Fixed(False), "perfect": Fixed(True)},
-                                 [("box", "moderate", 1.0, movies)])
+    models = {"classical": as_model("classical", Fixed(False)),
+              "perfect": as_model("perfect", Fixed(True))}
+    rows, _ = evaluate_simulated(models, [("box", "moderate", 1.0, movies)])
     perfect = rows[1]
     assert perfect["unit"] == "movie" and perfect["units"].shape == (3, 6)
     assert pooled_score(perfect["units"].sum(0), "dice") == pytest.approx(perfect["dice"]) == 1.0
     assert perfect["dice_ci"] == (1.0, 1.0)
-    one, _ = evaluate_simulated({"perfect": Fixed(True)}, [("box", "moderate", 1.0, movies[0])])
+    one, _ = evaluate_simulated({"perfect": models["perfect"]},
+                                [("box", "moderate", 1.0, movies[0])])
     assert one[0]["unit"] == "frame" and one[0]["units"].shape == (2, 6)
     table = difference_table(rows)
     assert "| sim | moderate | perfect | +1.000 | +1.000 to +1.000 |" in table

@@ -50,48 +50,61 @@ def test_bilayer_finds_the_particles():
     assert fg[mask].mean() > 0.8 and fg[~mask].mean() < 0.4
 
 
+def _models(*variants):
+    """The shipped default under ``[instances]`` overrides, as the pipeline builds it."""
+    from temstream.config import load_config
+    from temstream.evaluation import load_model
+
+    config = load_config()
+    return {name: load_model(f"default{suffix}", config, backend="torch")
+            for name, suffix in variants}
+
+
 def test_expected_dice_outlines_fit_simulated_particles_better():
     # the default network draws clean particles a little too wide at its card threshold;
     # per-frame expected-Dice outlines only ever trim, and here they trim towards the truth
     from temstream.sim import simulate
 
-    found = load_segmenter("default", backend="torch", device="cpu", outline="threshold")
-    drawn = load_segmenter("default", backend="torch", device="cpu")
-    assert drawn.outline == "expected-dice"
+    models = _models(("threshold", "@instances.outline=threshold"), ("expected-dice", ""))
+    assert models["expected-dice"].outline == "expected-dice"
     inter = {"threshold": 0, "expected-dice": 0}
     size = {"threshold": 0, "expected-dice": 0}
     truth_px = 0
     for scenario in ("dispersed", "assembly", "cube-lattice"):
         movie = simulate(scenario, frames=2, size=128, seed=11)
-        probs = found.predict_batch(movie.frames)
+        probs = models["threshold"].probabilities(movie.frames)
         truth = movie.labels > 0
         truth_px += truth.sum()
-        for seg in (found, drawn):
-            mask = seg.mask(probs)
-            inter[seg.outline] += (mask & truth).sum()
-            size[seg.outline] += mask.sum()
-        assert not (drawn.mask(probs) & ~found.mask(probs)).any()
+        masks = {k: np.stack([m.labels(p, f) > 0 for p, f in zip(probs, movie.frames)])
+                 for k, m in models.items()}
+        for k, mask in masks.items():
+            inter[k] += (mask & truth).sum()
+            size[k] += mask.sum()
+        assert not (masks["expected-dice"] & ~masks["threshold"]).any()
     dice = {k: 2 * inter[k] / (size[k] + truth_px) for k in inter}
     assert dice["expected-dice"] > dice["threshold"] + 0.005
+
+
+def _real_pairs(indices):
+    from temstream.models.training.realdata import default_real_dir, load_msa_em
+
+    folder = default_real_dir()
+    if folder is None:
+        pytest.skip("set $TEMSTREAM_REAL_DATA to the msa-em-train images")
+    pairs = load_msa_em(folder)
+    return [pairs[i] for i in indices]
 
 
 def test_half_contrast_outlines_match_hand_drawn_real_particles_better():
     # the hand-drawn msa-em outlines sit at about half of each particle's contrast, where a
     # sim-trained network does not put them: redrawn from the image, the same particles fit
     # the hand-drawn ones better and their centres move closer to the drawn ones
-    from temstream.cli._pipeline import pipeline_instancer
-    from temstream.config import load_config
-    from temstream.models.evaluate import evaluate_real
-    from temstream.models.realdata import default_real_dir, load_msa_em
+    from temstream.evaluation import evaluate_real
 
-    folder = default_real_dir()
-    if folder is None:
-        pytest.skip("../shared/data/real/msa-em-train not found")
-    pairs = load_msa_em(folder)[:4]
-    segs = {rule: load_segmenter("default", backend="torch", device="cpu", outline=rule)
-            for rule in ("expected-dice", "half-contrast")}
-    instancer = pipeline_instancer(load_config(None).instances)
-    rows, _ = evaluate_real(segs, pairs, instancer=instancer)
+    pairs = _real_pairs(range(4))
+    rows, _ = evaluate_real(_models(("expected-dice", ""),
+                                    ("half-contrast", "@instances.outline=half-contrast")),
+                            pairs)
     by = {r["model"]: r for r in rows}
     assert by["half-contrast"]["dice"] > by["expected-dice"]["dice"] + 0.02
     assert by["half-contrast"]["centroid_err_px"] < by["expected-dice"]["centroid_err_px"]
@@ -101,26 +114,14 @@ def test_faint_real_particles_the_frame_shows_are_kept():
     # msa-em images 3 and 6 hold faint particles whose speckled probabilities fall below
     # min_score: judged by their contrast in the frame they are kept, and the hand-drawn
     # particles are matched better in pixels and in objects
-    from dataclasses import replace
+    from temstream.config.schema import InstancesConfig
+    from temstream.evaluation import evaluate_real
 
-    from temstream.cli._pipeline import pipeline_instancer
-    from temstream.config import load_config
-    from temstream.models.evaluate import evaluate_real
-    from temstream.models.realdata import default_real_dir, load_msa_em
-
-    folder = default_real_dir()
-    if folder is None:
-        pytest.skip("../shared/data/real/msa-em-train not found")
-    pairs = [load_msa_em(folder)[i] for i in (3, 6)]
-    segs = {"hc": load_segmenter("default", backend="torch", device="cpu",
-                                 outline="half-contrast")}
-    inst = load_config(None).instances
-    assert inst.faint_contrast_z > 0
-    scores = {}
-    for z in (0.0, inst.faint_contrast_z):
-        rows, _ = evaluate_real(segs, pairs,
-                                instancer=pipeline_instancer(replace(inst, faint_contrast_z=z)))
-        scores[z] = rows[0]
-    dropped, kept = scores[0.0], scores[inst.faint_contrast_z]
+    assert InstancesConfig().faint_contrast_z > 0
+    pairs = _real_pairs((3, 6))
+    rows, _ = evaluate_real(_models(
+        ("dropped", "@instances.outline=half-contrast@instances.faint_contrast_z=0"),
+        ("kept", "@instances.outline=half-contrast")), pairs)
+    dropped, kept = rows
     assert kept["dice"] > dropped["dice"] + 0.02
     assert kept["obj_f1"] > dropped["obj_f1"]

@@ -10,22 +10,18 @@ from temstream.pipeline.runner import Runner, StageError
 from temstream.record import RecorderSink, read_frames_info, read_particles
 from temstream.stream.publish import FramePublisher
 from temstream.stream.sources import MemorySource, ZmqSource
-from temstream.tracking.instances import extract_instances
+from temstream.config.schema import InstancesConfig, TrackingConfig
+from temstream.pipeline.stages import Instances, Link
 
 from testkit import disks_movie
 
 
-def instances(probs, raw):
-    return extract_instances(probs, min_area=4)
-
-
-def ids_in_order(table):
-    return np.arange(len(table["x"]), dtype=np.int64)
+instances = Instances(InstancesConfig(outline="threshold", min_area=4))
 
 
 def make_runner(source, *, segment=None, sinks=(), **kw):
     return Runner(source, preprocess=lambda im: im, segment=segment or ClassicalSegmenter(),
-                  instances=instances, link=ids_in_order, sinks=list(sinks), **kw)
+                  instances=instances, link=Link(), sinks=list(sinks), **kw)
 
 
 def publish(frames, zmq_context, indices=None):
@@ -103,7 +99,7 @@ def test_stage_exception_is_reraised_with_frame_index(tmp_path):
 
     broken.calls = 0
     runner = Runner(MemorySource(frames), preprocess=lambda im: im,
-                    segment=ClassicalSegmenter(), instances=broken, link=ids_in_order,
+                    segment=ClassicalSegmenter(), instances=broken, link=Link(),
                     sinks=[RecorderSink(out)], flow="lossless")
     with pytest.raises(StageError, match="stage 'instances' failed on frame 3") as info:
         runner.run()
@@ -155,8 +151,8 @@ def test_tracks_do_not_continue_across_series():
         def close(self, s): pass
 
     runner = Runner(TwoSeries(), preprocess=lambda im: im, segment=ClassicalSegmenter(),
-                    instances=instances, link=Link(search_range=5), sinks=[Collect()],
-                    flow="lossless", stop_at_series_end=False, idle_timeout_s=0.3)
+                    instances=instances, link=Link(TrackingConfig(search_range=5)),
+                    sinks=[Collect()], flow="lossless", stop_at_series_end=False, idle_timeout_s=0.3)
     summary = runner.run()
     first = {i for s, t in ids if s == 1 for i in t}
     second = {i for s, t in ids if s == 2 for i in t}
@@ -231,8 +227,6 @@ def test_warm_up_runs_the_compute_stages_once_and_records_nothing(tmp_path):
 
 
 def test_warm_up_measures_and_links_particles_without_starting_a_track(tmp_path):
-    from temstream.pipeline.stages import Link
-
     frames, _ = disks_movie(n_frames=3)
     found, probed = [], []
 
@@ -241,7 +235,7 @@ def test_warm_up_measures_and_links_particles_without_starting_a_track(tmp_path)
         found.append(len(table["x"]))
         return labels, table
 
-    link = Link(search_range=5.0)
+    link = Link(TrackingConfig(search_range=5.0))
     probe = link.warm_up
     link.warm_up = lambda table: (probed.append(len(table["x"])), probe(table))
     out = tmp_path / "w.h5"

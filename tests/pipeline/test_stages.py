@@ -1,11 +1,19 @@
-"""The Instances stage's outline rule, and how the configuration selects it."""
+"""The Instances and Link stages: outline rules, live settings, and what the configuration
+selects."""
 
 import numpy as np
 import pytest
 
-from temstream.models.decision import expected_dice_threshold
-from temstream.pipeline.stages import Instances
+from temstream.config import ConfigError
+from temstream.config.schema import InstancesConfig
+from temstream.pipeline.stages import Instances, Link
 from temstream.tracking.instances import extract_instances
+from temstream.tracking.outlines import expected_dice_threshold
+
+
+def stage(outline, **changes):
+    settings = InstancesConfig(outline=outline, min_area=1, min_score=0.0, **changes)
+    return Instances(settings, classes=CLASSES, threshold=0.35), settings
 
 CLASSES = ("background", "particle", "boundary")
 
@@ -24,18 +32,17 @@ def _ringed_squares():
 
 def test_expected_dice_outlines_trim_the_rings_of_the_found_particles():
     p = _ringed_squares()
-    kw = dict(classes=CLASSES, threshold=0.35, min_area=1, min_score=0.0)
-    at_threshold, t_found = Instances(outline="threshold", **kw)(p)
-    drawn, t_drawn = Instances(outline="expected-dice", **kw)(p)
-    t = expected_dice_threshold(1 - p[0], floor=0.35)
-    assert t > 0.4
-    reference, _ = extract_instances(p, outline_threshold=t, **kw)
+    at_threshold, t_found = stage("threshold")[0](p)
+    dice_stage, settings = stage("expected-dice")
+    drawn, t_drawn = dice_stage(p)
+    assert expected_dice_threshold(1 - p[0], floor=0.35) > 0.4
+    reference, _ = extract_instances(p, settings, classes=CLASSES, threshold=0.35)
     assert np.array_equal(drawn, reference)
     assert len(t_found["x"]) == len(t_drawn["x"]) == 2
     assert np.array_equal(drawn > 0, p[1] >= 0.95)
     assert np.array_equal(at_threshold > 0, p[1] >= 0.4)
-    with pytest.raises(ValueError, match="outline"):
-        Instances(outline="tight", **kw)
+    with pytest.raises(ConfigError, match="instances.outline"):
+        stage("tight")
 
 
 def test_half_contrast_outlines_are_redrawn_from_the_frame_the_stage_is_given():
@@ -43,23 +50,53 @@ def test_half_contrast_outlines_are_redrawn_from_the_frame_the_stage_is_given():
     frame = np.full((40, 80), 1000.0)
     frame[10:30, 10:30] = 600.0  # the particles the frame shows are 20 px wide
     frame[10:30, 50:70] = 600.0
-    kw = dict(classes=CLASSES, threshold=0.35, min_area=1, min_score=0.0)
-    stage = Instances(outline="half-contrast", **kw)
-    drawn, table = stage(p, frame)
-    reference, _ = extract_instances(p, outline_image=frame, **kw)
+    half, settings = stage("half-contrast")
+    drawn, table = half(p, frame)
+    reference, _ = extract_instances(p, settings, classes=CLASSES, threshold=0.35, frame=frame)
     assert np.array_equal(drawn, reference)
     assert len(table["x"]) == 2
     assert np.abs(table["area"] - 400).max() < 20  # the frame's squares, not the 24-px rings
     # without a frame (a probabilities-only caller) the particles keep the found outlines
-    found, _ = stage(p)
+    found, _ = half(p)
     assert np.array_equal(found > 0, p[1] >= 0.4)
+
+
+def test_update_changes_the_next_frame_and_refuses_bad_values_whole():
+    p = _ringed_squares()
+    live, _ = stage("threshold")
+    before = live(p)[0]
+    with pytest.raises(ConfigError, match="instances.min_area"):
+        live.update(outline="expected-dice", min_area=-1)   # nothing of it applies
+    with pytest.raises(ConfigError, match="segment.threshold"):
+        live.update(threshold=1.5)
+    assert live.settings.outline == "threshold" and live.threshold == 0.35
+    assert np.array_equal(live(p)[0], before)
+    live.update(outline="expected-dice", threshold=0.5)
+    assert live.settings.outline == "expected-dice" and live.threshold == 0.5
+    assert np.array_equal(live(p)[0] > 0, p[1] >= 0.95)
+    with pytest.raises(ConfigError, match="unknown config key 'instances.outlines'"):
+        live.update(outlines="threshold")
+
+
+def test_link_search_range_applies_from_the_next_frame():
+    from temstream.config.schema import TrackingConfig
+
+    link = Link(TrackingConfig(search_range=2.0, memory=0))
+    table = {"x": np.array([10.0]), "y": np.array([10.0])}
+    first = link(dict(table))
+    link.set_search_range(6.0)
+    assert link.search_range == 6.0 and link.linker.search_range == 2.0  # not yet applied
+    moved = link({"x": np.array([14.0]), "y": np.array([10.0])})  # 4 px: within 6, not 2
+    assert moved.tolist() == first.tolist() and link.linker.search_range == 6.0
+    with pytest.raises(ConfigError, match="tracking.search_range"):
+        link.set_search_range(float("nan"))
 
 
 @pytest.mark.parametrize("overrides, outline", [
     (["segment.model=default"], "expected-dice"),
-    (["segment.model=default", "segment.outline=threshold"], "threshold"),
-    (["segment.model=default", "segment.outline=half-contrast"], "half-contrast"),
-    (["segment.model=classical"], "threshold"),   # the baseline keeps its own threshold
+    (["segment.model=default", "instances.outline=threshold"], "threshold"),
+    (["segment.model=default", "instances.outline=half-contrast"], "half-contrast"),
+    (["segment.model=classical"], "threshold"),   # its probabilities are not calibrated
 ])
 def test_configuration_selects_the_outline_rule(overrides, outline):
     from temstream.cli._pipeline import build_runner
@@ -67,21 +104,20 @@ def test_configuration_selects_the_outline_rule(overrides, outline):
     from temstream.stream.sources import MemorySource
 
     runner = build_runner(load_config(None, overrides), MemorySource([]))
-    assert dict(runner.stages)["instances"].outline == outline
+    assert runner.instances.settings.outline == outline
 
 
-def test_configuration_sets_the_faint_particle_rescue():
+def test_configuration_reaches_the_stage_whole():
     from temstream.cli._pipeline import build_runner
     from temstream.config import load_config
     from temstream.stream.sources import MemorySource
 
     for z, level in ((0.0, 0.0), (6.5, 0.15)):
-        config = load_config(None, ["segment.outline=half-contrast",
+        config = load_config(None, ["instances.outline=half-contrast",
                                     f"instances.faint_contrast_z={z}",
                                     f"instances.faint_threshold={level}"])
-        stage = dict(build_runner(config, MemorySource([])).stages)["instances"]
-        assert stage.kwargs["faint_contrast_z"] == z
-        assert stage.kwargs["faint_threshold"] == level
+        runner = build_runner(config, MemorySource([]))
+        assert runner.instances.settings == config.instances
 
 
 @pytest.mark.parametrize("classes", [CLASSES, ("background", "a", "b", "both")])
@@ -95,9 +131,9 @@ def test_warm_up_particles_exercise_the_outline_cut(classes):
     blank[1:] = 0.3 / (len(classes) - 1)
     p = synthetic_particles(blank)
     np.testing.assert_allclose(p.sum(0), 1, atol=1e-6)
-    kw = dict(classes=classes, threshold=0.35, min_area=1)
-    _, at_threshold = Instances(outline="threshold", **kw)(p)
-    _, drawn = Instances(outline="expected-dice", **kw)(p)
+    kw = dict(classes=classes, threshold=0.35)
+    _, at_threshold = Instances(InstancesConfig(outline="threshold", min_area=1), **kw)(p)
+    _, drawn = Instances(InstancesConfig(outline="expected-dice", min_area=1), **kw)(p)
     assert len(drawn["x"]) == len(at_threshold["x"]) == 5
     assert (drawn["area"] < at_threshold["area"]).all()
 
@@ -112,15 +148,16 @@ def test_warm_up_particles_compile_the_half_contrast_kernels():
     blank[0] = 0.7
     blank[1:] = 0.15
     p = synthetic_particles(blank)
-    stage = Instances(outline="half-contrast", classes=CLASSES, threshold=0.35, min_area=1)
-    _, table = stage(p, np.zeros((96, 96), np.uint16))
+    half = Instances(InstancesConfig(outline="half-contrast", min_area=1), classes=CLASSES,
+                     threshold=0.35)
+    _, table = half(p, np.zeros((96, 96), np.uint16))
     assert len(table["x"]) == 5  # a frame without contrast keeps the found particles
     for kernel in (edges._regions, edges._grow_within, edges._fill_enclosed):
         assert kernel.signatures, kernel
 
 
 @pytest.mark.parametrize("overrides, line", [
-    (["segment.model=default", "segment.outline=half-contrast", "segment.tta=2"],
+    (["segment.model=default", "instances.outline=half-contrast", "segment.tta=2"],
      "default (torch-cpu-fp32, threshold 0.35, outlines half-contrast, tta 2)"),
     (["segment.model=classical", "classical.method=li"], "classical (li threshold, dark particles)"),
 ])

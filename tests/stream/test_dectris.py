@@ -181,8 +181,8 @@ def test_v2_corrupt_compressed_blob_is_caught_at_decompression():
 def test_frame_with_corrupt_pixels_is_accounted_as_decode_error_not_gap(zmq_context, tmp_path):
     from temstream.models.classical import ClassicalSegmenter
     from temstream.pipeline.runner import Runner
+    from temstream.pipeline.stages import Instances, Link
     from temstream.record import RecorderSink, read_frames_info
-    from temstream.tracking.instances import extract_instances
 
     push = zmq_context.socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 0)
@@ -200,8 +200,7 @@ def test_frame_with_corrupt_pixels_is_accounted_as_decode_error_not_gap(zmq_cont
     push.send(v2({"type": "end", "series_id": 7}))
     out = tmp_path / "v2.h5"
     runner = Runner(src, preprocess=lambda im: im, segment=ClassicalSegmenter(),
-                    instances=lambda p, raw: extract_instances(p),
-                    link=lambda t: np.arange(len(t["x"])), sinks=[RecorderSink(out)],
+                    instances=Instances(), link=Link(), sinks=[RecorderSink(out)],
                     flow="lossless")
     summary = runner.run()
     src.close()

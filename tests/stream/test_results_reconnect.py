@@ -74,8 +74,9 @@ def test_results_feed_over_sub(labels, zmq_context):
 def test_receiver_follows_a_restarting_sender(tmp_path, zmq_context):
     """Sender closed and re-bound on the same port: the pipeline picks up the next series,
     frame numbers restart, and the recording holds both series."""
+    from temstream.config.schema import InstancesConfig
     from temstream.models.classical import ClassicalSegmenter
-    from temstream.tracking.instances import extract_instances
+    from temstream.pipeline.stages import Instances, Link
 
     from testkit import disks_movie
 
@@ -85,8 +86,8 @@ def test_receiver_follows_a_restarting_sender(tmp_path, zmq_context):
     src = ZmqSource(endpoint, protocol="dectris-v2", context=zmq_context)
     sink = RecorderSink(tmp_path / "r.h5")
     runner = Runner(src, preprocess=lambda im: im, segment=ClassicalSegmenter(),
-                    instances=lambda p, raw: extract_instances(p, min_area=4),
-                    link=lambda t: np.arange(len(t["x"]), dtype=np.int64), sinks=[sink],
+                    instances=Instances(InstancesConfig(outline="threshold", min_area=4)),
+                    link=Link(), sinks=[sink],
                     flow="lossless", stop_at_series_end=False)
     import threading
 

@@ -6,7 +6,14 @@ from scipy import ndimage
 
 from temstream.tracking.edges import (_medians, _nearest_particle, contrast_significance,
                                       half_contrast_outlines)
+from temstream.config.schema import InstancesConfig
 from temstream.tracking.instances import extract_instances
+
+
+def extract(p, *, threshold=0.5, frame=None, **changes):
+    """The instance stage with half-contrast outlines, no seed or merge rule (two classes)."""
+    settings = InstancesConfig(outline="half-contrast", min_score=0.0, faint_contrast_z=0.0)
+    return extract_instances(p, settings.replace(**changes), threshold=threshold, frame=frame)
 
 
 def soft_disks(shape, centres, inner, outer, *, background=1000.0, depth=400.0, sign=-1):
@@ -125,14 +132,14 @@ def test_extract_instances_redraws_outlines_and_measures_the_new_ones():
     wide = disk_labels(frame.shape, centres, 13.0) > 0
     p[1] = np.where(wide, 0.9, 0.05)
     p[0] = 1 - p[1]
-    found, t_found = extract_instances(p, min_area=1)
-    drawn, t_drawn = extract_instances(p, min_area=1, outline_image=frame)
+    found, t_found = extract(p, min_area=1)
+    drawn, t_drawn = extract(p, min_area=1, frame=frame)
     assert len(t_drawn["x"]) == len(t_found["x"]) == 2
     assert np.array_equal(t_drawn["area"], np.bincount(drawn.ravel())[1:])
     assert np.sqrt(t_drawn["area"] / np.pi) == pytest.approx([10.0, 10.0], abs=0.5)
     assert np.allclose(t_drawn["x"], t_found["x"], atol=0.1)
     with pytest.raises(ValueError, match="frame"):
-        extract_instances(p, outline_image=frame[:, :-1])
+        extract(p, frame=frame[:, :-1])
 
 
 def test_small_particles_are_smoothed_less():
@@ -201,15 +208,15 @@ def test_faint_particles_with_contrast_in_the_frame_are_kept():
     p = np.zeros((2, 80, 160), np.float32)
     p[1] = np.where(disk_labels(frame.shape, centres, 12.0) > 0, 0.55, 0.02)
     p[0] = 1 - p[1]
-    kw = dict(min_area=1, min_score=0.65, outline_image=frame)
-    strict, _ = extract_instances(p, faint_contrast_z=0.0, **kw)
-    rescued, table = extract_instances(p, faint_contrast_z=4.0, **kw)
+    kw = dict(min_area=1, min_score=0.65, frame=frame)
+    strict, _ = extract(p, faint_contrast_z=0.0, **kw)
+    rescued, table = extract(p, faint_contrast_z=4.0, **kw)
     assert strict.max() == 0
     assert len(table["x"]) == 1
     assert (table["x"][0], table["y"][0]) == pytest.approx((40, 40), abs=0.5)
     assert np.sqrt(table["area"][0] / np.pi) == pytest.approx(11.0, abs=1.0)
     # without the frame there is nothing to judge the contrast by: min_score alone
-    assert extract_instances(p, min_area=1, min_score=0.65, faint_contrast_z=4.0)[0].max() == 0
+    assert extract(p, min_area=1, min_score=0.65, faint_contrast_z=4.0)[0].max() == 0
 
 
 def test_particles_seen_only_below_the_threshold_are_found_when_the_frame_shows_them():
@@ -230,10 +237,9 @@ def test_particles_seen_only_below_the_threshold_are_found_when_the_frame_shows_
         if k == 3:
             p[1][r < 3] = 0.9
     p[0] = 1 - p[1]
-    kw = dict(threshold=0.5, min_area=50, min_score=0.65, outline_image=frame,
-              faint_contrast_z=5.0)
-    plain, _ = extract_instances(p, faint_threshold=0.0, **kw)
-    labels, table = extract_instances(p, faint_threshold=level, **kw)
+    kw = dict(threshold=0.5, min_area=50, min_score=0.65, frame=frame, faint_contrast_z=5.0)
+    plain, _ = extract(p, faint_threshold=0.0, **kw)
+    labels, table = extract(p, faint_threshold=level, **kw)
     assert plain.max() == 1
     assert labels.max() == len(table["x"]) == 3  # ids stay consecutive
     order = np.argsort(table["x"])
@@ -242,6 +248,6 @@ def test_particles_seen_only_below_the_threshold_are_found_when_the_frame_shows_
     # each is outlined at half of its contrast (radius 11), A's rim is not a particle of its own
     assert np.sqrt(table["area"] / np.pi) == pytest.approx(np.full(3, 11.0), abs=1.0)
     # not below the card's threshold, or without the frame to judge by: nothing is added
-    assert extract_instances(p, faint_threshold=0.6, **kw)[0].max() == 1
-    no_frame = {**kw, "outline_image": None}
-    assert extract_instances(p, faint_threshold=level, **no_frame)[0].max() == 1
+    assert extract(p, faint_threshold=0.6, **kw)[0].max() == 1
+    no_frame = {**kw, "frame": None}
+    assert extract(p, faint_threshold=level, **no_frame)[0].max() == 1

@@ -5,8 +5,24 @@ import pytest
 from skimage.draw import disk, polygon
 from skimage.measure import label, regionprops
 
-from temstream.tracking.instances import (LABELLERS, TABLE_COLUMNS, extract_instances,
+from temstream.config.schema import InstancesConfig
+from temstream.tracking.instances import (TABLE_COLUMNS, Particles, Segmentation,
+                                           draw_outlines, extract_instances, find_particles,
                                            label_mask)
+from temstream.tracking.outlines import expected_dice_threshold
+
+
+def plain(**changes):
+    """The instance stage's mechanics alone: outlines at the threshold, no seed, score or
+    merge rule, particles of 8 px or more; ``changes`` switch rules on."""
+    return InstancesConfig(outline="threshold", min_area=8, min_score=0.0, seed_threshold=0.0,
+                           min_seed_area=0, merge_below=0.0).replace(**changes)
+
+
+def extract(probabilities, *, classes=("background", "particle"), threshold=0.5,
+            intensity=None, frame=None, **changes):
+    return extract_instances(probabilities, plain(**changes), classes=classes,
+                             threshold=threshold, intensity=intensity, frame=frame)
 
 
 def _random_disks(shape, count, seed, rmin=2, rmax=9):
@@ -39,7 +55,7 @@ def _angle_error(a, b, n):
 
 def test_mask_matches_regionprops():
     mask = _random_disks((256, 300), 120, seed=1)
-    labels, t = extract_instances(mask, min_area=1)
+    labels, t = extract(mask, min_area=1)
     ref = regionprops(label(mask, connectivity=2))
     assert len(ref) == len(t["x"]) == labels.max()
     # same partition (ids may be numbered differently)
@@ -60,15 +76,18 @@ def test_mask_matches_regionprops():
     assert t["score"].dtype == np.float32 and np.all(t["score"] == 1)
 
 
-@pytest.mark.parametrize("labeller", LABELLERS)
-def test_labellers_give_same_partition(labeller):
+def test_label_mask_gives_scipys_partition_and_boxes():
+    from scipy import ndimage
+
     mask = _random_disks((128, 128), 40, seed=2)
-    ref, _, area_ref = label_mask(mask, "opencv")
-    lab, bbox, area = label_mask(mask, labeller)
-    assert lab.max() == ref.max()
+    lab, bbox, area = label_mask(mask)
+    ref, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    assert lab.max() == n
     pairs = np.unique(np.stack([lab[mask], ref[mask]]), axis=1)
-    assert pairs.shape[1] == ref.max()
-    assert sorted(area[1:]) == sorted(area_ref[1:])
+    assert pairs.shape[1] == n
+    assert sorted(area[1:]) == sorted(np.bincount(ref.ravel())[1:])
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        assert tuple(bbox[k]) == (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)
 
 
 def test_probability_weighted_centroid_and_score():
@@ -78,7 +97,7 @@ def test_probability_weighted_centroid_and_score():
     w = (0.6 + 0.04 * (cc - 5)).astype(np.float32)        # increases to the right
     p[1, 10:20, 5:15] = w
     p[0, 10:20, 5:15] = 1 - w
-    labels, t = extract_instances(p)
+    labels, t = extract(p)
     assert t["x"][0] == pytest.approx((w * cc).sum() / w.sum())
     assert t["y"][0] == pytest.approx(14.5)
     assert t["score"][0] == pytest.approx(np.maximum(w, 1 - w).mean(), rel=1e-6)
@@ -86,7 +105,7 @@ def test_probability_weighted_centroid_and_score():
     img = np.zeros((40, 40))
     img[10:20, 5:15] = 1.0
     img[10:20, 14] = 11.0
-    _, t2 = extract_instances(p, intensity=img)
+    _, t2 = extract(p, intensity=img)
     expected = (np.arange(5, 14).sum() * 10 * 1.0 + 14 * 10 * 11.0) / (90 * 1.0 + 10 * 11.0)
     assert t2["x"][0] == pytest.approx(expected)
 
@@ -111,7 +130,7 @@ def test_orientation_of_polygons(n_fold, n_sides, aspect, radius, tol_deg):
             mask[rr, cc] = True
         else:
             mask = _regular_polygon((64, 64), (31.7, 32.3), radius, n_sides, phi)
-        _, t = extract_instances(mask, n_fold=n_fold)
+        _, t = extract(mask, n_fold=n_fold)
         assert len(t["angle"]) == 1
         assert -np.pi / n_fold - 1e-12 < t["angle"][0] <= np.pi / n_fold + 1e-12
         errs.append(_angle_error(t["angle"][0], phi, n_fold))
@@ -124,9 +143,9 @@ def test_orientation_sign_convention_y_down():
     mask = np.zeros((40, 40), bool)
     for k in range(-12, 13):
         mask[20 + k, 20 + k - 1:20 + k + 2] = True
-    _, t = extract_instances(mask, n_fold=2)
+    _, t = extract(mask, n_fold=2)
     assert t["angle"][0] == pytest.approx(np.pi / 4, abs=0.01)
-    _, t = extract_instances(mask[:, ::-1], n_fold=2)       # mirrored: -45 degrees
+    _, t = extract(mask[:, ::-1], n_fold=2)       # mirrored: -45 degrees
     assert t["angle"][0] == pytest.approx(-np.pi / 4, abs=0.01)
     assert t["orientation_strength"][0] > 0.8
     assert t["eccentricity"][0] > 0.95
@@ -137,7 +156,7 @@ def test_min_area_drops_and_renumbers():
     mask[2:4, 2:4] = True          # 4 px, dropped
     mask[10:15, 10:15] = True      # 25 px
     mask[20:22, 20:25] = True      # 10 px
-    labels, t = extract_instances(mask, min_area=8)
+    labels, t = extract(mask, min_area=8)
     assert list(t["label"]) == [1, 2]
     assert sorted(t["area"]) == [10.0, 25.0]
     assert set(np.unique(labels)) == {0, 1, 2}
@@ -147,7 +166,7 @@ def test_min_area_drops_and_renumbers():
 
 
 def test_empty_frame_has_all_keys():
-    labels, t = extract_instances(np.zeros((3, 16, 16), np.float32) + [[[1]], [[0]], [[0]]],
+    labels, t = extract(np.zeros((3, 16, 16), np.float32) + [[[1]], [[0]], [[0]]],
                                   classes=("background", "particle", "boundary"))
     assert labels.dtype == np.int32 and labels.max() == 0
     assert tuple(t) == TABLE_COLUMNS
@@ -162,41 +181,15 @@ def test_boundary_class_splits_touching_particles():
     p[0] = 1
     p[:, 5:20, 5:30] = np.array([0.05, 0.9, 0.05], np.float32)[:, None, None]
     p[:, 5:20, 17] = np.array([0.1, 0.2, 0.7], np.float32)[:, None]
-    labels, t = extract_instances(p, classes=("background", "particle", "boundary"))
+    labels, t = extract(p, classes=("background", "particle", "boundary"))
     assert len(t["x"]) == 2
     assert t["area"].sum() == 15 * 25      # the boundary column is shared out
     # the plain two-class view would see one particle
-    _, t1 = extract_instances(p[:2] / p[:2].sum(0), classes=("background", "particle"))
+    _, t1 = extract(p[:2] / p[:2].sum(0), classes=("background", "particle"))
     assert len(t1["x"]) == 1
 
 
 BOUNDARY_CLASSES = ("background", "particle", "boundary")
-CORE_CLASSES = ("background", "particle", "boundary", "core")
-
-
-def test_core_class_separates_particles_that_overlap_in_projection():
-    # two disks overlapping by a third, no contact line anywhere: the boundary-class view sees
-    # one particle; a core model marks each disk's core and so finds two
-    yy, xx = np.mgrid[:50, :80]
-    a = (yy - 25) ** 2 + (xx - 25) ** 2 < 14 ** 2
-    b = (yy - 25) ** 2 + (xx - 45) ** 2 < 14 ** 2
-    core_a = (yy - 25) ** 2 + (xx - 25) ** 2 < 6 ** 2
-    core_b = (yy - 25) ** 2 + (xx - 45) ** 2 < 6 ** 2
-    p = np.zeros((4, 50, 80), np.float32)
-    p[0] = 1
-    p[:, a | b] = np.array([0.02, 0.93, 0.03, 0.02], np.float32)[:, None]
-    p[:, core_a | core_b] = np.array([0.02, 0.06, 0.02, 0.9], np.float32)[:, None]
-    labels, t = extract_instances(p, classes=CORE_CLASSES, threshold=0.35, seed_threshold=0.5,
-                                  merge_below=0.5)       # a core is whole: no merging
-    assert len(t["x"]) == 2
-    assert t["area"].sum() == (a | b).sum()               # every foreground pixel kept
-    np.testing.assert_allclose(np.sort(t["x"]), [25, 45], atol=1.5)
-    three = np.concatenate([p[:1], p[1:2] + p[3:4], p[2:3]])
-    _, t3 = extract_instances(three, classes=BOUNDARY_CLASSES, threshold=0.35,
-                              seed_threshold=0.5)
-    assert len(t3["x"]) == 1
-
-
 def _two_squares_with_a_weak_neck(neck_particle=0.6):
     # two squares joined by a column where the model is unsure (no boundary class there)
     p = np.zeros((3, 30, 40), np.float32)
@@ -209,9 +202,9 @@ def _two_squares_with_a_weak_neck(neck_particle=0.6):
 
 def test_seed_threshold_keeps_weak_necks_out_of_the_seeds():
     p = _two_squares_with_a_weak_neck()
-    _, low = extract_instances(p, classes=BOUNDARY_CLASSES, threshold=0.3, seed_threshold=0.5,
+    _, low = extract(p, classes=BOUNDARY_CLASSES, threshold=0.3, seed_threshold=0.5,
                                min_area=1)
-    _, high = extract_instances(p, classes=BOUNDARY_CLASSES, threshold=0.3,
+    _, high = extract(p, classes=BOUNDARY_CLASSES, threshold=0.3,
                                 seed_threshold=0.85, min_area=1)
     assert len(low["x"]) == 1
     assert len(high["x"]) == 2
@@ -222,7 +215,7 @@ def test_unseeded_foreground_components_are_kept_whole():
     p = _two_squares_with_a_weak_neck()
     # a third, faint particle: foreground but nowhere confident enough to seed
     p[:, 24:29, 30:38] = np.array([0.3, 0.6, 0.1], np.float32)[:, None, None]
-    labels, t = extract_instances(p, classes=BOUNDARY_CLASSES, threshold=0.3,
+    labels, t = extract(p, classes=BOUNDARY_CLASSES, threshold=0.3,
                                   seed_threshold=0.85, min_area=1)
     assert len(t["x"]) == 3
     faint = labels[26, 34]
@@ -234,9 +227,9 @@ def test_min_seed_area_drops_speckle_seeds():
     p = _two_squares_with_a_weak_neck(neck_particle=0.6)
     p[:, 5:20, 16:19] = np.array([0.3, 0.6, 0.1], np.float32)[:, None, None]
     p[:, 12, 17] = np.array([0.02, 0.95, 0.03], np.float32)   # one confident pixel in the neck
-    _, keep = extract_instances(p, classes=BOUNDARY_CLASSES, threshold=0.3,
+    _, keep = extract(p, classes=BOUNDARY_CLASSES, threshold=0.3,
                                 seed_threshold=0.85, min_area=1, min_seed_area=0)
-    _, drop = extract_instances(p, classes=BOUNDARY_CLASSES, threshold=0.3,
+    _, drop = extract(p, classes=BOUNDARY_CLASSES, threshold=0.3,
                                 seed_threshold=0.85, min_area=1, min_seed_area=4)
     assert len(keep["x"]) == 3
     assert len(drop["x"]) == 2
@@ -249,41 +242,29 @@ def test_layers_convention():
     for k, c0 in enumerate((5, 25, 45), start=1):
         p[0, 5:15, c0:c0 + 8] = 0.1
         p[k, 5:15, c0:c0 + 8] = 0.9
-    _, t = extract_instances(p, classes=("background", "layer_a", "layer_b", "both"))
+    _, t = extract(p, classes=("background", "layer_a", "layer_b", "both"))
     order = np.argsort(t["x"])
     assert list(t["layer"][order]) == [1, 2, 3]
 
 
-def test_split_touching_watershed():
-    mask = np.zeros((40, 60), bool)
-    for cx in (20, 36):
-        rr, cc = disk((20, cx), 9, shape=mask.shape)
-        mask[rr, cc] = True
-    _, t1 = extract_instances(mask)
-    _, t2 = extract_instances(mask, split_touching=True)
-    assert len(t1["x"]) == 1 and len(t2["x"]) == 2
-    assert t2["area"].sum() == mask.sum()
-    assert sorted(np.round(t2["x"])) == pytest.approx([20, 36], abs=1.5)
-
-
 def test_bad_input_errors():
     with pytest.raises(ValueError, match="boolean mask"):
-        extract_instances(np.zeros((8, 8), np.float32))
+        extract(np.zeros((8, 8), np.float32))
     with pytest.raises(ValueError, match="classes"):
-        extract_instances(np.zeros((3, 8, 8), np.float32))
+        extract(np.zeros((3, 8, 8), np.float32))
     # documented behaviour: a NaN pixel is background, never a crash
     bad = np.zeros((2, 8, 8), np.float32)
     bad[0] = 1
     bad[:, 2:6, 2:6] = np.array([0.0, 1.0], np.float32)[:, None, None]
     bad[:, 3, 3] = np.nan
-    _, t = extract_instances(bad, min_area=1)
+    _, t = extract(bad, min_area=1)
     assert t["area"].tolist() == [15.0] and np.isfinite(t["x"]).all()
-    with pytest.raises(ValueError, match="n_fold"):
-        extract_instances(np.zeros((8, 8), bool), n_fold=0)
+    with pytest.raises(ValueError, match="instances.n_fold"):
+        extract(np.zeros((8, 8), bool), n_fold=0)
     with pytest.raises(ValueError, match="intensity"):
         m = np.zeros((8, 8), bool)
         m[2:6, 2:6] = True
-        extract_instances(m, intensity=np.zeros((4, 4)))
+        extract(m, intensity=np.zeros((4, 4)))
 
 
 def _speckled_disk_and_a_touching_pair(seed=0):
@@ -316,8 +297,8 @@ def test_merge_joins_seed_fragments_but_not_particles_split_by_a_boundary():
     p, big = _speckled_disk_and_a_touching_pair()
     kw = dict(classes=BOUNDARY_CLASSES, threshold=0.35, seed_threshold=0.85, min_seed_area=10,
               min_area=1)
-    split, t_split = extract_instances(p, **kw)
-    merged, t_merged = extract_instances(p, merge_below=0.5, merge_share=0.2, **kw)
+    split, t_split = extract(p, **kw)
+    merged, t_merged = extract(p, merge_below=0.5, merge_share=0.2, **kw)
     assert len(np.unique(split[big])) == 4                 # the cross makes four fragments
     assert len(np.unique(merged[big])) == 1 and merged[40, 40] > 0
     assert np.count_nonzero(merged == merged[40, 40]) == big.sum()
@@ -342,8 +323,8 @@ def test_merge_share_keeps_particles_with_a_short_weak_neck_apart():
     p[2] = np.where(part > 0, 0.02, 0)
     p[0] = 1 - p[1] - p[2]
     kw = dict(classes=BOUNDARY_CLASSES, threshold=0.35, seed_threshold=0.85, min_area=1)
-    _, kept = extract_instances(p, merge_below=0.5, merge_share=0.2, **kw)
-    _, joined = extract_instances(p, merge_below=0.5, merge_share=0.0, **kw)
+    _, kept = extract(p, merge_below=0.5, merge_share=0.2, **kw)
+    _, joined = extract(p, merge_below=0.5, merge_share=0.0, **kw)
     assert len(kept["x"]) == 2
     assert len(joined["x"]) == 1
 
@@ -356,41 +337,61 @@ def test_min_score_drops_faint_detections(classes):
     p[0, 5:20, 5:20], p[1, 5:20, 5:20] = 0.05, 0.95
     p[0, 5:20, 35:50], p[1, 5:20, 35:50] = 0.45, 0.55
     kw = dict(classes=classes, threshold=0.35, min_area=1)
-    _, t_all = extract_instances(p, **kw)
-    labels, t = extract_instances(p, min_score=0.65, **kw)
+    _, t_all = extract(p, **kw)
+    labels, t = extract(p, min_score=0.65, **kw)
     assert len(t_all["x"]) == 2
     assert len(t["x"]) == 1 and t["x"][0] == pytest.approx(12.0)
     assert labels.max() == 1 and not labels[5:20, 35:50].any()
     # a boolean mask has no probabilities: nothing is dropped
-    _, t_mask = extract_instances(p[1] > 0.35, min_score=0.65, min_area=1)
+    _, t_mask = extract(p[1] > 0.35, min_score=0.65, min_area=1)
     assert len(t_mask["x"]) == 2
 
 
 @pytest.mark.parametrize("classes", [("background", "particle"), BOUNDARY_CLASSES])
-def test_outline_threshold_trims_rings_and_drops_particles_below_it(classes):
+def test_expected_dice_outlines_trim_rings_and_drop_particles_below_them(classes):
     # particle A: a confident core in a ring of unsure pixels; B: unsure all over (found at
-    # the threshold, entirely below the outline); C: confident, no ring
+    # the threshold, entirely below the frame's outline level); C: confident, no ring
     p = np.zeros((len(classes), 60, 120), np.float32)
     fg = np.zeros((60, 120), np.float32)
-    for (cy, cx), r, value in [((30, 20), 14, 0.5), ((30, 20), 10, 0.95),
-                               ((30, 60), 10, 0.5), ((30, 100), 10, 0.95)]:
+    for (cy, cx), r, value in [((30, 20), 14, 0.4), ((30, 20), 10, 0.95),
+                               ((30, 60), 10, 0.4), ((30, 100), 10, 0.95)]:
         rr, cc = disk((cy, cx), r, shape=fg.shape)
         fg[rr, cc] = value
     p[1] = fg
     p[0] = 1 - fg
     kw = dict(classes=classes, threshold=0.35, min_area=1, seed_threshold=0.85)
-    found, t_found = extract_instances(p, **kw)
-    drawn, t_drawn = extract_instances(p, outline_threshold=0.6, **kw)
+    found, t_found = extract(p, **kw)
+    drawn, t_drawn = extract(p, outline="expected-dice", **kw)
+    level = expected_dice_threshold(fg, floor=0.35)
+    assert 0.4 < level <= 0.95       # the rings and B are below the frame's level
     assert len(t_found["x"]) == 3 and len(t_drawn["x"]) == 2
-    # the same particles, each reduced to its pixels at or above the outline threshold
-    assert np.array_equal(drawn > 0, (found > 0) & (fg >= 0.6))
+    # the same particles, each reduced to its pixels at or above the level
+    assert np.array_equal(drawn > 0, (found > 0) & (fg >= level))
     a, c = found[30, 20], found[30, 100]
-    assert np.array_equal(drawn == 1, (found == a) & (fg >= 0.6))
+    assert np.array_equal(drawn == 1, (found == a) & (fg >= level))
     assert np.array_equal(drawn == 2, found == c)
     assert np.array_equal(t_drawn["label"], [1, 2])
     assert np.array_equal(t_drawn["area"], np.bincount(drawn.ravel())[1:])
     assert t_drawn["x"][0] == pytest.approx(t_found["x"][0])
     assert t_drawn["area"][0] == len(disk((30, 20), 10, shape=fg.shape)[0])
-    # an outline not above the threshold, or None, changes nothing
-    same, _ = extract_instances(p, outline_threshold=0.35, **kw)
-    assert np.array_equal(same, found)
+
+
+def test_the_phases_called_alone_give_what_extract_instances_gives():
+    p, _ = _speckled_disk_and_a_touching_pair()
+    settings = InstancesConfig()           # the shipped defaults, every rule on
+    seg = Segmentation.of(p, BOUNDARY_CLASSES, 0.35, settings.seed_threshold)
+    parts = find_particles(seg, settings)
+    assert isinstance(parts, Particles) and parts.n == 3 and not parts.keep[0]
+    draw_outlines(parts, seg, settings)
+    whole, table = extract_instances(p, settings, classes=BOUNDARY_CLASSES, threshold=0.35)
+    assert np.array_equal(parts.kept_labels() > 0, whole > 0)
+    assert len(table["x"]) == int(parts.keep.sum())
+
+
+def test_settings_are_validated_once_with_the_key_named():
+    from temstream.config import ConfigError
+
+    with pytest.raises(ConfigError, match="instances.min_score"):
+        InstancesConfig(min_score=1.5)
+    with pytest.raises(ConfigError, match="instances.outline"):
+        plain(outline="watershed")

@@ -13,8 +13,7 @@ log = logging.getLogger(__name__)
 def add_parser(sub):
     parser = new_parser(
         sub, "finetune", "fine-tune a model on your own labelled images (with cross-validation)",
-        "temstream finetune ../shared/data/real/msa-em-train --model default --folds 4 "
-        "--out runs/ft",
+        "temstream finetune my-labels --model default --folds 4 --out runs/ft",
         description="Fine-tune a trained U-Net (default: the shipped 'default') on labelled "
                     "images: a folder with images/image_K.png and labels/label_K.png (255 = "
                     "particle). With --folds K, first K-fold cross-validation: each fold is "
@@ -33,13 +32,12 @@ def add_parser(sub):
     return parser
 
 
-def _fit(cfg, pairs, held_out, out, progress, command, classes):
-    from temstream.models.realdata import labelled_image_pairs
-    from temstream.models.train import train
-    from temstream.sim.training import core_target, particle_target
+def _fit(cfg, pairs, held_out, out, progress, command):
+    from temstream.models.training.realdata import labelled_image_pairs
+    from temstream.models.training.train import train
+    from temstream.sim.training import particle_target
 
-    target_fn = core_target if "core" in classes else particle_target
-    stream = labelled_image_pairs(pairs, cfg.seed, size=cfg.size, target_fn=target_fn)
+    stream = labelled_image_pairs(pairs, cfg.seed, size=cfg.size, target_fn=particle_target)
     val = [(image, mask.astype("uint8")) for _, image, mask in pairs]
     return train(cfg, stream, val, real=held_out or None, out=out, progress=progress,
                  val_name="train_images", command=command)
@@ -51,16 +49,16 @@ def run(args) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import numpy as np
 
+    from dataclasses import replace
+
     from temstream.cli import UsageError
     from temstream.cli._common import training_overrides
-    from temstream.cli._pipeline import pipeline_instancer
     from temstream.config import load_config
-    from temstream.models import load_segmenter
+    from temstream.evaluation import evaluate_real, load_model
+    from temstream.evaluation.report import difference_table, markdown_table, summary_table
     from temstream.models.checkpoints import read_card
-    from temstream.models.evaluate import evaluate_real
-    from temstream.models.realdata import load_msa_em
-    from temstream.models.report import difference_table, markdown_table, summary_table
-    from temstream.models.train import training_preset
+    from temstream.models.training.realdata import load_msa_em
+    from temstream.models.training.train import training_preset
 
     try:
         pairs = load_msa_em(args.images)
@@ -76,7 +74,7 @@ def run(args) -> int:
     command = (f"temstream finetune {args.images} --model {args.model} --folds {args.folds} "
                f"--out {args.out}" + "".join(f" {o}" for o in args.overrides or []))
     out = Path(args.out)
-    instancer = pipeline_instancer(load_config(None, ()).instances)
+    config = load_config()  # scored through the stages a live run builds
     rows = []
     if args.folds:
         folds = np.array_split(np.arange(len(pairs)), args.folds)
@@ -87,14 +85,16 @@ def run(args) -> int:
                   f"testing on {', '.join(p[0] for p in test)}")
             fold_dir = out / f"fold{k + 1}"
             _fit(cfg.replace(name=f"{cfg.name}-fold{k + 1}"), fit, test, fold_dir,
-                 not args.no_progress, command, base_card.classes)
-            segs = {"classical": load_segmenter("classical"),
-                    args.model: load_segmenter(args.model, backend="torch"),
-                    "fine-tuned": load_segmenter(fold_dir, backend="torch")}
-            r, _ = evaluate_real(segs, test, label=f"fold {k + 1}", instancer=instancer)
+                 not args.no_progress, command)
+            models = {"classical": load_model("classical", config),
+                      args.model: replace(load_model(args.model, config, backend="torch"),
+                                          name=args.model),
+                      "fine-tuned": replace(load_model(str(fold_dir), config, backend="torch"),
+                                            name="fine-tuned")}
+            r, _ = evaluate_real(models, test, label=f"fold {k + 1}")
             rows += r
     print(f"final: training on all {len(pairs)} images")
-    _, card = _fit(cfg, pairs, None, out, not args.no_progress, command, base_card.classes)
+    _, card = _fit(cfg, pairs, None, out, not args.no_progress, command)
     text = f"# Fine-tuning {args.model} on {args.images}\n\nCommand: `{command}`\n\n"
     if rows:
         # folds are the strata, their held-out images the resampled units

@@ -4,18 +4,25 @@ A configuration is built from the defaults below, then a TOML preset, then ``key
 overrides from the command line (``tracking.search_range=12``). Any unknown key or value of
 the wrong type raises :class:`ConfigError` with a one-line message that names the key.
 
-Stages never read this object directly: the CLI passes plain keyword arguments from it, so
-every stage stays usable from a notebook without TOML.
+Every section validates itself when it is made (``InstancesConfig(min_area=-1)`` raises), so
+a stage that takes a section object, such as the instance stage with :class:`InstancesConfig`,
+gets valid settings however they were made; :meth:`Section.replace` changes some keys with the
+same checks. This module is the one place where each setting and its default are spelled.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+#: how the instance stage draws a particle's outline (``instances.outline``)
+OUTLINE_RULES = ("expected-dice", "threshold", "half-contrast")
 
 
 class ConfigError(ValueError):
@@ -30,9 +37,43 @@ def _range(default: float, lo: float | None = None, hi: float | None = None) -> 
     return field(default=default, metadata={"range": (lo, hi)})
 
 
+class Section:
+    """A section of the configuration: a frozen dataclass that validates itself.
+
+    Subclasses set ``section`` to their key in :class:`Config`, which error messages name
+    (``config key 'instances.min_area': -1 is outside [0, ]``).
+    """
+
+    section: typing.ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            key = f"{self.section}.{f.name}" if self.section else f.name
+            value = _check_value(key, f, hints[f.name], getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some keys changed, validated like a configuration file.
+
+        Raises
+        ------
+        ConfigError
+            For an unknown key or a value of the wrong type or out of range, naming it.
+        """
+        known = {f.name for f in dataclasses.fields(self)}
+        for key in changes:
+            if key not in known:
+                raise ConfigError(f"unknown config key '{self.section}.{key}' (known here: "
+                                  f"{', '.join(sorted(known))})")
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
-class SourceConfig:
+class SourceConfig(Section):
     """Where frames come from."""
+
+    section = "source"
 
     connect: str = "tcp://127.0.0.1:5555"
     protocol: str = _choice("native", "native", "dectris-v2", "dectris-v1")
@@ -44,8 +85,10 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(Section):
     """How the runner moves frames between stages."""
+
+    section = "pipeline"
 
     flow: str = _choice("live", "live", "lossless")
     queue_size: int = _range(4, 1, 100000)
@@ -54,31 +97,33 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
-class PreprocessConfig:
+class PreprocessConfig(Section):
     """Conversion of raw counts into the model input."""
+
+    section = "preprocess"
 
     median: bool = False  # 3x3 median prefilter (Groschner et al.)
 
 
 @dataclass(frozen=True)
-class SegmentConfig:
+class SegmentConfig(Section):
     """Which segmenter runs and where."""
+
+    section = "segment"
 
     model: str = "classical"  # classical | default | bilayer | path to a checkpoint
     backend: str = _choice("auto", "auto", "torch", "onnxruntime", "tensorrt")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threshold: float = _range(0.0, 0.0, 1.0)  # 0 = take it from the model card
     tta: int = _choice(1, 1, 2, 4, 8)  # U-Nets: average over this many rotations/mirrors
-    # U-Nets: particles are found at the threshold; each frame's outlines are drawn at the
-    # threshold (>= it) that maximises the frame's expected Dice, at the threshold itself, or
-    # from the frame at half of each particle's contrast (the hand-drawn convention)
-    outline: str = _choice("expected-dice", "expected-dice", "threshold", "half-contrast")
     compile: bool = False  # torch backend: torch.compile (faster; first frame takes seconds)
 
 
 @dataclass(frozen=True)
-class ClassicalConfig:
+class ClassicalConfig(Section):
     """The classical baseline segmenter (smoothing + automatic threshold + morphology)."""
+
+    section = "classical"
 
     sigma: float = _range(1.5, 0.0, 50.0)
     method: str = _choice("otsu", "sigma", "otsu", "li", "triangle", "yen")
@@ -90,18 +135,27 @@ class ClassicalConfig:
 
 
 @dataclass(frozen=True)
-class InstancesConfig:
-    """Label image and per-particle properties from the class probabilities."""
+class InstancesConfig(Section):
+    """The instance stage: label image and per-particle properties from the class probabilities.
 
+    Particles are found where ``1 - P(background)`` exceeds the segmenter's threshold; the
+    ``outline`` rule then decides how far each one reaches (``temstream.tracking.outlines``).
+    """
+
+    section = "instances"
+
+    # "expected-dice": each frame's outlines at the threshold (>= the card's) that maximises the
+    # Dice its own probabilities expect; "threshold": at the card's threshold; "half-contrast":
+    # redrawn from the frame at half of each particle's contrast (the hand-drawn convention)
+    outline: str = _choice("expected-dice", *OUTLINE_RULES)
     min_area: int = _range(24, 0, None)  # px; smaller instances are noise
     min_score: float = _range(0.65, 0.0, 1.0)  # instances with a lower mean P(foreground) are dropped
-    # segment.outline = "half-contrast": an instance below min_score is kept when its contrast
-    # in the frame is at least this many standard errors of its background's noise (Rose's
-    # criterion, 5; 0 = never)
+    # outline = "half-contrast": an instance below min_score is kept when its contrast in the
+    # frame is at least this many standard errors of its background's noise (Rose's criterion,
+    # 5; 0 = never)
     faint_contrast_z: float = _range(5.0, 0.0, None)
-    # segment.outline = "half-contrast": particles the network saw only below its threshold are
-    # looked for where 1 - P(background) exceeds this, and kept when they pass the same test
-    # (0 = never)
+    # outline = "half-contrast": particles the network saw only below its threshold are looked
+    # for where 1 - P(background) exceeds this, and kept when they pass the same test (0 = never)
     faint_threshold: float = _range(0.0, 0.0, 1.0)
     seed_threshold: float = _range(0.85, 0.0, 1.0)  # boundary-class models: P(particle) of seeds
     min_seed_area: int = _range(10, 0, None)  # px; smaller seeds do not make a particle
@@ -110,13 +164,14 @@ class InstancesConfig:
     # than merge_share of the smaller one's outline
     merge_below: float = _range(0.5, 0.0, 1.0)
     merge_share: float = _range(0.2, 0.0, 1.0)
-    split_touching: bool = False  # watershed on the distance transform
     n_fold: int = _range(4, 1, 12)  # orientation symmetry: 4 cubes, 3 triangles, 2 rods
 
 
 @dataclass(frozen=True)
-class TrackingConfig:
+class TrackingConfig(Section):
     """The online linker."""
+
+    section = "tracking"
 
     search_range: float = _range(10.0, 0.0, None)
     memory: int = _range(2, 0, None)
@@ -124,8 +179,10 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
-class RecordConfig:
+class RecordConfig(Section):
     """The HDF5 recorder."""
+
+    section = "record"
 
     raw_frames: bool = True
     frames_compression: str = _choice(
@@ -141,8 +198,10 @@ class RecordConfig:
 
 
 @dataclass(frozen=True)
-class ResultsConfig:
+class ResultsConfig(Section):
     """The results feed for closed-loop control (ZeroMQ PUB)."""
+
+    section = "results"
 
     publish: str = ""  # endpoint to bind, e.g. tcp://127.0.0.1:5556; empty = off
     labels: bool = False  # append the label image to each message
@@ -153,8 +212,10 @@ class ResultsConfig:
 
 
 @dataclass(frozen=True)
-class DemoConfig:
+class DemoConfig(Section):
     """The simulated detector used by ``temstream demo``."""
+
+    section = "demo"
 
     scenario: str = "dispersed"
     model: str = "default"  # the demo's segmenter (``--model`` wins)
@@ -164,8 +225,10 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
-class GuiConfig:
+class GuiConfig(Section):
     """The dashboard."""
+
+    section = "gui"
 
     fps: float = _range(30.0, 1.0, 240.0)
     tail_length: int = _range(30, 0, 10000)
@@ -208,6 +271,8 @@ def _check_value(key: str, f: dataclasses.Field, tp: Any, value: Any) -> Any:
     elif tp is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):  # NaN passes every comparison: never a setting
+            raise ConfigError(f"config key '{key}': {value!r} is not a finite number")
     elif tp is str:
         ok = isinstance(value, str)
     else:  # pragma: no cover - schema only uses the types above
@@ -236,15 +301,12 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown config key '{prefix}{key}' (known here: {known})")
     kwargs = {}
-    for name, f in fields.items():
-        if name not in data:
-            continue
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, data[name], f"{prefix}{name}.")
-        else:
-            kwargs[name] = _check_value(f"{prefix}{name}", f, tp, data[name])
-    return cls(**kwargs)
+    for name in fields:
+        if name in data:
+            tp = hints[name]
+            nested = dataclasses.is_dataclass(tp)
+            kwargs[name] = _build(tp, data[name], f"{prefix}{name}.") if nested else data[name]
+    return cls(**kwargs)  # each section checks its values (Section.__post_init__)
 
 
 def _merge(base: dict, update: dict, prefix: str) -> None:

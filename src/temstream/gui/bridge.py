@@ -5,9 +5,8 @@ link thread, only swaps references under a lock: the latest frame goes into a la
 the frame's small particle table into a bounded deque (the dashboard needs every frame's
 positions for tails and MSD, but never more than ``history`` of them), and a few counters are
 bumped. It never waits on the GUI. The GUI thread calls :meth:`~DisplaySink.take` on a timer.
-
-Changes the dashboard makes to the pipeline (search range, ...) are queued with
-:meth:`~DisplaySink.call_in_pipeline` and run by the link thread between two frames.
+Changes the dashboard makes to the pipeline go through the stages' own methods
+(:mod:`temstream.gui.control`).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import collections
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +120,6 @@ class DisplaySink:
         self._fresh = False
         self._tables: collections.deque = collections.deque(maxlen=history)
         self._latencies: collections.deque = collections.deque(maxlen=latency_window)
-        self._actions: collections.deque = collections.deque()
         self._processed = 0
         self._dropped: dict[str, int] = {}
         self._backlog = 0
@@ -133,7 +131,6 @@ class DisplaySink:
 
     # -- pipeline side (link thread) -------------------------------------------------------
     def series_start(self, event) -> None:
-        self._run_actions()
         with self._lock:
             self._meta = dict(event.meta)
             self._series = event.series
@@ -141,7 +138,6 @@ class DisplaySink:
 
     def write(self, result) -> None:
         """Keep ``result`` as the latest frame; O(1), never blocks on the GUI."""
-        self._run_actions()
         self.push(DisplayFrame.from_result(result))
 
     def push(self, frame: DisplayFrame) -> None:
@@ -178,22 +174,9 @@ class DisplaySink:
             self._dropped = {str(k): int(v) for k, v in counts.items()}
 
     def close(self, summary=None) -> None:
-        self._run_actions()
         with self._lock:
             self._closed = True
             self._summary = summary
-
-    def call_in_pipeline(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn()`` in the link thread before the next frame is handed to the sinks."""
-        self._actions.append(fn)
-
-    def _run_actions(self) -> None:
-        while self._actions:
-            fn = self._actions.popleft()
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 - a bad setting must not stop the pipeline
-                log.exception("dashboard action failed")
 
     # -- GUI side ---------------------------------------------------------------------------
     @property

@@ -48,13 +48,12 @@ class NoControl:
 
 
 class PipelineControl(NoControl):
-    """Live settings of an in-process runner.
+    """Live settings of an in-process runner, through the stages' own interfaces.
 
-    - threshold: the Instances stage's keyword dict is replaced as a whole (one reference swap,
-      read by the compute thread at its next frame);
-    - outlines: the Instances stage's outline rule (one string, read at its next frame);
-    - search range: set on the linker by the link thread between two frames, through
-      :meth:`DisplaySink.call_in_pipeline`;
+    - threshold and outlines: :meth:`Instances.update <temstream.pipeline.stages.Instances.update>`
+      (validated, swapped atomically, in effect from the compute thread's next frame);
+    - search range: :meth:`Link.set_search_range <temstream.pipeline.stages.Link.set_search_range>`
+      (in effect from the link thread's next frame);
     - recording: pause/resume of the first :class:`~temstream.record.RecorderSink`.
 
     Parameters
@@ -67,59 +66,32 @@ class PipelineControl(NoControl):
     def __init__(self, runner: Any, sink: DisplaySink):
         self.runner = runner
         self.sink = sink
-        self._instances = next((fn for name, fn in runner.stages
-                                if name == "instances" and hasattr(fn, "kwargs")), None)
-        self._linker = getattr(getattr(runner, "link", None), "linker", None)
         self.recorder = next((s for s in runner.sinks
                               if hasattr(s, "pause") and hasattr(s, "resume")), None)
 
     @property
-    def threshold(self) -> float | None:
-        if self._instances is None:
-            return None
-        value = self._instances.kwargs.get("threshold")
-        return None if value is None else float(value)
+    def threshold(self) -> float:
+        return self.runner.instances.threshold
 
     def set_threshold(self, value: float) -> None:
-        if self._instances is None or "threshold" not in self._instances.kwargs:
-            raise RuntimeError("this pipeline's instance stage has no threshold")
-        value = float(value)
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {value}")
-        self._instances.kwargs = {**self._instances.kwargs, "threshold": value}
+        self.runner.instances.update(threshold=value)
         log.info("threshold set to %g", value)
 
     @property
-    def outline(self) -> str | None:
-        return None if self._instances is None else getattr(self._instances, "outline", None)
+    def outline(self) -> str:
+        return self.runner.instances.settings.outline
 
     def set_outline(self, rule: str) -> None:
-        from temstream.models.decision import OUTLINE_RULES
-
-        if self._instances is None or not hasattr(self._instances, "outline"):
-            raise RuntimeError("this pipeline's instance stage has no outline rule")
-        if rule not in OUTLINE_RULES:
-            raise ValueError(f"outline must be one of {OUTLINE_RULES}, not {rule!r}")
-        self._instances.outline = rule
+        self.runner.instances.update(outline=rule)
         log.info("outlines: %s", rule)
 
     @property
-    def search_range(self) -> float | None:
-        return None if self._linker is None else float(self._linker.search_range)
+    def search_range(self) -> float:
+        return float(self.runner.link.search_range)
 
     def set_search_range(self, value: float) -> None:
-        if self._linker is None:
-            raise RuntimeError("this pipeline has no linker")
-        value = float(value)
-        if not value > 0:
-            raise ValueError(f"search range must be a positive number of pixels, got {value}")
-        linker = self._linker
-
-        def apply() -> None:
-            linker.search_range = value
-            log.info("search range set to %g px", value)
-
-        self.sink.call_in_pipeline(apply)
+        self.runner.link.set_search_range(value)
+        log.info("search range set to %g px", value)
 
     @property
     def can_record(self) -> bool:
@@ -152,8 +124,7 @@ class PipelineControl(NoControl):
 
     def behind(self) -> bool:
         """The compute queue is at least half full: the pipeline is not keeping up."""
-        q = self.runner.compute_q
-        return len(q) >= max(1, q.maxsize // 2)
+        return self.runner.backlog >= 0.5
 
     def stop(self, reason: str = "dashboard closed") -> None:
         self.runner.stop(reason)

@@ -18,7 +18,7 @@ ACTIONS = {
     "snapshot": ("Snapshot", "S", False, False),
 }
 
-#: outline rules of the instance stage (``segment.outline``) -> tool tip
+#: outline rules of the instance stage (``instances.outline``) -> tool tip
 OUTLINE_CHOICES = {
     "expected-dice": "each frame's outlines at the threshold its own probabilities expect "
                      "to fit best (U-Net default)",

@@ -3,15 +3,14 @@
 Only this subpackage imports torch, and only when a U-Net is loaded::
 
     from temstream.models import load_segmenter
-    from temstream.models.decision import frame_mask
     seg = load_segmenter("default")            # or "bilayer", "classical", a checkpoint path
     probs = seg(frame)                          # (H, W) raw counts -> (C, H, W) float32
     found = 1 - probs[0] >= seg.threshold       # foreground at the model card's threshold
-    mask = frame_mask(seg, probs)               # outlines as drawn (per-frame expected Dice)
 
 Every segmenter has ``name``, ``classes`` (``classes[0]`` is background), ``threshold`` (on the
-foreground probability ``1 - P(background)``), ``__call__(frame)`` and
-``predict_batch(frames)``.
+foreground probability ``1 - P(background)``), ``calibrated``, ``__call__(frame)`` and
+``predict_batch(frames)``. Particles and their outlines come from the instance stage
+(:mod:`temstream.tracking.instances`).
 """
 
 from __future__ import annotations
@@ -34,6 +33,9 @@ class Segmenter(Protocol):
     name: str
     classes: tuple[str, ...]
     threshold: float
+    #: whether the probabilities are calibrated (a network's softmax), so that rules built on
+    #: them, such as the expected-Dice outline, apply
+    calibrated: bool
 
     def __call__(self, frame: np.ndarray) -> np.ndarray: ...
 
@@ -46,8 +48,7 @@ def confidence(probs: np.ndarray) -> np.ndarray:
 
 
 def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: str = "auto",
-                   threshold: float | None = None, tta: int = 1,
-                   outline: str = "expected-dice", **kwargs) -> Segmenter:
+                   threshold: float | None = None, tta: int = 1, **kwargs) -> Segmenter:
     """Load a segmenter by name or checkpoint path.
 
     Parameters
@@ -65,10 +66,6 @@ def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: st
         U-Nets: average over this many rotations/mirrors of each frame (test-time
         augmentation, ``tta`` network passes per frame). The classical baseline is
         rotation-invariant already and accepts only 1.
-    outline : {"expected-dice", "threshold", "half-contrast"}
-        U-Nets: where each frame's particle outlines are drawn
-        (:mod:`temstream.models.decision`); the classical baseline draws them at its
-        threshold.
     **kwargs
         For ``classical``: :class:`~temstream.models.classical.ClassicalSegmenter` options.
         For U-Nets: ``tile``, ``halo``, ``tile_batch`` (see
@@ -89,12 +86,9 @@ def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: st
             seg.threshold = float(threshold)
         return seg
     from temstream.models.backends import BACKENDS, make_backend
-    from temstream.models.decision import OUTLINE_RULES
     from temstream.models.tta import transforms
 
     transforms(tta)  # a bad value fails before the network is loaded
-    if outline not in OUTLINE_RULES:
-        raise ValueError(f"outline must be one of {OUTLINE_RULES}, not {outline!r}")
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -104,5 +98,4 @@ def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: st
     seg_opts = {k: kwargs.pop(k) for k in ("tile", "halo", "tile_batch") if k in kwargs}
     model, card = load_checkpoint(name)
     be = make_backend(backend, model, card, device=device, **kwargs)
-    return UNetSegmenter(model, card, be, threshold=threshold, tta=tta, outline=outline,
-                         **seg_opts)
+    return UNetSegmenter(model, card, be, threshold=threshold, tta=tta, **seg_opts)

@@ -78,6 +78,9 @@ class ClassicalSegmenter:
     name = "classical"
     classes = ("background", "particle")
     threshold = 0.5
+    #: the "probabilities" scale the distance from the threshold; they are not calibrated, so
+    #: the expected-Dice outline rule does not apply (the instance stage outlines at 0.5)
+    calibrated = False
 
     def __init__(self, sigma: float = 1.5, method: str = "otsu", polarity: str = "dark",
                  opening_radius: int = 1, min_area: int = 16, fill_holes: bool = True,

@@ -34,35 +34,11 @@ def pixel_scores(pred: np.ndarray, truth: np.ndarray) -> dict:
             "iou": tp / union if union else 1.0, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
-def instances(mask: np.ndarray, probs_particle: np.ndarray | None = None,
-              probs_boundary: np.ndarray | None = None, *, min_area: int = 4,
-              seed_threshold: float = 0.7, min_seed_area: int = 20) -> np.ndarray:
-    """Instance labels from a foreground mask, (H, W) bool -> int32.
-
-    Without class probabilities: 8-connected components. With ``probs_particle`` (the interior
-    class, boundary excluded), touching particles are split: seeds are the components of
-    ``probs_particle >= seed_threshold`` (and above ``probs_boundary`` if given) of at least
-    ``min_seed_area`` px; foreground components without a seed are kept whole; every foreground
-    pixel joins its nearest seed. Instances smaller than ``min_area`` px are dropped.
-    """
-    mask = np.asarray(mask, bool)
-    comp, n_comp = ndimage.label(mask, structure=np.ones((3, 3)))
-    lab = comp
-    if probs_particle is not None and n_comp:
-        core = mask & (probs_particle >= seed_threshold)
-        if probs_boundary is not None:
-            core &= probs_particle > probs_boundary
-        seeds, n = ndimage.label(core)
-        if n:
-            areas = np.bincount(seeds.ravel())
-            seeds[areas[seeds] < min_seed_area] = 0
-        seeded = np.zeros(n_comp + 1, bool)
-        seeded[np.unique(comp[seeds > 0])] = True
-        seeded[0] = True
-        seeds = np.where(mask & ~seeded[comp], comp + seeds.max(), seeds)
-        _, idx = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
-        lab = np.where(mask, seeds[idx[0], idx[1]], 0)
-    if min_area > 1 and lab.max():
+def instances(mask: np.ndarray, *, min_area: int = 4) -> np.ndarray:
+    """Instance labels of a true foreground mask: its 8-connected components of at least
+    ``min_area`` px, (H, W) bool -> int32."""
+    lab, n = ndimage.label(np.asarray(mask, bool), structure=np.ones((3, 3)))
+    if min_area > 1 and n:
         areas = np.bincount(lab.ravel())
         lab = np.where(areas[lab] < min_area, 0, lab)
     return lab.astype(np.int32)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from temstream.models.decision import OUTLINE_RULES, frame_mask
 from temstream.models.prep import as_batch
 from temstream.models.tiling import tiled_apply
 from temstream.models.tta import averaged, transforms
@@ -33,11 +32,6 @@ class UNetSegmenter:
     tta : {1, 2, 4, 8}
         Test-time augmentation: average over this many rotations/mirrors of each frame
         (:mod:`temstream.models.tta`; costs ``tta`` network passes per frame).
-    outline : {"expected-dice", "threshold", "half-contrast"}
-        How far each particle reaches: per frame at the threshold that maximises its
-        expected Dice (never below ``threshold``), at ``threshold``
-        (:mod:`temstream.models.decision`), or (``"half-contrast"``, by the instance stage)
-        from the frame at half of each particle's contrast (:mod:`temstream.tracking.edges`).
 
     Attributes
     ----------
@@ -46,15 +40,13 @@ class UNetSegmenter:
     threshold : float
     backend_name : str
     tta : int
-    outline : str
     """
+
+    calibrated = True  # softmax probabilities (threshold chosen on validation data)
 
     def __init__(self, model, card, backend, *, threshold: float | None = None,
                  tile: int | None = None, halo: int | None = None, tile_batch: int = 4,
-                 tta: int = 1, outline: str = "expected-dice"):
-        if outline not in OUTLINE_RULES:
-            raise ValueError(f"outline must be one of {OUTLINE_RULES}, not {outline!r}")
-        self.outline = outline
+                 tta: int = 1):
         self.model, self.card, self.backend = model, card, backend
         self.name = card.name
         self.classes = tuple(card.classes)
@@ -77,8 +69,7 @@ class UNetSegmenter:
 
     def __repr__(self) -> str:
         return (f"UNetSegmenter(name={self.name!r}, backend={self.backend_name!r}, "
-                f"classes={self.classes}, threshold={self.threshold:.3f}, "
-                f"outline={self.outline!r}"
+                f"classes={self.classes}, threshold={self.threshold:.3f}"
                 + (f", tta={self.tta})" if self.tta > 1 else ")"))
 
     def __call__(self, frame) -> np.ndarray:
@@ -124,11 +115,3 @@ class UNetSegmenter:
     def foreground(self, probs: np.ndarray) -> np.ndarray:
         """Foreground probability ``1 - P(background)``, ``(..., C, H, W)`` -> ``(..., H, W)``."""
         return 1.0 - probs[..., 0, :, :]
-
-    def mask(self, probs: np.ndarray) -> np.ndarray:
-        """Binary foreground mask as :attr:`outline` draws it, frame by frame,
-        ``(C, H, W)`` or ``(B, C, H, W)`` -> bool ``(H, W)`` or ``(B, H, W)``."""
-        probs = np.asarray(probs)
-        if probs.ndim == 3:
-            return frame_mask(self, probs)
-        return np.stack([frame_mask(self, p) for p in probs])

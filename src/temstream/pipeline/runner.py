@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from temstream.pipeline.stages import synthetic_particles
-from temstream.stream.events import Frame, LostFrame, SeriesEnd, SeriesStart
+from temstream.stream.events import STAGES, Frame, LostFrame, SeriesEnd, SeriesStart
 from temstream.stream.native import MAX_SIDE
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,35 @@ class StageError(RuntimeError):
 
 
 class Source(Protocol):
-    stats: Any
+    """Where frames come from (:mod:`temstream.stream.sources`)."""
 
-    def receive(self, timeout_ms: int = 100) -> Frame | SeriesStart | SeriesEnd | None: ...
+    @property
+    def malformed(self) -> dict[str, int]:
+        """Messages skipped as malformed, per kind."""
+
+    def receive(self, timeout_ms: int = 100) -> Frame | LostFrame | SeriesStart | SeriesEnd | None:
+        """The next event, or None after ``timeout_ms`` without one."""
 
     def close(self) -> None: ...
+
+
+class InstanceStage(Protocol):
+    """Class probabilities (C, H, W) and the raw frame -> labels (H, W) and a particle table."""
+
+    def __call__(self, probabilities: np.ndarray,
+                 frame: np.ndarray | None = None) -> tuple[np.ndarray, dict]: ...
+
+
+class LinkStage(Protocol):
+    """Particle table -> track ids (N,); stateful across frames."""
+
+    def __call__(self, table: dict) -> np.ndarray: ...
+
+    def reset(self) -> None:
+        """Forget the tracks (a new series begins)."""
+
+    def warm_up(self, table: dict) -> None:
+        """Compile what linking ``table`` needs, leaving this stage's tracks untouched."""
 
 
 class Sink(Protocol):
@@ -61,6 +85,25 @@ class Sink(Protocol):
     def dropped(self, row: dict) -> None: ...
 
     def close(self, summary: RunSummary) -> None: ...
+
+
+def dropped_row(series: int, index: int, reason: str, *, receive_time: float,
+                timestamp: float | None = None) -> dict:
+    """The ``/frames_info`` row of a frame index that was not processed.
+
+    Parameters
+    ----------
+    series, index : int
+        The detector's series and frame index.
+    reason : str
+        ``queue-full``, ``gap``, ``decode-error``, ``error``, ...
+    receive_time : float
+        ``time.time()`` when it was received (or noticed missing).
+    timestamp : float, optional
+        The detector's timestamp, seconds.
+    """
+    return {"frame": index, "series": series, "status": "dropped", "reason": reason,
+            "timestamp": _nan(timestamp), "receive_time": receive_time, "n_particles": 0}
 
 
 @dataclass
@@ -81,7 +124,7 @@ class FrameResult:
     def info_row(self) -> dict:
         """The ``/frames_info`` row of this frame (durations in ms)."""
         s = self.stamps
-        order = ["received", "preprocess", "segment", "instances", "link"]
+        order = ["received", *STAGES]
         row = {"frame": self.index, "series": self.frame.series, "status": "processed",
                "reason": "", "timestamp": _nan(self.frame.timestamp),
                "receive_time": self.frame.receive_time,
@@ -207,9 +250,18 @@ class Runner:
         Yields frames and series boundaries (:mod:`temstream.stream.sources`).
     preprocess : callable (H, W) -> (H, W)
     segment : callable (H, W) -> (C, H, W) float32 probabilities
-    instances : callable (probabilities, image) -> (labels (H, W) int32, table dict)
-    link : callable (table) -> ids (N,) int64
+    instances : InstanceStage
+        (probabilities, raw frame) -> (labels (H, W) int32, table dict)
+    link : LinkStage
+        table -> ids (N,) int64, with ``reset`` and ``warm_up``
     sinks : list of Sink
+
+    Attributes
+    ----------
+    preprocess, segment, instances, link
+        The stages, by name (:data:`~temstream.stream.events.STAGES`); replace them only
+        before :meth:`run`. Settings that change while frames flow go through the stages'
+        own methods (``instances.update``, ``link.set_search_range``).
     flow : {"live", "lossless"}
     queue_size : int
         Frames the compute queue holds.
@@ -222,14 +274,15 @@ class Runner:
     """
 
     def __init__(self, source: Source, *, preprocess: Callable, segment: Callable,
-                 instances: Callable, link: Callable, sinks: list | None = None,
+                 instances: InstanceStage, link: LinkStage, sinks: list | None = None,
                  flow: str = "live", queue_size: int = 4, max_frames: int = 0,
                  stop_at_series_end: bool = True, idle_timeout_s: float = 0.0):
         if flow not in ("live", "lossless"):
             raise ValueError(f"flow must be 'live' or 'lossless', got {flow!r}")
         self.source = source
-        self.stages = [("preprocess", preprocess), ("segment", segment),
-                       ("instances", instances)]
+        self.preprocess = preprocess
+        self.segment = segment
+        self.instances = instances
         self.link = link
         self.sinks = list(sinks or [])
         self.flow = flow
@@ -284,15 +337,12 @@ class Runner:
         key = (int(shape[0]), int(shape[1]), np.dtype(dtype).str)
         t0 = time.perf_counter()
         frame = np.zeros(key[:2], np.dtype(dtype))
-        image = self.stages[0][1](frame)
-        probabilities = self.stages[1][1](image)
-        self.stages[2][1](probabilities, frame)
+        probabilities = self.segment(self.preprocess(frame))
+        self.instances(probabilities, frame)
         with_particles = synthetic_particles(probabilities)
         if with_particles is not None:
-            _, table = self.stages[2][1](with_particles, frame)
-            link_warm_up = getattr(self.link, "warm_up", None)
-            if link_warm_up is not None:
-                link_warm_up(table)
+            _, table = self.instances(with_particles, frame)
+            self.link.warm_up(table)
         self._warm.add(key)
         took = time.perf_counter() - t0
         log.info("compute stages warmed up for %dx%d %s frames in %.2f s", key[0], key[1],
@@ -320,7 +370,14 @@ class Runner:
 
     @property
     def queue_depths(self) -> dict[str, int]:
+        """Items waiting in the compute and link queues."""
         return {"compute": len(self.compute_q), "link": len(self.link_q)}
+
+    @property
+    def backlog(self) -> float:
+        """How full the compute queue is, 0 to 1: at 0.5 or more the pipeline is not keeping
+        up with its input."""
+        return len(self.compute_q) / self.compute_q.maxsize
 
     def _fail(self, stage: str, frame: int | None, exc: BaseException) -> None:
         log.debug("stage %s failed", stage, exc_info=exc)
@@ -329,10 +386,8 @@ class Runner:
 
     # -- accounting ----------------------------------------------------------------------
     def _drop(self, frame: Frame, reason: str) -> None:
-        row = {"frame": frame.index, "series": frame.series, "status": "dropped",
-               "reason": reason, "timestamp": _nan(frame.timestamp),
-               "receive_time": frame.receive_time, "n_particles": 0}
-        self._drop_row(row)
+        self._drop_row(dropped_row(frame.series, frame.index, reason,
+                                   receive_time=frame.receive_time, timestamp=frame.timestamp))
 
     def _drop_row(self, row: dict) -> None:
         with self._lock:
@@ -348,14 +403,14 @@ class Runner:
                             "repeated)", frame.index, frame.series, last)
             return
         missing = frame.index - last - 1
-        base = {"series": frame.series, "status": "dropped", "reason": "gap",
-                "timestamp": np.nan, "receive_time": frame.receive_time, "n_particles": 0}
         if missing > MAX_GAP_ROWS:
             log.warning("series %d jumps from frame %d to %d", frame.series, last, frame.index)
-            self._drop_row({**base, "frame": last + 1, "reason": f"gap of {missing} frames"})
+            self._drop_row(dropped_row(frame.series, last + 1, f"gap of {missing} frames",
+                                       receive_time=frame.receive_time))
             return
         for idx in range(last + 1, frame.index):
-            self._drop_row({**base, "frame": idx})
+            self._drop_row(dropped_row(frame.series, idx, "gap",
+                                       receive_time=frame.receive_time))
 
     # -- threads -------------------------------------------------------------------------
     def _ingest(self) -> None:
@@ -386,10 +441,8 @@ class Runner:
                     received += 1
                     self.summary.received = received
                     self._check_gap(event)
-                    self._drop_row({"frame": event.index, "series": event.series,
-                                    "status": "dropped", "reason": event.reason,
-                                    "timestamp": np.nan, "receive_time": event.receive_time,
-                                    "n_particles": 0})
+                    self._drop_row(dropped_row(event.series, event.index, event.reason,
+                                               receive_time=event.receive_time))
                 elif isinstance(event, SeriesStart):
                     self.summary.series.append(event.series)
                     self.compute_q.put(event, drop_oldest=False, stop=self._stop)
@@ -419,14 +472,15 @@ class Runner:
                         continue
                     s = item.stamps
                     s["dequeued"] = time.perf_counter()
-                    name, fn = self.stages[0]
-                    item.image = fn(item.frame.image)
+                    name = "preprocess"
+                    item.image = self.preprocess(item.frame.image)
                     s[name] = time.perf_counter()
-                    name, fn = self.stages[1]
-                    item.probabilities = fn(item.image)
+                    name = "segment"
+                    item.probabilities = self.segment(item.image)
                     s[name] = time.perf_counter()
-                    name, fn = self.stages[2]
-                    item.labels, item.table = fn(item.probabilities, item.frame.image)
+                    name = "instances"
+                    item.labels, item.table = self.instances(item.probabilities,
+                                                             item.frame.image)
                     s[name] = time.perf_counter()
                 elif isinstance(item, SeriesStart):
                     self._warm_up_for(item.meta)
@@ -460,9 +514,8 @@ class Runner:
                 if item is _END:
                     return
                 if isinstance(item, SeriesStart):
-                    reset = getattr(self.link, "reset", None)
-                    if reset is not None and self.summary.processed:
-                        reset()  # tracks never continue across series
+                    if self.summary.processed:
+                        self.link.reset()  # tracks never continue across series
                     for sink in self.sinks:
                         sink.series_start(item)
                     continue
@@ -517,7 +570,7 @@ class Runner:
         # waiting for the detector to start is not processing time
         self.summary.elapsed_s = time.perf_counter() - (self._t_first or t0)
         self.summary.tracks = len(self._track_ids)
-        self.summary.malformed = dict(getattr(self.source, "malformed", {}) or {})
+        self.summary.malformed = dict(self.source.malformed)
         # frames still queued after an error never reached a sink: account for them now
         for q in (self.compute_q, self.link_q):
             while True:

@@ -2,9 +2,10 @@
 
 - :class:`Preprocess`: optional 3x3 median of the raw frame (dtype kept: 16-bit range intact).
 - :class:`Instances`: class probabilities -> (labels, particle table) via
-  :func:`temstream.tracking.instances.extract_instances`.
+  :func:`temstream.tracking.instances.extract_instances`; live settings through
+  :meth:`Instances.update`.
 - :class:`Link`: particle table -> track ids via :class:`temstream.tracking.linking.Linker`;
-  writes the unwrapped orientation back into the table.
+  writes the unwrapped orientation back into the table; :meth:`Link.set_search_range`.
 - :func:`synthetic_particles`: probabilities with a few particles, for warming up the
   particle kernels before a live run.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from temstream.config.schema import ConfigError, InstancesConfig, TrackingConfig
 
 
 class Preprocess:
@@ -77,61 +80,99 @@ def synthetic_particles(probabilities: np.ndarray) -> np.ndarray | None:
 class Instances:
     """Probabilities (C, H, W) -> instance labels (H, W) int32 and a per-particle table.
 
-    Particles are found at ``threshold``; with ``outline="expected-dice"`` each frame's
-    outlines are then drawn at its expected-Dice threshold (:mod:`temstream.models.decision`),
-    with ``outline="half-contrast"`` from the frame itself at half of each particle's contrast
-    (:mod:`temstream.tracking.edges`).
+    The stage wraps :func:`temstream.tracking.instances.extract_instances` with one frozen
+    :class:`~temstream.config.schema.InstancesConfig` and the detection threshold. Both can be
+    changed while frames flow (:meth:`update`): the pair is replaced as a whole, so each frame
+    is extracted under one consistent set of settings.
+
+    Parameters
+    ----------
+    settings : InstancesConfig, optional
+        The ``[instances]`` settings (their defaults when None).
+    classes : tuple of str
+        The segmenter's class names (``classes[0]`` is background).
+    threshold : float
+        Detection threshold on ``1 - P(background)`` (the model card's, or the user's).
     """
 
-    def __init__(self, *, classes: tuple[str, ...], threshold: float = 0.5, min_area: int = 24,
-                 split_touching: bool = False, n_fold: int = 4, seed_threshold: float = 0.85,
-                 min_seed_area: int = 10, merge_below: float = 0.5,
-                 merge_share: float = 0.2, min_score: float = 0.65,
-                 faint_contrast_z: float = 5.0, faint_threshold: float = 0.0,
-                 outline: str = "threshold"):
-        from temstream.models.decision import OUTLINE_RULES, outline_threshold
+    def __init__(self, settings: InstancesConfig | None = None, *,
+                 classes: tuple[str, ...] = ("background", "particle"), threshold: float = 0.5):
         from temstream.tracking.instances import extract_instances
 
-        if outline not in OUTLINE_RULES:
-            raise ValueError(f"outline must be one of {OUTLINE_RULES}, not {outline!r}")
         self._extract = extract_instances
-        self._outline_threshold = outline_threshold
-        self.outline = outline
-        self.kwargs = dict(classes=tuple(classes), threshold=threshold, min_area=min_area,
-                           split_touching=split_touching, n_fold=n_fold,
-                           seed_threshold=seed_threshold, min_seed_area=min_seed_area,
-                           merge_below=merge_below, merge_share=merge_share,
-                           min_score=min_score, faint_contrast_z=faint_contrast_z,
-                           faint_threshold=faint_threshold)
+        self.classes = tuple(classes)
+        self._state = (InstancesConfig() if settings is None else settings,
+                       _check_threshold(threshold))
 
-    def __call__(self, probabilities: np.ndarray, raw: np.ndarray | None = None):
-        kwargs = self.kwargs  # one read each: the dashboard may swap them between frames
-        rule = self.outline
-        outline, image = None, None
-        if rule == "expected-dice" and np.ndim(probabilities) == 3:
-            outline = self._outline_threshold(1.0 - probabilities[0], rule, kwargs["threshold"])
-        elif rule == "half-contrast" and raw is not None:
-            image = raw
-        return self._extract(probabilities, intensity=None, outline_threshold=outline,
-                             outline_image=image, **kwargs)
+    @property
+    def settings(self) -> InstancesConfig:
+        return self._state[0]
+
+    @property
+    def threshold(self) -> float:
+        return self._state[1]
+
+    def update(self, *, threshold: float | None = None, **changes) -> None:
+        """Change the threshold and/or ``[instances]`` keys from the next frame on.
+
+        Raises
+        ------
+        ConfigError
+            An unknown key or a bad value (named); nothing changes then.
+        """
+        settings, old = self._state
+        new = (settings.replace(**changes) if changes else settings,
+               old if threshold is None else _check_threshold(threshold))
+        self._state = new  # one reference swap: the compute thread reads one pair per frame
+
+    def __call__(self, probabilities: np.ndarray, frame: np.ndarray | None = None):
+        settings, threshold = self._state
+        return self._extract(probabilities, settings, classes=self.classes,
+                             threshold=threshold, frame=frame)
+
+
+def _check_threshold(value: float) -> float:
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise ConfigError(f"config key 'segment.threshold': {value!r} is outside (0, 1)")
+    return value
 
 
 class Link:
     """Feed each frame's particle table to the online linker; returns the ids.
 
     The linker unwraps orientations along each track; the unwrapped angles replace ``angle``.
+    Track ids stay unique across the series of one run (:meth:`reset` starts a new series).
+
+    Parameters
+    ----------
+    settings : TrackingConfig, optional
+        The ``[tracking]`` settings (their defaults when None).
+    n_fold : int
+        Orientation symmetry of the particles (``instances.n_fold``).
     """
 
-    def __init__(self, *, search_range: float, memory: int = 0, predict: bool = False,
-                 n_fold: int = 4):
+    def __init__(self, settings: TrackingConfig | None = None, *, n_fold: int = 4):
         from temstream.tracking.linking import Linker
 
-        self._linker_kwargs = dict(search_range=search_range, memory=memory,
-                                   predictor="velocity" if predict else None, n_fold=n_fold)
+        settings = TrackingConfig() if settings is None else settings
+        self._linker_kwargs = dict(search_range=settings.search_range, memory=settings.memory,
+                                   predictor="velocity" if settings.predict else None,
+                                   n_fold=n_fold)
         self.linker = Linker(**self._linker_kwargs)
-
+        self._pending_range: float | None = None
         self._offset = 0  # ids stay unique across series in one recording
         self._next = 0
+
+    @property
+    def search_range(self) -> float:
+        """The search range in use (px), or the one set for the next frame."""
+        pending = self._pending_range
+        return self.linker.search_range if pending is None else pending
+
+    def set_search_range(self, value: float) -> None:
+        """Link from the next frame on with this search range (px); safe from any thread."""
+        self._pending_range = TrackingConfig(search_range=value).search_range
 
     def reset(self) -> None:
         """Start afresh (a new series: its particles are not the previous series' tracks)."""
@@ -151,10 +192,14 @@ class Link:
         probe.step(moved)
 
     def __call__(self, table: dict) -> np.ndarray:
+        pending, self._pending_range = self._pending_range, None
+        if pending is not None:
+            self.linker.search_range = pending
+            self._linker_kwargs["search_range"] = pending
         ids = np.asarray(self.linker.step(table), dtype=np.int64) + self._offset
         if len(ids):
             self._next = max(self._next, int(ids.max()) + 1)
-        unwrapped = getattr(self.linker, "unwrapped_angle", None)
-        if unwrapped is not None and "angle" in table and len(unwrapped) == len(ids):
+        unwrapped = self.linker.unwrapped_angle  # None when the table has no angle
+        if unwrapped is not None and len(unwrapped) == len(ids):
             table["angle"] = np.asarray(unwrapped)
         return ids

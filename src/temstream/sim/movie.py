@@ -15,7 +15,7 @@ from temstream.sim.dynamics import Dynamics
 from temstream.sim.scenarios import scenario_params
 from temstream.sim.scene import Distractors, random_distractors, render_scene
 
-#: truth table columns (recording names, design.md) plus simulator extras
+#: truth table columns (the recording's names, docs/recording.md) plus simulator extras
 TRUTH_COLUMNS = ["frame", "particle", "label", "x", "y", "area", "angle", "layer", "score",
                  "x_nm", "y_nm", "area_nm2", "size_nm", "shape", "symmetry"]
 

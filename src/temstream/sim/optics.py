@@ -1,7 +1,7 @@
 """Electron optics: wavelength, interaction constant, CTF with partial-coherence envelopes, MTF.
 
 All functions are pure numpy. Spatial frequencies are in 1/nm, lengths in nm unless a name says
-otherwise. Sign convention: defocus ``df < 0`` is underfocus (reference.md b.1).
+otherwise. Sign convention: defocus ``df < 0`` is underfocus (docs/simulator.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Image formation: projected thickness -> exit wave -> CTF -> blur/MTF -> dose -> Poisson -> counts.
 
-The physical model (reference.md b.1):
+The physical model (docs/simulator.md):
 
 * intensity transmission ``T = exp(-(t_NP/Lambda_NP + t_water/Lambda_water + 2 t_SiN/Lambda_SiN))``
   with the liquid displaced by the particles (``t_water = max(t_liquid - t_NP, 0)``);

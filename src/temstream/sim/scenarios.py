@@ -11,7 +11,7 @@ import copy
 
 #: image formation and liquid-cell defaults (units in the names)
 PHYSICS = {
-    # optics (reference.md b.1)
+    # optics (docs/simulator.md)
     "voltage_kv": 200.0,
     "pixel_size_nm": 0.8,
     "defocus_nm": -1500.0,         # < 0 underfocus; bright Fresnel fringe outside particles

@@ -12,6 +12,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+#: the pipeline's stages, in order: the runner's stage attributes and the recording's
+#: ``/frames_info`` timing columns (``<stage>_ms``) are named after them
+STAGES = ("preprocess", "segment", "instances", "link")
+
 
 class MalformedMessage(ValueError):
     """A message that cannot be decoded; ``kind`` names the failure for the counters."""

@@ -1,12 +1,20 @@
 """Particle instances and their properties from a segmentation.
 
 :func:`extract_instances` turns a segmenter's class probabilities (or a boolean
-mask) into an instance label image and a per-particle table. Labelling is
-OpenCV's ``connectedComponents`` (8-connectivity) plus one numba pass for the
-bounding boxes (the fastest exact candidate in ``benchmarks/bench_instances.py``;
-``connectedComponentsWithStats`` is slower because it also computes centroids
-we recompute weighted anyway); the properties come from one numba kernel that
-makes a few branchless (vectorised) passes over each particle's bounding box.
+mask) into an instance label image and a per-particle table, in named phases
+that can each be called alone:
+
+1. :func:`find_particles` -- seeds, their growth over the foreground, fragments merged;
+2. :func:`drop_small_and_faint` -- which particles to keep;
+3. :func:`add_unseen` -- the search below the threshold (half-contrast outlines);
+4. :func:`draw_outlines` -- how far each particle reaches (``instances.outline``);
+5. :func:`measure` -- the per-particle table.
+
+Every setting comes from one :class:`~temstream.config.schema.InstancesConfig`.
+Labelling is OpenCV's ``connectedComponents`` (8-connectivity) plus one numba
+pass for the bounding boxes (the fastest exact candidate in
+``benchmarks/bench_instances.py``); the properties come from one numba kernel
+that makes a few branchless passes over each particle's bounding box.
 
 Orientation convention
 ----------------------
@@ -16,13 +24,19 @@ therefore turns the particle *clockwise as seen on screen*. Values lie in
 (-pi/n, pi/n] and are defined modulo 2*pi/n.
 """
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from temstream.config.schema import InstancesConfig
 from temstream.tracking import _instances_kernels as _k
 from temstream.tracking.edges import contrast_significance, half_contrast_outlines
+from temstream.tracking.outlines import expected_dice_threshold
 
-__all__ = ["extract_instances", "empty_table", "label_mask", "TABLE_COLUMNS", "LABELLERS"]
+__all__ = ["extract_instances", "empty_table", "label_mask", "TABLE_COLUMNS", "Segmentation",
+           "Particles", "find_particles", "drop_small_and_faint", "add_unseen",
+           "draw_outlines", "measure"]
 
 #: Keys of the particle table, in order.
 TABLE_COLUMNS = ("label", "x", "y", "area", "angle", "score", "layer",
@@ -30,19 +44,13 @@ TABLE_COLUMNS = ("label", "x", "y", "area", "angle", "score", "layer",
 
 _DTYPES = {"label": np.int32, "score": np.float32, "layer": np.int16}
 
-#: Connected-component labellers accepted by :func:`label_mask` (all 8-connected, same partition).
-LABELLERS = ("opencv", "opencv-stats", "scipy", "skimage")
 
-
-def label_mask(mask, labeller="opencv"):
+def label_mask(mask):
     """Label 8-connected components and measure their boxes.
 
     Parameters
     ----------
     mask : (H, W) bool ndarray
-    labeller : {"opencv", "opencv-stats", "scipy", "skimage"}
-        ``"opencv"``: ``cv2.connectedComponents`` + a numba pass for the boxes
-        (fastest measured); ``"opencv-stats"``: ``connectedComponentsWithStats``.
 
     Returns
     -------
@@ -54,37 +62,8 @@ def label_mask(mask, labeller="opencv"):
         Pixel counts.
     """
     mask = np.ascontiguousarray(mask, dtype=bool)
-    if labeller == "opencv":
-        import cv2
-
-        n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8,
-                                            ltype=cv2.CV_32S)
-        return labels, *_boxes(labels, n - 1)
-    if labeller == "opencv-stats":
-        import cv2
-
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(
-            mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-        stats = stats.astype(np.int64)
-        bbox = np.empty((n, 4), np.int64)
-        bbox[:, 0] = stats[:, cv2.CC_STAT_TOP]
-        bbox[:, 1] = stats[:, cv2.CC_STAT_LEFT]
-        bbox[:, 2] = bbox[:, 0] + stats[:, cv2.CC_STAT_HEIGHT]
-        bbox[:, 3] = bbox[:, 1] + stats[:, cv2.CC_STAT_WIDTH]
-        return labels, bbox, stats[:, cv2.CC_STAT_AREA].copy()
-    if labeller == "scipy":
-        from scipy import ndimage
-
-        labels = np.empty(mask.shape, np.int32)
-        n = ndimage.label(mask, structure=np.ones((3, 3), bool), output=labels)
-    elif labeller == "skimage":
-        from skimage.measure import label
-
-        labels, n = label(mask, connectivity=2, return_num=True)
-        labels = labels.astype(np.int32, copy=False)
-    else:
-        raise ValueError(f"unknown labeller {labeller!r}; use one of {LABELLERS}")
-    return labels, *_boxes(labels, n)
+    n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    return labels, *_boxes(labels, n - 1)
 
 
 def _boxes(labels, n):
@@ -94,55 +73,142 @@ def _boxes(labels, n):
     return bbox, area
 
 
-def _conventions(probabilities, classes, threshold, seed_threshold):
-    """Return (mask, weights, probs, seeds_extent, layered) for the class convention."""
-    arr = np.asarray(probabilities)
-    if arr.ndim == 2:
-        if arr.dtype != bool:
-            raise ValueError(f"a 2-D input must be a boolean mask, got dtype {arr.dtype}; "
-                             "pass class probabilities as a (C, H, W) array")
-        return arr, None, None, None, False
-    if arr.ndim != 3:
-        raise ValueError(f"probabilities must be (C, H, W) class probabilities or a (H, W) "
-                         f"bool mask, got shape {arr.shape}")
-    classes = tuple(classes)
-    if arr.shape[0] != len(classes):
-        raise ValueError(f"probabilities have {arr.shape[0]} channels but {len(classes)} class "
-                         f"names {classes}; pass classes=segmenter.classes")
-    if len(classes) < 2 or classes[0] != "background":
-        raise ValueError(f"classes must be ('background', ...) with at least one foreground "
-                         f"class, got {classes}")
-    probs = np.ascontiguousarray(arr, dtype=np.float32)
-    if "core" in classes and "particle" in classes:
-        core = probs[classes.index("core")]
-        extent = (1.0 - probs[0]) > threshold
-        others = np.delete(probs, classes.index("core"), axis=0).max(axis=0)
-        seeds = (core > seed_threshold) & (core > others)
-        return seeds, core + probs[classes.index("particle")], probs, extent, False
-    if "particle" in classes and "boundary" in classes:
-        p = probs[classes.index("particle")]
-        extent = (1.0 - probs[0]) > threshold
-        seeds = (p > max(threshold, seed_threshold)) & (p > probs[classes.index("boundary")])
-        return seeds, p, probs, extent, False
-    if len(classes) == 2:
-        return probs[1] > threshold, probs[1], probs, None, False
-    fg = 1.0 - probs[0]
-    return fg > threshold, fg, probs, None, True
+def empty_table():
+    """A particle table with every key and no rows."""
+    return {k: np.empty(0, _DTYPES.get(k, np.float64)) for k in TABLE_COLUMNS}
 
 
-def _split_touching(mask, labels, min_distance):
-    """Watershed on the distance transform, one marker per local distance maximum."""
-    import cv2
-    from skimage.feature import peak_local_max
-    from skimage.segmentation import watershed
+@dataclass
+class Segmentation:
+    """What the instance stage reads of a segmentation, by class convention.
 
-    dist = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, 5)
-    peaks = peak_local_max(dist, min_distance=int(min_distance), labels=labels,
-                           exclude_border=False)
-    markers = np.zeros(labels.shape, np.int32)
-    markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1, dtype=np.int32)
-    out = watershed(-dist, markers, mask=mask).astype(np.int32, copy=False)
-    return out, len(peaks)
+    Attributes
+    ----------
+    seeds : (H, W) bool ndarray
+        Pixels whose components start the particles.
+    extent : (H, W) bool ndarray or None
+        Boundary-class models: the foreground the seeds grow over.
+    weights : (H, W) float ndarray or None
+        Centroid weights (the particle probability), None for a mask.
+    probs : (C, H, W) float32 ndarray or None
+        The class probabilities, None for a mask.
+    layered : bool
+        Several foreground classes (layers): each particle's ``layer`` is its likeliest one.
+    threshold : float
+        The detection threshold on ``1 - P(background)``.
+    """
+
+    seeds: np.ndarray
+    extent: np.ndarray | None
+    weights: np.ndarray | None
+    probs: np.ndarray | None
+    layered: bool
+    threshold: float
+
+    @classmethod
+    def of(cls, probabilities, classes, threshold, seed_threshold) -> "Segmentation":
+        """Read ``probabilities`` ((C, H, W) over ``classes``, or an (H, W) bool mask)."""
+        arr = np.asarray(probabilities)
+        if arr.ndim == 2:
+            if arr.dtype != bool:
+                raise ValueError(f"a 2-D input must be a boolean mask, got dtype {arr.dtype}; "
+                                 "pass class probabilities as a (C, H, W) array")
+            return cls(arr, None, None, None, False, float(threshold))
+        if arr.ndim != 3:
+            raise ValueError(f"probabilities must be (C, H, W) class probabilities or a (H, W) "
+                             f"bool mask, got shape {arr.shape}")
+        classes = tuple(classes)
+        if arr.shape[0] != len(classes):
+            raise ValueError(f"probabilities have {arr.shape[0]} channels but {len(classes)} "
+                             f"class names {classes}; pass classes=segmenter.classes")
+        if len(classes) < 2 or classes[0] != "background":
+            raise ValueError(f"classes must be ('background', ...) with at least one "
+                             f"foreground class, got {classes}")
+        probs = np.ascontiguousarray(arr, dtype=np.float32)
+        if "particle" in classes and "boundary" in classes:
+            p = probs[classes.index("particle")]
+            extent = (1.0 - probs[0]) > threshold
+            seeds = (p > max(threshold, seed_threshold)) & (p > probs[classes.index("boundary")])
+            return cls(seeds, extent, p, probs, False, float(threshold))
+        if len(classes) == 2:
+            return cls(probs[1] > threshold, None, probs[1], probs, False, float(threshold))
+        fg = 1.0 - probs[0]
+        return cls(fg > threshold, None, fg, probs, True, float(threshold))
+
+
+@dataclass
+class Particles:
+    """Particles being built: a label image, their boxes and areas, and which ones are kept.
+
+    Attributes
+    ----------
+    labels : (H, W) int32 ndarray
+        0 = background, particles 1..n.
+    bbox : (n + 1, 4) int64 ndarray
+    area : (n + 1,) int64 ndarray
+    keep : (n + 1,) bool ndarray
+        Entry 0 (the background) is always False.
+    """
+
+    labels: np.ndarray
+    bbox: np.ndarray
+    area: np.ndarray
+    keep: np.ndarray
+
+    @classmethod
+    def of(cls, labels, n=None) -> "Particles":
+        """Measure ``labels`` (particles 1..n, ``n`` defaults to the largest label); all kept."""
+        n = int(labels.max(initial=0)) if n is None else int(n)
+        bbox, area = _boxes(labels, n)
+        keep = np.ones(n + 1, bool)
+        keep[0] = False
+        return cls(labels, bbox, area, keep)
+
+    @property
+    def n(self) -> int:
+        return self.bbox.shape[0] - 1
+
+    def remeasure(self) -> None:
+        """Boxes and areas again after ``labels`` changed in place (ids unchanged)."""
+        self.bbox, self.area = _boxes(self.labels, self.n)
+
+    def kept_labels(self) -> np.ndarray:
+        """``labels`` with the dropped particles set to background."""
+        return np.where(self.keep[self.labels], self.labels, 0)
+
+
+def find_particles(seg: Segmentation, settings: InstancesConfig) -> Particles:
+    """Seeds, grown over the foreground, and fragments merged (boundary-class models).
+
+    The seeds' 8-connected components are the particles. Where the model has a boundary
+    class, seeds smaller than ``min_seed_area`` are dropped, each seed grows (4-connected,
+    breadth first) over ``seg.extent`` so the boundary ring is shared out, foreground
+    components without a seed are kept whole, and two touching particles whose common border
+    shows no boundary merge (:func:`_merge_weak_borders`).
+    """
+    labels, bbox, area = label_mask(seg.seeds)
+    n = bbox.shape[0] - 1
+    if seg.extent is None:
+        return Particles.of(labels, n)
+    if n > 0 and settings.min_seed_area > 1:
+        small = area < settings.min_seed_area
+        small[0] = False
+        if small.any():
+            labels[small[labels]] = 0
+            labels, bbox, area = label_mask(labels > 0)
+            n = bbox.shape[0] - 1
+    if n > 0:
+        _k.grow_seeds(labels, np.ascontiguousarray(seg.extent), bbox,
+                      np.empty(labels.size, np.int64))
+    rest = seg.extent & (labels == 0)
+    if rest.any():  # foreground components without a seed: whole particles
+        extra, _, _ = label_mask(rest)
+        labels = np.where(extra > 0, extra + n, labels).astype(np.int32, copy=False)
+        n = int(labels.max())
+    if settings.merge_below > 0 and n > 1:
+        labels, n = _merge_weak_borders(labels, n, seg.weights, settings.merge_below,
+                                        settings.merge_share)
+    return Particles.of(labels, n)
 
 
 def _merge_weak_borders(labels, n, particle, merge_below, merge_share):
@@ -183,152 +249,176 @@ def _merge_weak_borders(labels, n, particle, merge_below, merge_share):
     return rank[comp][labels], n_comp - 1
 
 
-def _add_unseen(labels, n, keep, p_background, image, level, z_min, min_area, labeller):
+def _faint_rescue(settings: InstancesConfig, frame) -> bool:
+    """Whether the frame may keep particles the network doubts (half-contrast outlines)."""
+    return frame is not None and settings.outline == "half-contrast" \
+        and settings.faint_contrast_z > 0
+
+
+def drop_small_and_faint(parts: Particles, seg: Segmentation, settings: InstancesConfig,
+                         frame=None) -> None:
+    """Drop (in ``parts.keep``) particles below ``min_area`` pixels or ``min_score`` mean
+    foreground probability.
+
+    With half-contrast outlines and a frame, a particle below ``min_score`` is kept when it
+    stands out of its local background by ``faint_contrast_z`` standard errors
+    (:func:`~temstream.tracking.edges.contrast_significance`): a faint particle whose
+    probabilities are speckled, not a speck of the support's mottle.
+    """
+    parts.keep &= parts.area >= max(settings.min_area, 1)
+    if settings.min_score <= 0 or seg.probs is None or parts.n == 0:
+        return
+    fg_sum = np.zeros(parts.n + 1)
+    _k.foreground_sums(parts.labels, seg.probs[0], fg_sum)
+    faint = parts.keep & (fg_sum < settings.min_score * parts.area)
+    if _faint_rescue(settings, frame) and faint.any():
+        z = contrast_significance(frame, parts.kept_labels(), which=faint)
+        faint[1:z.size + 1] &= z < settings.faint_contrast_z
+    parts.keep &= ~faint
+
+
+def add_unseen(parts: Particles, seg: Segmentation, settings: InstancesConfig,
+               frame=None) -> Particles:
     """Add the particles the network saw only below its threshold and the frame shows.
 
-    Candidates are the components of 1 - ``p_background`` > ``level`` that touch no kept
-    particle and have ``min_area`` pixels (a found particle dropped as too small or too faint
-    is judged again with all of its extent at this level); each one that stands out of its
-    background by ``z_min`` standard errors
-    (:func:`~temstream.tracking.edges.contrast_significance`, measured beside the kept
-    particles, which bound its ring) becomes particle n + 1, n + 2, ... Returns (labels, n,
-    keep) with ``keep`` extended to the new ids.
+    Only with half-contrast outlines, a frame and ``0 < faint_threshold < threshold``.
+    Candidates are the components of 1 - P(background) > ``faint_threshold`` that touch no
+    kept particle and have ``min_area`` pixels (a found particle dropped as too small or too
+    faint is judged again with all of its extent at this level); each one that stands out of
+    its background by ``faint_contrast_z`` standard errors (measured beside the kept
+    particles, which bound its ring) becomes particle n + 1, n + 2, ...
     """
+    level = settings.faint_threshold
+    if not (_faint_rescue(settings, frame) and seg.probs is not None
+            and 0 < level < seg.threshold):
+        return parts
     with np.errstate(invalid="ignore"):  # NaN probabilities are background
-        seen = (1.0 - p_background) > level
-    kept = keep[labels]
+        seen = (1.0 - seg.probs[0]) > level
+    kept = parts.keep[parts.labels]
     seen &= ~kept
-    cand, _, carea = label_mask(seen, labeller)
-    m = carea.size - 1
-    if m == 0:
-        return labels, n, keep
+    cand, _, carea = label_mask(seen)
+    ok = carea >= max(settings.min_area, 1)
     # a candidate that touches a kept particle is that particle's faint rim, not a new one
     rim = cv2.dilate(kept.view(np.uint8), None) > 0
-    ok = carea >= max(min_area, 1)
     ok[np.unique(cand[rim & seen])] = False
     ok[0] = False
     if not ok.any():
-        return labels, n, keep
-    new = np.zeros(m + 1, np.int32)
+        return parts
+    n = parts.n
+    new = np.zeros(carea.size, np.int32)
     new[ok] = n + 1 + np.arange(int(ok.sum()), dtype=np.int32)
-    trial = np.where(new[cand] > 0, new[cand], np.where(kept, labels, 0)).astype(np.int32)
+    trial = np.where(new[cand] > 0, new[cand], np.where(kept, parts.labels, 0)).astype(np.int32)
     which = np.zeros(n + 1 + int(ok.sum()), bool)
     which[n + 1:] = True
-    z = contrast_significance(image, trial, which=which)
+    z = contrast_significance(frame, trial, which=which)
     passed = np.zeros_like(which)
-    passed[n + 1:] = z[n:] >= z_min
+    passed[n + 1:] = z[n:] >= settings.faint_contrast_z
     if not passed.any():
-        return labels, n, keep
+        return parts
     # renumber the candidates that passed n + 1, n + 2, ...: ids stay consecutive
     ids = np.zeros(which.size, np.int32)
     ids[passed] = n + 1 + np.arange(int(passed.sum()), dtype=np.int32)
     added = ids[new[cand]]
-    labels = np.where(added > 0, added, labels).astype(np.int32, copy=False)
-    keep = np.concatenate([keep, np.ones(int(passed.sum()), bool)])
-    return labels, n + int(passed.sum()), keep
+    labels = np.where(added > 0, added, parts.labels).astype(np.int32, copy=False)
+    grown = Particles.of(labels, n + int(passed.sum()))
+    grown.keep[:n + 1] = parts.keep
+    return grown
 
 
-def empty_table():
-    """A particle table with every key and no rows."""
-    return {k: np.empty(0, _DTYPES.get(k, np.float64)) for k in TABLE_COLUMNS}
+def draw_outlines(parts: Particles, seg: Segmentation, settings: InstancesConfig,
+                  frame=None) -> None:
+    """Decide how far each found particle reaches (``settings.outline``), in place.
+
+    - ``"expected-dice"``: the pixels below the frame's expected-Dice threshold
+      (:func:`~temstream.tracking.outlines.expected_dice_threshold`, never below
+      ``seg.threshold``) are cut from the particles;
+    - ``"threshold"``: nothing changes;
+    - ``"half-contrast"`` (with a frame): each kept particle is redrawn where the smoothed frame
+      is half-way between its local background and its core
+      (:func:`~temstream.tracking.edges.half_contrast_outlines`).
+
+    A particle left without pixels is dropped; none is added.
+    """
+    if parts.n == 0:
+        return
+    if settings.outline == "expected-dice" and seg.probs is not None:
+        level = expected_dice_threshold(1.0 - seg.probs[0], floor=seg.threshold)
+        if level > seg.threshold and _k.trim_below(parts.labels, seg.probs[0],
+                                                   np.float32(level)):
+            parts.remeasure()
+            parts.keep &= parts.area > 0
+    elif settings.outline == "half-contrast" and frame is not None:
+        parts.labels = half_contrast_outlines(frame, parts.kept_labels())
+        parts.remeasure()
+        parts.keep &= parts.area > 0
 
 
-def _check_frame(image, labels):
-    if np.shape(image) != labels.shape:
-        raise ValueError(f"outline_image has shape {np.shape(image)} but the segmentation "
-                         f"{labels.shape}; pass the frame it comes from")
+def measure(parts: Particles, seg: Segmentation, n_fold: int, intensity=None):
+    """The kept particles, numbered 1..m, and their table (see :func:`extract_instances`)."""
+    keep = parts.keep
+    new_id = np.zeros(parts.n + 1, np.int32)
+    m = int(keep.sum())
+    new_id[keep] = np.arange(1, m + 1, dtype=np.int32)
+    table = {k: np.zeros(m, _DTYPES.get(k, np.float64)) for k in TABLE_COLUMNS}
+    table["label"][:] = np.arange(1, m + 1, dtype=np.int32)
+    table["area"][:] = parts.area[keep]
+    weights = seg.weights if intensity is None else intensity
+    weights = (np.zeros((0, 0), np.float32) if weights is None
+               else np.ascontiguousarray(weights, dtype=np.float32))
+    kprobs = np.zeros((0, 1, 1), np.float32) if seg.probs is None else seg.probs
+    l1, l2 = np.empty(m), np.empty(m)
+    class_sums = np.zeros((m, kprobs.shape[0]))
+    labels = parts.labels
+    _k.region_properties(labels, parts.bbox, parts.area, new_id, weights, kprobs, n_fold,
+                         _k.PERIMETER_WEIGHTS, table["x"], table["y"], table["angle"],
+                         table["orientation_strength"], table["score"], table["perimeter"],
+                         l1, l2, class_sums)
+    table["equivalent_diameter"][:] = np.sqrt(4.0 * table["area"] / np.pi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["eccentricity"][:] = np.where(l1 > 0, np.sqrt(np.clip(1.0 - l2 / l1, 0, 1)), 0.0)
+    if seg.layered and m > 0:
+        table["layer"][:] = np.argmax(class_sums[:, 1:], axis=1) + 1
+    return labels, table
 
 
-def extract_instances(probabilities, *, classes=("background", "particle"), threshold=0.5,
-                      min_area=8, split_touching=False, n_fold=4, intensity=None,
-                      labeller="opencv", split_min_distance=3, seed_threshold=0.0,
-                      min_seed_area=0, merge_below=0.0, merge_share=0.2, min_score=0.0,
-                      outline_threshold=None, outline_image=None, faint_contrast_z=0.0,
-                      faint_threshold=0.0):
+def _check_shapes(labels_shape, frame, intensity) -> None:
+    for name, image in (("frame", frame), ("intensity", intensity)):
+        if image is not None and np.shape(image) != labels_shape:
+            raise ValueError(f"{name} has shape {np.shape(image)} but the segmentation "
+                             f"{labels_shape}; pass the frame the probabilities come from")
+
+
+def extract_instances(probabilities, settings: InstancesConfig | None = None, *,
+                      classes=("background", "particle"), threshold=0.5, frame=None,
+                      intensity=None):
     """Instance labels and a per-particle table from a segmentation.
 
     Parameters
     ----------
     probabilities : (C, H, W) float ndarray or (H, W) bool ndarray
         Softmax class probabilities (class 0 = background) or a foreground mask.
+    settings : InstancesConfig, optional
+        The instance stage's settings (``[instances]``; its defaults when None).
     classes : sequence of str
         Names of the C classes:
 
         - ``("background", "particle")``: foreground = P(particle) > threshold;
         - ``("background", "particle", "boundary")``: seeds = components of
           P(particle) > max(threshold, seed_threshold) and > P(boundary) (the
-          boundary class keeps touching particles apart) with at least
-          ``min_seed_area`` px; each seed then grows (4-connected, breadth first)
-          over the pixels with 1 - P(background) > threshold, so the boundary ring
-          is shared out; foreground components without a seed are kept whole;
-        - ``("background", "particle", "boundary", "core")``: as above, with the
-          seeds taken from the core class instead: P(core) > ``seed_threshold``
-          and larger than every other class (one core per particle, also where
-          particles overlap in projection);
-        - ``("background", "layer_a", "layer_b", "both")`` (any other list with
-          several foreground classes): foreground = 1 - P(background) > threshold,
-          ``layer`` = the foreground class (1, 2, 3, ...) with the largest summed
-          probability over the particle.
+          boundary class keeps touching particles apart), grown over
+          1 - P(background) > threshold (:func:`find_particles`);
+        - any other list with several foreground classes (``("background",
+          "layer_a", "layer_b", "both")``): foreground = 1 - P(background) >
+          threshold, ``layer`` = the foreground class (1, 2, 3, ...) with the
+          largest summed probability over the particle.
     threshold : float
-        Probability threshold, from the model card.
-    min_area : int
-        Particles with fewer pixels are dropped (after splitting/growing).
-    min_score : float
-        Particles whose mean foreground probability 1 - P(background) is below
-        this are dropped (faint detections in a mottled background; ignored for
-        a mask input); 0 keeps all.
-    split_touching : bool
-        Split touching particles by a watershed on the distance transform, one
-        marker per distance maximum at least ``split_min_distance`` px apart
-        (scikit-image; ~10x slower than plain labelling).
-    n_fold : int
-        Rotational symmetry of the orientation: 4 cubes, 3 triangles, 2 rods,
-        1 a plain direction.
+        Detection threshold on 1 - P(background), from the model card.
+    frame : (H, W) ndarray, optional
+        The raw frame: half-contrast outlines are redrawn from it, and its faint-particle
+        rules test it (other outline rules do not read it).
     intensity : (H, W) ndarray, optional
-        Weights for the centroid (e.g. the frame with bright particles) instead of
-        the foreground probability. Without probabilities nor intensity the
-        centroid is unweighted.
-    labeller : {"opencv", "opencv-stats", "scipy", "skimage"}
-        Connected-component implementation (same partition, different speed).
-    split_min_distance : int
-        Minimum distance between watershed markers, pixels.
-    seed_threshold : float
-        Boundary-class models: P(particle) a seed pixel needs (a high value keeps
-        the weak necks between touching particles out of the seeds).
-    min_seed_area : int
-        Boundary-class models: smaller seeds are dropped (their pixels join a
-        neighbour's particle or stay an unseeded component).
-    merge_below, merge_share : float
-        Boundary-class models: after growing, two touching particles merge when
-        the mean of 1 - P(particle) over the pixels of their common border is
-        below ``merge_below`` and that border is more than ``merge_share`` of
-        the smaller one's outline (the seeds were fragments of one particle,
-        not split by a predicted boundary); ``merge_below = 0`` never merges.
-        Models with a core class never merge (a core is a whole particle).
-    outline_threshold : float, optional
-        Probability input: after the particles are found (and filtered by ``min_area`` and
-        ``min_score``) at ``threshold``, their pixels with 1 - P(background) below this are
-        cut from them, so that ``threshold`` decides which particles there are and this how
-        far each reaches (the per-frame expected-Dice threshold of
-        :mod:`temstream.models.decision`); a particle left without pixels is dropped.
-        None (or not above ``threshold``) cuts nothing.
-    outline_image : (H, W) ndarray, optional
-        The frame itself: after the particles are found (and filtered), each one's outline is
-        redrawn where the smoothed frame is half-way between the particle's local background
-        and its core (:func:`temstream.tracking.edges.half_contrast_outlines`, the
-        convention of hand-drawn outlines); no particle is added or removed.
-    faint_contrast_z : float
-        With ``outline_image``: a particle below ``min_score`` is kept when it stands out of
-        its local background in the frame by at least this many standard errors
-        (:func:`temstream.tracking.edges.contrast_significance`): a faint particle whose
-        probabilities are speckled, not a speck of the support's mottle. 0 keeps none.
-    faint_threshold : float
-        With ``outline_image`` and ``faint_contrast_z``: particles the network saw only below
-        ``threshold`` are looked for too. Each component of 1 - P(background) above this level
-        that touches no kept particle and has ``min_area`` pixels is kept, as a new particle,
-        when it passes the same contrast test (a found particle dropped as too small or too
-        faint is so judged again with all of its extent at this level). 0 (or not below
-        ``threshold``) looks for none.
+        Centroid weights (e.g. the frame with bright particles) instead of the particle
+        probability; without probabilities nor intensity the centroid is unweighted.
 
     Returns
     -------
@@ -339,7 +429,7 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
 
         - ``label`` (int32) id in ``labels``;
         - ``x``, ``y`` (float64) sub-pixel centroid, pixels, x = column,
-          y = row, weighted by the foreground probability (or ``intensity``);
+          y = row, weighted by the particle probability (or ``intensity``);
         - ``area`` (float64) pixels;
         - ``angle`` (float64) n-fold orientation, radians in (-pi/n, pi/n],
           measured from +x towards +y (clockwise on screen, rows point down),
@@ -358,8 +448,8 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
     Raises
     ------
     ValueError
-        On a shape/class mismatch or n_fold < 1. NaN probabilities are not an
-        error: a NaN pixel fails every threshold test and counts as background.
+        On a shape or class mismatch. NaN probabilities are not an error: a NaN pixel
+        fails every threshold test and counts as background.
 
     Examples
     --------
@@ -370,91 +460,11 @@ def extract_instances(probabilities, *, classes=("background", "particle"), thre
     >>> int(labels.max()), float(t["x"][0]), float(t["y"][0]), float(t["area"][0])
     (1, 9.5, 7.5, 64.0)
     """
-    n_fold = int(n_fold)
-    if n_fold < 1:
-        raise ValueError(f"n_fold must be >= 1 (4 cubes, 3 triangles, 2 rods), got {n_fold}")
-    mask, weights, probs, extent, layered = _conventions(probabilities, classes, threshold,
-                                                         seed_threshold)
-    labels, bbox, area = label_mask(mask, labeller)
-    n = bbox.shape[0] - 1
-    if extent is not None and n > 0 and min_seed_area > 1:
-        small = area < int(min_seed_area)
-        small[0] = False
-        if small.any():
-            labels[small[labels]] = 0
-            labels, bbox, area = label_mask(labels > 0, labeller)
-            n = bbox.shape[0] - 1
-    if split_touching and n > 0:
-        labels, n = _split_touching(mask, labels, split_min_distance)
-        bbox, area = _boxes(labels, n)
-    if extent is not None:
-        if n > 0:
-            _k.grow_seeds(labels, np.ascontiguousarray(extent), bbox,
-                          np.empty(labels.size, np.int64))
-        rest = extent & (labels == 0)
-        if rest.any():  # foreground components without a seed: whole particles
-            extra, _, _ = label_mask(rest, labeller)
-            labels = np.where(extra > 0, extra + n, labels).astype(np.int32, copy=False)
-            n = int(labels.max())
-        # core seeds are whole particles, not fragments: nothing to merge
-        if merge_below > 0 and n > 1 and "core" not in tuple(classes):
-            labels, n = _merge_weak_borders(labels, n, weights, float(merge_below),
-                                            float(merge_share))
-        bbox, area = _boxes(labels, n)
-    if intensity is not None:
-        intensity = np.asarray(intensity)
-        if intensity.shape != labels.shape:
-            raise ValueError(f"intensity has shape {intensity.shape} but the segmentation "
-                             f"{labels.shape}; pass the frame the probabilities come from")
-        weights = intensity
-    keep = area >= max(int(min_area), 1)
-    keep[0] = False
-    if min_score > 0 and probs is not None and n > 0:
-        fg_sum = np.zeros(n + 1)
-        _k.foreground_sums(labels, probs[0], fg_sum)
-        faint = keep & (fg_sum < float(min_score) * area)
-        if outline_image is not None and faint_contrast_z > 0 and faint.any():
-            _check_frame(outline_image, labels)
-            z = contrast_significance(outline_image, np.where(keep[labels], labels, 0),
-                                      which=faint)
-            faint[1:z.size + 1] &= z < float(faint_contrast_z)
-        keep &= ~faint
-    if (outline_image is not None and probs is not None and faint_contrast_z > 0
-            and 0 < float(faint_threshold) < float(threshold)):
-        _check_frame(outline_image, labels)
-        labels, n, keep = _add_unseen(labels, n, keep, probs[0], outline_image,
-                                      float(faint_threshold), float(faint_contrast_z),
-                                      int(min_area), labeller)
-        bbox, area = _boxes(labels, n)
-    if (outline_threshold is not None and probs is not None and n > 0
-            and float(outline_threshold) > float(threshold)):
-        if _k.trim_below(labels, probs[0], np.float32(outline_threshold)):
-            bbox, area = _boxes(labels, n)
-            keep &= area > 0
-    if outline_image is not None and n > 0:
-        _check_frame(outline_image, labels)
-        labels = half_contrast_outlines(outline_image, np.where(keep[labels], labels, 0))
-        bbox, area = _boxes(labels, n)
-        keep &= area > 0
-    new_id = np.zeros(n + 1, np.int32)
-    m = int(keep.sum())
-    new_id[keep] = np.arange(1, m + 1, dtype=np.int32)
-    table = {k: np.zeros(m, _DTYPES.get(k, np.float64)) for k in TABLE_COLUMNS}
-    table["label"][:] = np.arange(1, m + 1, dtype=np.int32)
-    table["area"][:] = area[keep]
-    weights = (np.zeros((0, 0), np.float32) if weights is None
-               else np.ascontiguousarray(weights, dtype=np.float32))
-    kprobs = np.zeros((0, 1, 1), np.float32) if probs is None else probs
-    l1 = np.empty(m)
-    l2 = np.empty(m)
-    class_sums = np.zeros((m, kprobs.shape[0]))
-    _k.region_properties(labels, bbox, area, new_id, weights, kprobs, n_fold,
-                         _k.PERIMETER_WEIGHTS, table["x"], table["y"], table["angle"],
-                         table["orientation_strength"], table["score"], table["perimeter"],
-                         l1, l2, class_sums)
-    table["equivalent_diameter"][:] = np.sqrt(4.0 * table["area"] / np.pi)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        table["eccentricity"][:] = np.where(l1 > 0, np.sqrt(np.clip(1.0 - l2 / l1, 0, 1)), 0.0)
-    if layered and m > 0:
-        table["layer"][:] = np.argmax(class_sums[:, 1:], axis=1) + 1
-    return labels, table
+    settings = InstancesConfig() if settings is None else settings
+    seg = Segmentation.of(probabilities, classes, threshold, settings.seed_threshold)
+    _check_shapes(seg.seeds.shape, frame, intensity)
+    parts = find_particles(seg, settings)
+    drop_small_and_faint(parts, seg, settings, frame)
+    parts = add_unseen(parts, seg, settings, frame)
+    draw_outlines(parts, seg, settings, frame)
+    return measure(parts, seg, settings.n_fold, intensity)

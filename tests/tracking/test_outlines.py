@@ -1,11 +1,10 @@
-"""The per-frame expected-Dice outline threshold (temstream.models.decision)."""
+"""The per-frame expected-Dice outline threshold (temstream.tracking.outlines)."""
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from temstream.models.decision import (BINS, expected_dice_threshold, frame_mask,
-                                       outline_threshold)
+from temstream.tracking.outlines import BINS, expected_dice_threshold, outline_threshold
 
 
 def _blurred_particles(seed, shape=(96, 96), count=12, sigma=2.0):
@@ -69,20 +68,14 @@ def test_floor_ceiling_and_frames_without_foreground():
     assert expected_dice_threshold(np.full((8, 8), np.nan, np.float32), floor=0.4) == 0.4
 
 
-class _Seg:
-    def __init__(self, outline):
-        self.threshold, self.outline, self.classes = 0.35, outline, ("background", "particle")
-
-
-def test_frame_mask_follows_the_segmenters_rule():
+def test_outline_threshold_follows_the_rule():
     # a confident square inside a ring at P = 0.4: the card threshold keeps the ring, the
     # expected-Dice rule leaves it out (with it the expected Dice is 0.830, without 0.840)
     fg = np.zeros((40, 40), np.float32)
     fg[8:32, 8:32] = 0.4
     fg[11:29, 11:29] = 0.95
-    probs = np.stack([1 - fg, fg])
-    assert np.array_equal(frame_mask(_Seg("threshold"), probs), fg >= 0.35)
-    assert np.array_equal(frame_mask(_Seg("expected-dice"), probs), fg >= 0.95)
-    assert outline_threshold(fg, "expected-dice", 0.35) > 0.4
+    assert outline_threshold(fg, "threshold", 0.35) == 0.35
+    assert outline_threshold(fg, "half-contrast", 0.35) == 0.35
+    assert 0.4 < outline_threshold(fg, "expected-dice", 0.35) <= 0.95
     with pytest.raises(ValueError, match="outline rule"):
         outline_threshold(fg, "tight", 0.35)

@@ -1,15 +1,10 @@
-"""Scoring segmenters on simulated test movies (per scenario and dose) and on real images.
+"""Scoring models on labelled frames: simulated test movies (per scenario and dose), real images.
 
-Every segmenter is scored the same way: foreground = ``1 - P(background) >= t`` with ``t`` the
-segmenter's threshold, or for a U-Net with the expected-Dice outline rule the frame's own
-threshold (:func:`temstream.models.decision.frame_mask`), or with the half-contrast rule the
-instances' own pixels (outlines redrawn from the frame); instances come from an
-``instancer`` (``temstream evaluate`` passes the pipeline's own,
-:func:`temstream.tracking.instances.extract_instances` with the ``[instances]`` configuration,
-so the object scores are those of a live run; without one, connected components of the
-foreground split at the boundary class, :func:`temstream.models.metrics.instances`); objects
-match at IoU >= 0.5 (one-to-one, Hungarian on IoU). Pixel scores are pooled over all frames of
-a set.
+A model's prediction is what the pipeline records: the instance labels of its own stages
+(:class:`~temstream.evaluation.models.Model`), so the pixel scores are those of the labels'
+foreground and the object scores those of the particles a live run reports. Objects match at
+IoU >= 0.5 (one-to-one, Hungarian on IoU). Pixel scores are pooled over all frames of a set;
+the 95 % intervals resample the independent units (movies, or images).
 """
 
 from __future__ import annotations
@@ -18,48 +13,24 @@ import logging
 
 import numpy as np
 
-from temstream.models.decision import frame_mask
 from temstream.models.metrics import (accumulate, bootstrap_interval, instances,
                                       match_objects, pixel_scores, unit_counts)
 
 log = logging.getLogger(__name__)
 
-#: dose levels as multiples of the scenario's default dose per frame
-DOSES = {"low": 0.1, "moderate": 1.0, "high": 10.0}
 
-
-def default_instancer(probs: np.ndarray, seg, frame: np.ndarray | None = None) -> np.ndarray:
-    """Instance labels (H, W) int32 of one frame's probabilities (C, H, W), models-only
-    fallback (see the module notes; ``frame`` is not used)."""
-    if getattr(seg, "outline", "threshold") == "half-contrast":
-        raise ValueError("half-contrast outlines are drawn by the pipeline's instance stage: "
-                         "pass instancer=temstream.cli._pipeline.pipeline_instancer(...)")
-    fg = frame_mask(seg, probs)
-    classes = tuple(seg.classes)
-    if "core" in classes:  # seeds from the core class, apart from every other class
-        others = np.delete(probs, classes.index("core"), axis=0).max(axis=0)
-        return instances(fg, probs[classes.index("core")], others)
-    if "boundary" in classes:
-        return instances(fg, probs[1], probs[2])
-    return instances(fg)
-
-
-def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4,
-                 instancer=None):
-    """Per-frame pixel and object scores of ``seg`` on labelled frames.
+def score_frames(model, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4):
+    """Per-frame pixel and object scores of ``model`` on labelled frames.
 
     Parameters
     ----------
-    seg : Segmenter
+    model : temstream.evaluation.models.Model
     frames : ndarray, shape (N, H, W)
         Raw frames.
-    labels : ndarray, shape (N, H, W), int
-        True instance labels (0 = background), or a bool mask (instances = its components).
+    labels : ndarray, shape (N, H, W), int or bool
+        True instance labels (0 = background), or a mask (instances = its components).
     batch : int
-        Frames per ``predict_batch`` call.
-    instancer : callable, optional
-        ``instancer(probs (C, H, W), seg, frame (H, W)) -> labels (H, W) int`` (default
-        :func:`default_instancer`).
+        Frames per segmenter call.
 
     Returns
     -------
@@ -69,30 +40,25 @@ def score_frames(seg, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4,
         Probabilities of the first frame (for figures).
     """
     rows, first = [], None
-    instancer = instancer or default_instancer
     for k in range(0, len(frames), batch):
-        probs = seg.predict_batch(frames[k:k + batch])
+        probs = model.probabilities(frames[k:k + batch])
         if first is None:
             first = probs[0]
         for p, lab, frame in zip(probs, labels[k:k + batch], frames[k:k + batch]):
             true_lab = lab if lab.dtype != bool else instances(lab, min_area=1)
-            pred_lab = instancer(p, seg, frame)
-            if getattr(seg, "outline", "threshold") == "half-contrast":
-                fg = pred_lab > 0
-            else:
-                fg = frame_mask(seg, p)
-            rows.append({"pixel": pixel_scores(fg, true_lab > 0),
+            pred_lab = model.labels(p, frame)
+            rows.append({"pixel": pixel_scores(pred_lab > 0, true_lab > 0),
                          "objects": match_objects(pred_lab, true_lab)})
     return rows, first
 
 
-def layer_dice(seg, frames: np.ndarray, layers: np.ndarray) -> dict:
+def layer_dice(model, frames: np.ndarray, layers: np.ndarray) -> dict:
     """Per-layer Dice of a 4-class bilayer model (background, layer A, layer B, both).
 
     Parameters
     ----------
-    seg : Segmenter
-        With ``classes`` of length 4.
+    model : temstream.evaluation.models.Model
+        Whose segmenter has 4 classes.
     frames : ndarray, shape (N, H, W)
     layers : ndarray, shape (N, 2, H, W), bool
         True per-layer masks.
@@ -102,8 +68,7 @@ def layer_dice(seg, frames: np.ndarray, layers: np.ndarray) -> dict:
     dict
         ``layer_a_dice``, ``layer_b_dice`` (arg-max class, pooled over frames).
     """
-    probs = seg.predict_batch(frames)
-    cls = probs.argmax(1)
+    cls = model.probabilities(frames).argmax(1)
     a = (cls == 1) | (cls == 3)
     b = (cls == 2) | (cls == 3)
     return {"layer_a_dice": pixel_scores(a, layers[:, 0])["dice"],
@@ -133,22 +98,20 @@ def _with_intervals(row: dict, units: np.ndarray, unit: str) -> dict:
     return row
 
 
-def evaluate_simulated(segs: dict, movies, *, progress: bool = False, instancer=None):
-    """Score segmenters on simulated test movies.
+def evaluate_simulated(models: dict, sets, *, progress: bool = False):
+    """Score models on simulated test movies.
 
     Parameters
     ----------
-    segs : dict of name -> Segmenter
-    movies : iterable of (scenario, dose_label, dose_e_per_A2, movie or list of movies)
+    models : dict of name -> Model
+    sets : iterable of (scenario, dose_label, dose_e_per_A2, movie or list of movies)
         Each movie has ``frames`` (N, H, W) and ``labels`` (N, H, W) int (e.g. a
-        :class:`temstream.sim.Movie`; the CLI simulates them, this module never imports the
-        simulator). Several independent movies of one (scenario, dose) are pooled into one
-        row, and its intervals resample movies; with one movie they resample its frames,
-        which are correlated, so those intervals are too narrow.
+        :class:`temstream.sim.Movie`; :func:`temstream.evaluation.data.simulated_sets`).
+        Several independent movies of one (scenario, dose) are pooled into one row, and its
+        intervals resample movies; with one movie they resample its frames, which are
+        correlated, so those intervals are too narrow.
     progress : bool
-        Log one line per (movie, model).
-    instancer : callable, optional
-        See :func:`score_frames`.
+        Log one line per (set, model).
 
     Returns
     -------
@@ -157,18 +120,17 @@ def evaluate_simulated(segs: dict, movies, *, progress: bool = False, instancer=
         ``units`` (n_units, 6) counts (:func:`temstream.models.metrics.unit_counts`), ``unit``
         ("movie" or "frame") and 95 % intervals ``dice_ci``, ``obj_f1_ci``.
     examples : list of tuple
-        ``(title, frame, truth_mask, {model: probs})`` for the first frame of each movie.
+        ``(title, frame, truth_mask, {model: probs})`` for the first frame of each set.
     """
     rows, examples = [], []
-    for scen, dlabel, dose, group in movies:
+    for scen, dlabel, dose, group in sets:
         group = list(group) if isinstance(group, (list, tuple)) else [group]
         s = float(np.median([snr(m.frames, m.labels) for m in group]))
         probs_by = {}
-        for name, seg in segs.items():
+        for name, model in models.items():
             per_movie = []
             for j, movie in enumerate(group):
-                per_frame, first = score_frames(seg, movie.frames, movie.labels,
-                                                instancer=instancer)
+                per_frame, first = score_frames(model, movie.frames, movie.labels)
                 per_movie.append(per_frame)
                 if j == 0:
                     probs_by[name] = first
@@ -182,8 +144,8 @@ def evaluate_simulated(segs: dict, movies, *, progress: bool = False, instancer=
                  "dose_e_per_A2": round(float(dose), 3), "snr": round(s, 2), "model": name,
                  **accumulate(frames)}, units, unit))
             layers = [getattr(m, "layers", None) for m in group]
-            if layers[0] is not None and len(seg.classes) == 4:
-                rows[-1].update(layer_dice(seg, np.concatenate([m.frames for m in group]),
+            if layers[0] is not None and len(model.segmenter.classes) == 4:
+                rows[-1].update(layer_dice(model, np.concatenate([m.frames for m in group]),
                                            np.concatenate(layers)))
             if progress:
                 log.info("%s %s %s: dice %.3f", scen, dlabel, name, rows[-1]["dice"])
@@ -192,15 +154,15 @@ def evaluate_simulated(segs: dict, movies, *, progress: bool = False, instancer=
     return rows, examples
 
 
-def evaluate_real(segs: dict, pairs, *, label: str = "msa-em-train", instancer=None):
-    """Score segmenters on real labelled images ``[(name, image, mask), ...]`` (``instancer``:
-    see :func:`score_frames`; intervals resample the images)."""
+def evaluate_real(models: dict, pairs, *, label: str = "msa-em-train"):
+    """Score models on real labelled images ``[(name, image, mask), ...]`` (intervals
+    resample the images)."""
     rows, examples = [], []
     images = np.stack([p[1] for p in pairs])
     masks = np.stack([p[2] for p in pairs])
     probs_by = {}
-    for name, seg in segs.items():
-        per_frame, first = score_frames(seg, images, masks, instancer=instancer)
+    for name, model in models.items():
+        per_frame, first = score_frames(model, images, masks)
         probs_by[name] = first
         units = np.stack([unit_counts([r]) for r in per_frame])
         rows.append(_with_intervals(

@@ -1,8 +1,8 @@
 """Where a frame's particle outlines are drawn: the per-frame expected-Dice threshold.
 
 A U-Net's card carries one decision threshold, chosen on validation pairs of every dose. The
-best threshold for the Dice of a frame moves with its dose (``docs/models.md``, the
-calibration table): one threshold draws the particles of a clean frame about a pixel too wide.
+best threshold for the Dice of a frame moves with its dose: one threshold draws the particles
+of a clean frame about a pixel too wide.
 The ``"expected-dice"`` outline rule picks, for each frame, the threshold that maximises the
 Dice expected under the frame's own foreground probabilities (the plug-in rule for the
 F-measure, Lipton, Elkan & Narayanaswamy, *Thresholding classifiers to maximize F1 score*,
@@ -12,6 +12,8 @@ F-measure, Lipton, Elkan & Narayanaswamy, *Thresholding classifiers to maximize 
 
 Particles are still found at the card's threshold; this rule only decides how far each one
 reaches (it never goes below the card's threshold), so it trims rings, never adds particles.
+The rules are named by ``instances.outline`` (:data:`temstream.config.schema.OUTLINE_RULES`);
+``"half-contrast"`` outlines are redrawn from the frame (:mod:`temstream.tracking.edges`).
 Pure numpy/numba: no threads, no torch.
 """
 
@@ -20,10 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: how a frame's outlines are drawn: at the card's threshold, per frame (module docstring), or
-#: from the image at half of each particle's own contrast (the instance stage redraws them,
-#: :mod:`temstream.tracking.edges`; the probabilities then only find the particles)
-OUTLINE_RULES = ("expected-dice", "threshold", "half-contrast")
+from temstream.config.schema import OUTLINE_RULES
 
 #: resolution of the expected-Dice threshold (bins of P(foreground))
 BINS = 256
@@ -117,22 +116,3 @@ def outline_threshold(foreground: np.ndarray, rule: str, threshold: float) -> fl
     if rule == "expected-dice":
         return expected_dice_threshold(foreground, floor=float(threshold))
     raise ValueError(f"outline rule must be one of {OUTLINE_RULES}, not {rule!r}")
-
-
-def frame_mask(seg, probs: np.ndarray) -> np.ndarray:
-    """Foreground mask of one frame as the segmenter outlines it from its probabilities
-    (for ``"half-contrast"`` the particles as found, before the instance stage redraws them).
-
-    Parameters
-    ----------
-    seg : Segmenter
-        Its ``threshold`` and, if it has one, ``outline`` rule (default ``"threshold"``).
-    probs : ndarray, shape (C, H, W)
-        Class probabilities of the frame (class 0 = background).
-
-    Returns
-    -------
-    ndarray, shape (H, W), bool
-    """
-    fg = 1.0 - probs[0]
-    return fg >= outline_threshold(fg, getattr(seg, "outline", "threshold"), seg.threshold)

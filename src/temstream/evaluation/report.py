@@ -1,7 +1,8 @@
-"""Markdown tables and PNG figures of evaluation results."""
+"""An evaluation's results: Markdown tables, a PNG figure, and :class:`Report` holding both."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def _signed_interval(ci) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """Rows of :mod:`temstream.models.evaluate` as a Markdown table (one line per row)."""
+    """Rows of :mod:`temstream.evaluation.scoring` as a Markdown table (one line per row)."""
     head = "| " + " | ".join(h for _, h in COLUMNS) + " |"
     sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
     lines = [head, sep]
@@ -124,8 +125,7 @@ def figure(examples, path: str | Path, *, thresholds: dict | None = None,
         Decision thresholds (default 0.5).
     masks : dict of model -> callable, optional
         ``mask(probs (C, H, W), frame (H, W)) -> (H, W) bool`` drawing a model's prediction
-        (e.g. :func:`temstream.models.decision.frame_mask` of its segmenter, or its
-        instances' pixels); wins over ``thresholds``.
+        (its instances' pixels); wins over ``thresholds``.
     """
     import matplotlib
 
@@ -164,3 +164,64 @@ def figure(examples, path: str | Path, *, thresholds: dict | None = None,
     fig.savefig(path, dpi=72)
     plt.close(fig)
     return path
+
+
+@dataclass
+class Report:
+    """The result of :func:`temstream.evaluate`.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One row per (data, scenario, dose, model) (:mod:`temstream.evaluation.scoring`).
+    examples : list of tuple
+        ``(title, frame, truth mask, {model: probs})``, the first frame of each set.
+    models : dict of name -> Model
+        The models scored, ``classical`` first.
+    header : dict of str -> str
+        How the report was made (command, instance settings, truth, thresholds), for
+        :meth:`to_markdown`.
+    """
+
+    rows: list
+    examples: list
+    models: dict
+    header: dict = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The tables: summary, paired differences, all rows (what the CLI prints)."""
+        units = ", ".join(dict.fromkeys(f"{r['data']}: {r['unit']}s" for r in self.rows))
+        frame_units = any(r["unit"] == "frame" and r["data"] == "sim" for r in self.rows)
+        out = ("## Summary (mean over scenarios)\n\n" + summary_table(self.rows)
+               + f"\n95 % intervals: percentile bootstrap over the independent units ({units}), "
+               "resampled within each scenario" + (" (frames of one movie are correlated: use "
+                                                   "--movies 2 or more for honest intervals)"
+                                                   if frame_units else "") + ".\n")
+        diff = difference_table(self.rows)
+        if diff:
+            out += ("\n## Differences from classical (paired: the same movies and images)\n\n"
+                    + diff)
+        unets = [m for m in self.models if m != "classical"]
+        if len(unets) > 1:  # comparing runs: each against the first model named
+            out += (f"\n## Differences from {unets[0]} (paired)\n\n"
+                    + difference_table(self.rows, reference=unets[0], models=unets[1:]))
+        out += "\n## All results\n\n" + markdown_table(self.rows)
+        if layer_table(self.rows):
+            out += "\n## Layer assignment (bilayer models)\n\n" + layer_table(self.rows)
+        return out
+
+    def to_markdown(self) -> str:
+        """The whole report as Markdown: a title, how it was made, the tables."""
+        head = f"# Evaluation: {', '.join(self.models)}\n\n"
+        head += "".join(f"{k}: {v}\n\n" for k, v in self.header.items())
+        return head + self.text()
+
+    def figure(self, path: str | Path, *, max_rows: int = 8) -> Path:
+        """PNG grid of up to ``max_rows`` examples (spread over the sets, the last one always):
+        input, truth, and each model's recorded particles and confidence."""
+        sel = self.examples[:: max(1, len(self.examples) // max_rows)][:max_rows]
+        if self.examples and self.examples[-1] not in sel:
+            sel.append(self.examples[-1])
+        masks = {name: (lambda probs, frame, m=m: m.labels(probs, frame) > 0)
+                 for name, m in self.models.items()}
+        return figure(sel, path, masks=masks)
