@@ -27,15 +27,10 @@ from typing import Any
 import numpy as np
 
 from temstream.stream.events import Frame, MalformedMessage, PendingFrame, SeriesEnd, SeriesStart
+from temstream.stream.limits import MAX_DEPTH, MAX_PIXELS, MAX_SIDE
 
 #: the CBOR self-describe tag 55799 that prefixes every Stream V2 message
 MAGIC = b"\xd9\xd9\xf7"
-#: largest frame side accepted from the wire (pixels)
-MAX_SIDE = 16384
-#: largest frame accepted from the wire (pixels); bounds the memory one message can cost
-MAX_PIXELS = 8192 * 8192
-#: nesting depth of CBOR containers accepted (real messages use 4)
-MAX_DEPTH = 16
 
 #: RFC 8746 typed-array tags -> numpy dtype strings (Stream V2 data model)
 TYPED_ARRAY_TAGS = {
