@@ -17,6 +17,8 @@ import json
 import numpy as np
 import zmq
 
+from temstream.stream.results_schema import SCHEMA, TOPIC_SUMMARY
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,9 +35,9 @@ def main() -> None:
         while True:
             topic, *parts = sock.recv_multipart()
             msg = json.loads(parts[0])
-            if msg.get("schema") != "temstream-results-1":
+            if msg.get("schema") != SCHEMA:
                 continue  # a newer schema: check docs/results-feed.md
-            if topic == b"summary":
+            if topic == TOPIC_SUMMARY:
                 print("run ended:", msg["summary"])
                 break
             count = msg["n_particles"]

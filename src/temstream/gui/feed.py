@@ -11,47 +11,28 @@ skipped. The feed carries no raw pixels, so the dashboard draws the labels on bl
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import threading
 import time
 import types
 from typing import Any
 
-import numpy as np
 import zmq
 
 from temstream.gui.bridge import DISPLAY_COLUMNS, DisplayFrame, DisplaySink
+from temstream.stream import results_schema
+from temstream.stream.results_schema import SCHEMA  # noqa: F401 - importable from here as before
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "temstream-results-1"
 _POLL_MS = 100
-
-
-def _table(columns: Any) -> dict[str, np.ndarray]:
-    if not isinstance(columns, dict):
-        raise ValueError("'particles' is not a dict of columns")
-    out = {}
-    for k in DISPLAY_COLUMNS:
-        if columns.get(k) is not None:
-            dtype = np.int64 if k == "particle" else np.float64
-            out[k] = np.asarray([np.nan if v is None else v for v in columns[k]], dtype=dtype)
-    return out
-
-
-def _labels(msg: dict, parts: list) -> np.ndarray | None:
-    spec = msg.get("labels")
-    if not isinstance(spec, dict) or len(parts) < 2:
-        return None
-    shape = spec.get("shape")
-    if not shape or len(shape) != 2:
-        raise ValueError("label image without a 2-D shape")
-    return np.frombuffer(parts[1], dtype=np.dtype(spec.get("dtype", "<i4"))).reshape(shape)
 
 
 def parse_message(parts: list) -> tuple[str, Any]:
     """One feed message -> ``("frame", (DisplayFrame, meta))`` or ``("summary", dict)``.
+
+    :func:`temstream.stream.results_schema.parse_message`, reading the
+    :data:`~temstream.gui.bridge.DISPLAY_COLUMNS` into a :class:`DisplayFrame`.
 
     Parameters
     ----------
@@ -63,22 +44,11 @@ def parse_message(parts: list) -> tuple[str, Any]:
     ValueError
         Unknown topic or schema, bad JSON, missing fields.
     """
-    if len(parts) < 2:
-        raise ValueError("expected [topic, JSON, ...]")
-    topic = bytes(parts[0])
-    msg = json.loads(bytes(parts[1]))
-    if not isinstance(msg, dict) or msg.get("schema") != SCHEMA:
-        raise ValueError(f"not a {SCHEMA} message")
-    if topic == b"summary":
-        return "summary", dict(msg.get("summary") or {})
-    if topic != b"frame":
-        raise ValueError(f"unknown topic {topic[:20]!r}")
-    latency = msg.get("latency_ms")
-    frame = DisplayFrame(index=int(msg["frame"]), series=int(msg.get("series") or 0),
-                         table=_table(msg.get("particles", {})), labels=_labels(msg, parts[1:]),
-                         latency_ms=float("nan") if latency is None else float(latency))
-    meta = {"pixel_size_nm": msg["pixel_size_nm"]} if msg.get("pixel_size_nm") else {}
-    return "frame", (frame, meta)
+    kind, payload = results_schema.parse_message(parts, DISPLAY_COLUMNS)
+    if kind == "frame":
+        fields, meta = payload
+        return kind, (DisplayFrame(**fields), meta)
+    return kind, payload
 
 
 class FeedSubscriber:

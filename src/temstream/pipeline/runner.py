@@ -26,7 +26,7 @@ import numpy as np
 
 from temstream.pipeline.stages import synthetic_particles
 from temstream.stream.events import STAGES, Frame, LostFrame, SeriesEnd, SeriesStart
-from temstream.stream.native import MAX_SIDE
+from temstream.stream.limits import MAX_SIDE
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from temstream.stream.events import Frame, MalformedMessage, SeriesEnd, SeriesStart
+from temstream.stream.limits import MAX_SIDE
 
 WIRE_VERSION = 1
 HTYPE_FRAME = "temstream-frame-1"
@@ -23,8 +24,6 @@ HTYPE_SERIES_END = "temstream-series-end-1"
 
 #: dtypes a frame may carry, as numpy dtype strings (explicit byte order)
 ALLOWED_DTYPES = {"|u1", "<u2", ">u2", "<u4", ">u4", "<f4", ">f4"}
-#: largest frame side a receiver accepts (bounds memory per message)
-MAX_SIDE = 16384
 
 
 def _dtype_str(dtype: np.dtype) -> str:

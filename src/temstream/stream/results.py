@@ -1,6 +1,7 @@
 """The results feed: one ZeroMQ message per processed frame, for closed-loop control.
 
-Schema ``temstream-results-1`` (``docs/results-feed.md``): a multipart message
+Schema ``temstream-results-1`` (``docs/results-feed.md``; constants and parser in
+:mod:`temstream.stream.results_schema`): a multipart message
 ``[b"frame", JSON summary, (label image)]``; after the run one ``[b"summary", JSON]``.
 Events detected here: the particle count crossing a threshold, a track appearing or leaving,
 and a particle growing or shrinking past a limit relative to its first measured area.
@@ -17,13 +18,10 @@ from typing import Any
 import numpy as np
 import zmq
 
+from temstream.stream.results_schema import SCHEMA, TOPIC_FRAME, TOPIC_SUMMARY
 from temstream.stream.sockets import bound_endpoint, is_loopback
 
 log = logging.getLogger(__name__)
-
-SCHEMA = "temstream-results-1"
-TOPIC_FRAME = b"frame"
-TOPIC_SUMMARY = b"summary"
 
 
 def _number(v) -> Any:
