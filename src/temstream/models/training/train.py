@@ -261,9 +261,6 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     import torch
     from tqdm import tqdm
 
-    from temstream.models.training.losses import segmentation_loss
-    from temstream.models.unet import build_unet, count_parameters
-
     t0 = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -273,16 +270,7 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     if cfg.select not in ("foreground", "layers"):
         raise ValueError(f"select must be 'foreground' or 'layers', not {cfg.select!r}")
     _class_weights(cfg)
-    if cfg.init:
-        from temstream.models.checkpoints import load_checkpoint
-
-        model, init_card = load_checkpoint(cfg.init)
-        arch = init_card.architecture
-    else:
-        arch = arch_preset(cfg.arch)
-        model = build_unet(arch)
-    n_classes = len(arch.classes)
-    model = model.to(memory_format=torch.channels_last)
+    model, arch = _network(cfg, torch)
     autocast = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_amx_bf16())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=0.05 * cfg.lr)
@@ -295,35 +283,15 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     loss_avg = None
     step = 0
     for step in bar:
-        model.train()
-        x, t, w = _batch(pool, cfg, rng, torch)
-        if int(t.max()) >= n_classes:
-            raise ValueError(f"target has class {int(t.max())} but the network has "
-                             f"{n_classes} classes: task and architecture do not match")
-        with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
-            logits = model.logits(model.normalise(x).contiguous(memory_format=torch.channels_last))
-        loss = segmentation_loss(cfg.loss, logits.float(), t, w)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        sched.step()
+        lv = _step(model, opt, sched, _batch(pool, cfg, rng, torch), cfg, len(arch.classes),
+                   autocast, torch)
         for _ in range(cfg.refresh):
             pool[int(rng.integers(len(pool)))] = next(pairs)
-        lv = loss.item()
         loss_avg = lv if loss_avg is None else 0.95 * loss_avg + 0.05 * lv
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            scores = evaluate_sets(model, val_pairs, real, torch, autocast)
-            val_best = max(scores["val"].values())
-            entry = {"step": step, "loss": round(loss_avg, 4),
-                     f"{val_name}_dice": round(val_best, 4)}
-            if cfg.select == "layers":
-                val_best = layer_dice_score(model, val_pairs, torch)
-                entry["layer_dice"] = round(val_best, 4)
-            if "real" in scores:
-                entry["real_dice"] = round(max(scores["real"].values()), 4)
+            entry, val_best = _validate(model, val_pairs, real, cfg, autocast, torch,
+                                        step=step, loss=loss_avg, val_name=val_name)
             history.append(entry)
-            log.info("step %d: %s", step, entry)
             if val_best > best[0]:
                 state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 best = (val_best, state, step)
@@ -338,6 +306,72 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     bar.close()
     model.load_state_dict(best[1])
     model.eval()
+    card = _card(model, arch, cfg, val_pairs, real, autocast, torch, val_name=val_name,
+                 history=history, best_step=best[2], steps_run=step, t0=t0, command=command)
+    if out is not None:
+        save_checkpoint(model, card, out)
+    return model, card
+
+
+def _network(cfg: TrainConfig, torch):
+    """The network to train (channels-last) and its architecture: a fresh one of
+    ``cfg.arch``, or with ``cfg.init`` the checkpoint to fine-tune."""
+    from temstream.models.unet import build_unet
+
+    if cfg.init:
+        from temstream.models.checkpoints import load_checkpoint
+
+        model, init_card = load_checkpoint(cfg.init)
+        arch = init_card.architecture
+    else:
+        arch = arch_preset(cfg.arch)
+        model = build_unet(arch)
+    return model.to(memory_format=torch.channels_last), arch
+
+
+def _step(model, opt, sched, batch, cfg: TrainConfig, n_classes: int, autocast: bool,
+          torch) -> float:
+    """One optimiser step on ``batch`` (images, targets, weights); returns the loss."""
+    from temstream.models.training.losses import segmentation_loss
+
+    model.train()
+    x, t, w = batch
+    if int(t.max()) >= n_classes:
+        raise ValueError(f"target has class {int(t.max())} but the network has "
+                         f"{n_classes} classes: task and architecture do not match")
+    with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+        logits = model.logits(model.normalise(x).contiguous(memory_format=torch.channels_last))
+    loss = segmentation_loss(cfg.loss, logits.float(), t, w)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
+def _validate(model, val_pairs, real, cfg: TrainConfig, autocast: bool, torch, *, step: int,
+              loss: float, val_name: str) -> tuple[dict, float]:
+    """The history entry of one evaluation, and the score that selects the best state."""
+    scores = evaluate_sets(model, val_pairs, real, torch, autocast)
+    val_best = max(scores["val"].values())
+    entry = {"step": step, "loss": round(loss, 4), f"{val_name}_dice": round(val_best, 4)}
+    if cfg.select == "layers":
+        val_best = layer_dice_score(model, val_pairs, torch)
+        entry["layer_dice"] = round(val_best, 4)
+    if "real" in scores:
+        entry["real_dice"] = round(max(scores["real"].values()), 4)
+    log.info("step %d: %s", step, entry)
+    return entry, val_best
+
+
+def _card(model, arch, cfg: TrainConfig, val_pairs, real, autocast: bool, torch, *,
+          val_name: str, history: list, best_step: int, steps_run: int, t0: float,
+          command: str | None) -> ModelCard:
+    """The trained network's card: the threshold chosen on the validation pairs (the best
+    Dice, ties to the one nearest 0.5), its scores, and how to reproduce the run."""
+    from temstream.models.unet import count_parameters
+
     scores = evaluate_sets(model, val_pairs, real, torch, autocast)
     val = scores["val"]
     thr = max(val, key=lambda k: (val[k], -abs(k - 0.5)))
@@ -348,20 +382,17 @@ def train(cfg: TrainConfig, pairs, val_pairs, *, real=None, out=None, progress: 
     if "real" in scores:
         metrics["real_msa_em_dice"] = round(scores["real"][thr], 4)
         metrics["real_msa_em_dice_best_threshold"] = round(max(scores["real"].values()), 4)
-    card = ModelCard(
+    return ModelCard(
         name=cfg.name, architecture=arch, threshold=float(thr),
         training={**dataclasses.asdict(cfg), "data_seed": cfg.seed,
-                  "val_seed": cfg.seed + 1000003, "best_step": best[2], "steps_run": step,
-                  "history": history},
+                  "val_seed": cfg.seed + 1000003, "best_step": best_step,
+                  "steps_run": steps_run, "history": history},
         metrics=metrics,
         extra={"parameters": count_parameters(model), "torch": torch.__version__,
                "train_seconds": round(time.perf_counter() - t0, 1), "machine":
                f"{platform.machine()} {torch.get_num_threads()} threads, bf16={autocast}",
                "command": command or f"temstream train --preset {cfg.name}"},
     )
-    if out is not None:
-        save_checkpoint(model, card, out)
-    return model, card
 
 
 def simulated_validation(make_pairs, cfg: TrainConfig) -> list:
