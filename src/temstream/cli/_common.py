@@ -12,7 +12,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     """``--config FILE``; the trailing ``KEY=VALUE`` overrides are added by :func:`add_overrides`."""
     parser.add_argument(
         "--config", metavar="FILE",
-        help="TOML preset: a path, or a name in ./config (e.g. live, replay)",
+        help="TOML file, or a preset shipped with temstream: live, replay, demo",
     )
 
 
@@ -53,8 +53,15 @@ def training_overrides(args) -> dict:
     if args.config:
         import tomllib
 
-        with open(Path(args.config), "rb") as f:
-            kw.update(tomllib.load(f).get("train", {}))
+        from temstream.cli import UsageError
+        from temstream.config import ConfigError
+        from temstream.config.schema import resolve_preset
+
+        try:
+            with open(resolve_preset(args.config), "rb") as f:
+                kw.update(tomllib.load(f).get("train", {}))
+        except (ConfigError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"--config {args.config}: {exc}") from None
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep:

@@ -65,7 +65,7 @@ def _split_overrides(args) -> tuple[str, dict]:
 
 
 def _config_table(name) -> dict:
-    """Simulator parameters from the ``[sim]`` table of a TOML file (path or ./config name)."""
+    """Simulator parameters from the ``[sim]`` table of a TOML file (a path or a shipped preset)."""
     import tomllib
 
     from temstream.cli import UsageError
