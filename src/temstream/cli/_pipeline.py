@@ -17,9 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def build_runner(config: Config, source, *, out: str | Path | None = None,
-                 sinks: list | None = None, flow: str | None = None) -> Runner:
-    """A :class:`Runner` for ``source`` with every stage and sink the configuration asks for."""
-    segmenter = load_segmenter_from_config(config)
+                 sinks: list | None = None, flow: str | None = None,
+                 segmenter=None) -> Runner:
+    """A :class:`Runner` for ``source`` with every stage and sink the configuration asks for
+    (``segmenter``: one already loaded for this configuration, else it is loaded here)."""
+    if segmenter is None:
+        segmenter = load_segmenter_from_config(config)
     all_sinks = list(sinks or [])
     if out:
         from temstream.record import RecorderSink
