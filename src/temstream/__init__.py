@@ -17,7 +17,7 @@ The package imports nothing heavy at start-up; use the subpackages:
 
 from temstream._version import __version__
 
-__all__ = ["__version__", "read_particles", "open_recording", "process", "report", "evaluate"]
+__all__ = ["__version__", "read_particles", "open_recording", "process", "make_report", "evaluate"]
 
 
 def read_particles(path):
@@ -103,7 +103,7 @@ def process(inputs, out, *, model=None, overrides=(), config=None, cluster=None,
                     client=client, progress=progress)
 
 
-def report(path, out=None, **kwargs):
+def make_report(path, out=None, **kwargs):
     """Make the report of a recording (HTML, or PDF when ``out`` ends in ``.pdf``); see
     :func:`temstream.report.make_report`. Returns the :class:`temstream.report.Report`."""
     from temstream.report import make_report
