@@ -38,7 +38,9 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
         from temstream.stream.results import ResultsPublisher
 
         all_sinks.append(ResultsPublisher(
-            res.publish, labels=res.labels, count_threshold=res.count_threshold or None,
+            res.publish, labels=res.labels, frames=res.frames,
+            frame_interval_s=res.frame_interval_s, frame_max_side=res.frame_max_side,
+            count_threshold=res.count_threshold or None,
             leave_after=res.leave_after, grow_ratio=res.grow_ratio,
             shrink_ratio=res.shrink_ratio))
     return Runner(

@@ -375,7 +375,8 @@ def build_report(path: str | Path, *, max_lag: int = 100, fit_range: tuple[int, 
             report.panels.append(Panel(
                 "tracks", "A frame with its tracks", fig,
                 f"Frame {index} ({'raw' if rec.frames is not None else 'labels: no raw frames'}"
-                f" recorded) with every track up to it; dots: its {len(now)} particles.",
+                f" recorded) with the last 50 frames of every track up to it; dots: its {len(now)} "
+                "particles.",
                 {"frame": index, "particles": int(len(now))}))
             if rec.layer_labels is not None:
                 planes = np.asarray(rec.layer_labels[pos])
@@ -394,7 +395,9 @@ def build_report(path: str | Path, *, max_lag: int = 100, fit_range: tuple[int, 
 def make_report(path: str | Path, out: str | Path | None = None, **kwargs) -> Report:
     """:func:`build_report` and :meth:`Report.save` to ``out`` (default: the recording's name
     with ``.report.html``)."""
+    t0 = time.perf_counter()
     report = build_report(path, **kwargs)
     out = Path(out) if out else Path(path).with_suffix(".report.html")
     report.save(out)
+    report.seconds = time.perf_counter() - t0  # reading, figures and writing
     return report

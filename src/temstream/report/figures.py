@@ -31,8 +31,11 @@ def frame_accounting(info: pd.DataFrame) -> Figure | None:
     frame."""
     if not len(info):
         return None
-    fig, axes = _fig(7.0, 3.0, nrows=2)
-    ax, lat = axes[0, 0], axes[1, 0]
+    fig = Figure(figsize=(7.0, 3.0), layout="constrained")
+    ax, lat = fig.subplots(2, 1, height_ratios=(1, 2))
+    for a in (ax, lat):
+        a.tick_params(labelsize=8)
+        a.grid(alpha=0.25, lw=0.5)
     processed = info["status"] == "processed"
     ax.plot(info["frame"][processed], np.ones(processed.sum()), "|", ms=10, color="#2ca02c",
             label=f"processed ({int(processed.sum())})")
@@ -128,7 +131,8 @@ def msd_panels(curves: dict, fits: dict, units: dict) -> Figure | None:
             if fit is not None:
                 dim = 2 if kind == "msd" else 1
                 y = 2 * dim * fit["D"] * x + fit["offset"]
-                ax.loglog(x[y > 0], y[y > 0], "-", lw=0.8, color=c)
+                ax.loglog(x[y > 0], y[y > 0], "--", lw=1.1, color="k", alpha=0.7,
+                          label="fit" if k == 0 else None)
         if kind == "msd":
             ax.set_ylabel(f"MSD ({units['length']}²)", fontsize=8)
             ax.set_title("ensemble MSD", fontsize=9)
@@ -141,9 +145,10 @@ def msd_panels(curves: dict, fits: dict, units: dict) -> Figure | None:
 
 
 def frame_with_tracks(image: np.ndarray, tracks: pd.DataFrame, frame: int,
-                      labels: np.ndarray | None = None, title: str = "") -> Figure:
-    """One frame in grey (or its labels when no raw frame was recorded) with the tracks up to
-    it drawn as lines and the particles of the frame as dots."""
+                      labels: np.ndarray | None = None, title: str = "",
+                      tail: int = 50) -> Figure:
+    """One frame in grey (or its labels when no raw frame was recorded) with the tracks of the
+    ``tail`` frames up to it drawn as lines and the particles of the frame as dots."""
     h, w = image.shape
     fig = Figure(figsize=(5.0, 5.0 * h / w + 0.3), layout="constrained")
     ax = fig.subplots()
@@ -153,7 +158,8 @@ def frame_with_tracks(image: np.ndarray, tracks: pd.DataFrame, frame: int,
     if labels is not None and labels.any():
         ax.imshow(np.ma.masked_where(labels == 0, labels % 20), cmap="tab20", alpha=0.35,
                   interpolation="nearest", vmin=0, vmax=19)
-    past = tracks[(tracks["frame"] <= frame) & (tracks["particle"] >= 0)]
+    past = tracks[(tracks["frame"] <= frame) & (tracks["frame"] > frame - tail)
+                  & (tracks["particle"] >= 0)]
     cmap = _tab20()
     for pid, g in past.groupby("particle"):
         g = g.sort_values("frame")

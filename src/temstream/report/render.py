@@ -51,8 +51,7 @@ def to_html(report) -> str:
         parts += [f"<h2>{html.escape(p.title)}</h2>",
                   f"<img alt='{html.escape(p.title)}' src='data:image/png;base64,{data}'>",
                   f"<p class='cap'>{html.escape(p.caption)}</p>"]
-    parts.append(f"<p class='cap'>Made by temstream in {report.seconds:.1f} s.</p>"
-                 "</body></html>")
+    parts.append("<p class='cap'>Made by <code>temstream report</code>.</p></body></html>")
     return "\n".join(parts)
 
 
