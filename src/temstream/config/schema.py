@@ -117,6 +117,7 @@ class SegmentConfig(Section):
     threshold: float = _range(0.0, 0.0, 1.0)  # 0 = take it from the model card
     tta: int = _choice(1, 1, 2, 4, 8)  # U-Nets: average over this many rotations/mirrors
     compile: bool = False  # torch backend: torch.compile (faster; first frame takes seconds)
+    threads: int = _range(0, 0, 1024)  # U-Nets on a CPU: threads (0 = the runtime's default)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,176 @@
+"""Many movies on a local Dask cluster: 2 workers vs 1, identical recordings, 200 small movies.
+
+1. Scaling: the same ``--movies`` simulated movies (``dispersed``, ``--frames`` frames of
+   ``--size``², written once as .npy into ``--dir``) processed with ``--model`` by
+   ``temstream.process(..., client=...)`` on a local cluster of 1 worker, then of 2 workers
+   (one thread each). Throughput = frames / wall time from the first submission to the last
+   result (the clusters are started before, their start-up time is listed apart; each worker
+   loads the model on its first movie, which is inside the time). Every recording is compared
+   with a single-process ``temstream process`` of the same movie, row for row (tables, label
+   and frame stacks; clock times and durations excepted).
+2. Batch: ``--small`` small movies (10 frames of 64², plus 2 broken files) in one call on a
+   local:2 cluster, then the same call again (the done ones are skipped).
+
+The machine's load average (``os.getloadavg``) is printed before and after each part: on a
+shared machine, other processes compete for the same cores.
+
+    python benchmarks/bench_distributed.py [--movies 4 --frames 40 --size 256 --model default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def same_recording(a_path, b_path) -> bool:
+    import h5py
+    import hdf5plugin  # noqa: F401
+
+    with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
+        for name in a["data"]:
+            if not np.array_equal(a["data"][name]["data"][()], b["data"][name]["data"][()]):
+                return False
+        pa, pb = a["particles"][()], b["particles"][()]
+        if pa.dtype != pb.dtype or len(pa) != len(pb):
+            return False
+        if not all(np.array_equal(pa[c], pb[c], equal_nan=pa[c].dtype.kind == "f")
+                   for c in pa.dtype.names):
+            return False
+        fa, fb = a["frames_info"][()], b["frames_info"][()]
+        keep = [c for c in fa.dtype.names if c not in ("receive_time",) and not c.endswith("_ms")]
+        return all(np.array_equal(fa[c], fb[c], equal_nan=fa[c].dtype.kind == "f") for c in keep)
+
+
+def make_movies(folder: Path, n: int, frames: int, size: int) -> list[Path]:
+    from temstream.sim.movie import simulate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        p = folder / f"movie{i:02d}.npy"
+        if not p.exists():
+            np.save(p, simulate("dispersed", frames=frames, size=size, seed=i).frames)
+        out.append(p)
+    return out
+
+
+def small_movies(folder: Path, n: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64]
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        p = folder / f"small{i:03d}.npy"
+        if p.exists():
+            continue
+        c = rng.uniform(15, 49, (3, 2))
+        movie = []
+        for t in range(10):
+            img = np.full((64, 64), 1000.0)
+            for x, y in c + [t * 0.5, 0]:
+                img[(xx - x) ** 2 + (yy - y) ** 2 <= 25] = 400
+            movie.append(rng.poisson(img).astype(np.uint16))
+        np.save(p, np.stack(movie))
+    for name in ("broken-a.npy", "broken-b.npy"):
+        (folder / name).write_bytes(b"not a movie")
+    return sorted(folder.glob("*.npy"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--movies", type=int, default=4)
+    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--small", type=int, default=200)
+    ap.add_argument("--dir", default=None, help="keep the movies here (default: a temp dir)")
+    ap.add_argument("--quick", action="store_true", help="2 movies of 20 frames, 40 small")
+    args = ap.parse_args()
+    if args.quick:
+        args.movies, args.frames, args.small = 2, 20, 40
+    from distributed import Client, LocalCluster
+
+    import temstream
+    from temstream.cli import main as cli
+
+    root = Path(args.dir or tempfile.mkdtemp(prefix="temstream-bench-dist-"))
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"# Dask-distributed processing ({os.cpu_count()} CPU cores; {load()})\n")
+    movies = make_movies(root / "movies", args.movies, args.frames, args.size)
+    single = root / "single"
+    single.mkdir(exist_ok=True)
+    n_frames = args.movies * args.frames
+    rows = []
+    # the reference: one `temstream process` per movie, with all cores (torch's default) and
+    # with one thread, as a Dask worker runs (a U-Net's x, y, score depend on the thread
+    # count in the 8th digit: the identity is with the same count)
+    for threads, label in ((0, "all cores"), (1, "segment.threads=1")):
+        extra = [f"segment.threads={threads}"] if threads else []
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            for m in movies:
+                cli(["process", str(m), "--out", str(single / f"{m.stem}-{threads}.h5"),
+                     "--model", args.model, "--no-progress", *extra])
+        wall = time.perf_counter() - t0
+        rows.append((f"single process, `temstream process` per movie ({label})", "–", wall,
+                     n_frames / wall, "reference" if threads else "–"))
+    print(f"\nsingle process done ({load()})", file=sys.stderr)
+    for workers in (1, 2):
+        t0 = time.perf_counter()
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                          silence_logs=40) as lc, Client(lc) as client:
+            start = time.perf_counter() - t0
+            before = load()
+            out = root / f"dask{workers}"
+            r = temstream.process(movies, out, model=args.model, client=client,
+                                  overwrite=True, progress=False)
+            after = load()
+        same = all(same_recording(single / f"{m.stem}-1.h5", out / f"{m.stem}.h5")
+                   for m in movies)
+        rows.append((f"local cluster, {workers} worker{'s' * (workers > 1)} × 1 thread "
+                     f"({before} → {after})", f"{start:.1f}", r.wall_s, r.fps,
+                     "identical" if same and not r.failed else "DIFFERENT"))
+    base = rows[2][3]
+    print(f"\n{args.movies} movies × {args.frames} frames of {args.size}², "
+          f"`--model {args.model}`\n")
+    print("| run | cluster start (s) | wall (s) | frames/s | vs 1 worker | recordings vs "
+          "single process |")
+    print("|---|---|---|---|---|---|")
+    for name, start, wall, fps, same in rows:
+        print(f"| {name} | {start} | {wall:.1f} | {fps:.2f} | {fps / base:.2f}× | {same} |")
+
+    small = small_movies(root / "small", args.small)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", silence_logs=40) as lc, \
+            Client(lc) as client:
+        out = root / "small-out"
+        first = temstream.process(small, out, model=args.model, client=client,
+                                  overwrite=True, progress=False)
+        second = temstream.process(small, out, model=args.model, client=client,
+                                   progress=False)
+    print(f"\n{len(small)} small movies (10 frames of 64², 2 of them broken) in one call, "
+          f"local:2, `--model {args.model}` ({load()})\n")
+    print("| call | done | skipped | failed | wall (s) |")
+    print("|---|---|---|---|---|")
+    for name, r in (("first", first), ("second (same call again)", second)):
+        print(f"| {name} | {len(r.done)} | {len(r.skipped)} | {len(r.failed)} | "
+              f"{r.wall_s:.1f} |")
+    print(f"\nfailures reported: {sorted(Path(x.input).name for x in first.failed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
