@@ -161,3 +161,19 @@ def test_hyperspy_opens_a_recording_lazily(tmp_path, movies):
     with h5py.File(out, "r") as f:
         raw = f["data/frames/data"][()]
     assert sorted(data.shape) == sorted(raw.shape)
+
+
+def test_open_recording_follows_a_replaced_file(tmp_path, movies):
+    import temstream
+
+    out = tmp_path / "r.h5"
+    assert main(["process", str(movies / "m0.npy"), "--out", str(out), "--model", "classical",
+                 "--no-progress"]) == 0
+    rec = temstream.open_recording(out)
+    first = rec.frames[0].compute()
+    assert main(["process", str(movies / "m1.npy"), "--out", str(tmp_path / "s.h5"),
+                 "--model", "classical", "--no-progress"]) == 0
+    (tmp_path / "s.h5").replace(out)  # as a batch run's rename does
+    again = temstream.open_recording(out).frames[0].compute()
+    assert not np.array_equal(first, again)
+    np.testing.assert_array_equal(again, np.load(movies / "m1.npy")[0])

@@ -22,21 +22,26 @@ from typing import Any
 
 import numpy as np
 
-_HANDLES: dict[tuple[int, str], Any] = {}  # (pid, path) -> open h5py.File, per process
+_HANDLES: dict[tuple[int, str], Any] = {}  # (pid, path) -> (open h5py.File, inode)
 _HANDLES_LOCK = threading.Lock()
 
 
 def _handle(path: str):
-    """This process's read-only handle on ``path`` (opened once, kept open)."""
+    """This process's read-only handle on ``path`` (opened once and kept open; opened again
+    when the file was replaced, e.g. by a batch run that processed it again)."""
     key = (os.getpid(), path)
+    inode = os.stat(path).st_ino
     with _HANDLES_LOCK:
-        f = _HANDLES.get(key)
-        if f is None or not f.id.valid:
+        f, seen = _HANDLES.get(key, (None, None))
+        if f is None or not f.id.valid or seen != inode:
             import hdf5plugin  # noqa: F401 - registers the Blosc2/bitshuffle filters
 
             from temstream.record.repair import open_recording
 
-            f = _HANDLES[key] = open_recording(path)
+            if f is not None and f.id.valid:
+                f.close()
+            f = open_recording(path)
+            _HANDLES[key] = (f, inode)
         return f
 
 
@@ -46,7 +51,7 @@ def close_handles(path: str | Path | None = None) -> None:
     with _HANDLES_LOCK:
         for key in list(_HANDLES):
             if path is None or key[1] == str(Path(path).resolve()):
-                f = _HANDLES.pop(key)
+                f, _ = _HANDLES.pop(key)
                 if f.id.valid:
                     f.close()
 
@@ -74,7 +79,9 @@ def _dask_stack(path: str, ds) -> Any:
 
     stack = H5Stack(path, ds.name, ds.shape, ds.dtype)
     chunks = (1,) + tuple(ds.shape[1:])
-    return da.from_array(stack, chunks=chunks, name=f"temstream-{ds.name}-{abs(hash(path))}",
+    st = os.stat(path)  # a replaced or grown file gets other keys (never a stale result)
+    name = f"temstream-{ds.name}-{abs(hash((path, st.st_ino, st.st_mtime_ns)))}"
+    return da.from_array(stack, chunks=chunks, name=name,
                          asarray=True, fancy=False, meta=np.empty((0,) * ds.ndim, ds.dtype))
 
 
