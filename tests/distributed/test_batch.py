@@ -177,3 +177,12 @@ def test_open_recording_follows_a_replaced_file(tmp_path, movies):
     again = temstream.open_recording(out).frames[0].compute()
     assert not np.array_equal(first, again)
     np.testing.assert_array_equal(again, np.load(movies / "m1.npy")[0])
+
+
+def test_workers_get_glibc_thresholds_back(client):
+    from temstream.distributed.batch import tune_malloc
+
+    env = client.run(lambda: __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_"))
+    tuned = client.run(tune_malloc)
+    for worker, value in env.items():  # the nanny sets 65536 (the reason for tune_malloc)
+        assert tuned[worker] == bool(value)
