@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import resource
 import io
 import os
 import sys
@@ -88,6 +89,28 @@ def small_movies(folder: Path, n: int) -> list[Path]:
     return sorted(folder.glob("*.npy"))
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    return sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+
+
+def _warm_worker(tiny: str, root: str, config) -> float:
+    """On a worker: the imports, numba kernels and model a first movie would pay for."""
+    import contextlib
+    import io
+
+    from temstream.cli.process import process_file
+    from temstream.distributed.batch import tune_malloc, worker_segmenter
+
+    t0 = time.perf_counter()
+    tune_malloc()
+    with contextlib.redirect_stdout(io.StringIO()):
+        process_file(tiny, f"{root}/tiny-{os.getpid()}.h5", config,
+                     segmenter=worker_segmenter(config))
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--movies", type=int, default=4)
@@ -95,6 +118,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--model", default="default")
     ap.add_argument("--small", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each, alternating order")
     ap.add_argument("--dir", default=None, help="keep the movies here (default: a temp dir)")
     ap.add_argument("--quick", action="store_true", help="2 movies of 20 frames, 40 small")
     args = ap.parse_args()
@@ -103,7 +127,8 @@ def main() -> int:
     from distributed import Client, LocalCluster
 
     import temstream
-    from temstream.cli import main as cli
+    from temstream.cli.process import process_file
+    from temstream.config import load_config
 
     root = Path(args.dir or tempfile.mkdtemp(prefix="temstream-bench-dist-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -112,45 +137,81 @@ def main() -> int:
     single = root / "single"
     single.mkdir(exist_ok=True)
     n_frames = args.movies * args.frames
-    rows = []
-    # the reference: one `temstream process` per movie, with all cores (torch's default) and
-    # with one thread, as a Dask worker runs (a U-Net's x, y, score depend on the thread
-    # count in the 8th digit: the identity is with the same count)
-    for threads, label in ((0, "all cores"), (1, "segment.threads=1")):
-        extra = [f"segment.threads={threads}"] if threads else []
+    tiny = root / "tiny.npy"
+    np.save(tiny, np.load(movies[0])[:4])
+    config = load_config(None, [f"segment.model={args.model}"])
+    ref = config.replace(segment={"threads": 1})
+
+    def single_run(cfg, tag):
         t0 = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
-            for m in movies:
-                cli(["process", str(m), "--out", str(single / f"{m.stem}-{threads}.h5"),
-                     "--model", args.model, "--no-progress", *extra])
-        wall = time.perf_counter() - t0
-        rows.append((f"single process, `temstream process` per movie ({label})", "–", wall,
-                     n_frames / wall, "reference" if threads else "–"))
-    print(f"\nsingle process done ({load()})", file=sys.stderr)
+        for m in movies:
+            process_file(str(m), str(single / f"{m.stem}-{tag}.h5"), cfg)
+        return time.perf_counter() - t0
+
+    # warm this process as the workers are warmed: imports, numba kernels, the model
+    with contextlib.redirect_stdout(io.StringIO()):
+        process_file(str(tiny), str(root / "tiny-warm.h5"), config)
+    clusters = {}
     for workers in (1, 2):
         t0 = time.perf_counter()
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                          silence_logs=40) as lc, Client(lc) as client:
-            start = time.perf_counter() - t0
-            before = load()
-            out = root / f"dask{workers}"
-            r = temstream.process(movies, out, model=args.model, client=client,
-                                  overwrite=True, progress=False)
-            after = load()
-        same = all(same_recording(single / f"{m.stem}-1.h5", out / f"{m.stem}.h5")
-                   for m in movies)
-        rows.append((f"local cluster, {workers} worker{'s' * (workers > 1)} × 1 thread "
-                     f"({before} → {after})", f"{start:.1f}", r.wall_s, r.fps,
-                     "identical" if same and not r.failed else "DIFFERENT"))
-    base = rows[2][3]
+        lc = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=40)
+        client = Client(lc)
+        t1 = time.perf_counter()
+        client.run(_warm_worker, str(tiny), str(root), config)  # imports + model, per worker
+        clusters[workers] = (lc, client, t1 - t0, time.perf_counter() - t1)
+    times: dict = {k: [] for k in ("all", "one", 1, 2)}
+    loads: dict = {k: [] for k in times}
+    cpus: dict = {k: [] for k in times}
+
+    def cpu_s(key) -> float:
+        """CPU seconds (user + system) used so far by what runs ``key``'s movies."""
+        own = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+        if key in clusters:
+            return own + sum(clusters[key][1].run(_cpu_seconds).values())
+        return own
+    order = ["all", "one", 1, 2] * args.repeat
+    for rep in range(args.repeat):
+        for key in (order[:4] if rep % 2 == 0 else order[:4][::-1]):
+            before = os.getloadavg()[0]
+            c0 = cpu_s(key)
+            if key == "all":
+                times[key].append(single_run(config, "all"))
+            elif key == "one":
+                times[key].append(single_run(ref, "one"))
+            else:
+                r = temstream.process(movies, root / f"dask{key}", model=args.model,
+                                      client=clusters[key][1], overwrite=True, progress=False)
+                assert not r.failed, r.failed
+                times[key].append(r.wall_s)
+            loads[key].append((before + os.getloadavg()[0]) / 2)
+            cpus[key].append(cpu_s(key) - c0)
+    same = {k: all(same_recording(single / f"{m.stem}-one.h5", root / f"dask{k}" /
+                                  f"{m.stem}.h5") for m in movies) for k in (1, 2)}
+    for lc, client, *_ in clusters.values():
+        client.close()
+        lc.close()
+    best = {k: min(v) for k, v in times.items()}
+    base = n_frames / best[1]
     print(f"\n{args.movies} movies × {args.frames} frames of {args.size}², "
-          f"`--model {args.model}`\n")
-    print("| run | cluster start (s) | wall (s) | frames/s | vs 1 worker | recordings vs "
-          "single process |")
-    print("|---|---|---|---|---|---|")
-    for name, start, wall, fps, same in rows:
-        print(f"| {name} | {start} | {wall:.1f} | {fps:.2f} | {fps / base:.2f}× | {same} |")
+          f"`--model {args.model}`, best of {args.repeat} runs in alternating order (all "
+          "wall times listed); workers and this process warmed first (imports, numba, model)\n")
+    print("| run | start-up: cluster + warm-up (s) | wall (s), best | all runs (s) | mean load "
+          "average | CPU s per frame | frames/s | vs 1 worker | recordings vs single process "
+          "(1 thread) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    names = {"all": "single process, all cores (torch's default)",
+             "one": "single process, `segment.threads=1`", 1: "local cluster, 1 worker × 1 thread",
+             2: "local cluster, 2 workers × 1 thread"}
+    for k in ("all", "one", 1, 2):
+        start = (f"{clusters[k][2]:.1f} + {clusters[k][3]:.1f}" if k in clusters else "–")
+        fps = n_frames / best[k]
+        verdict = ("identical" if same[k] else "DIFFERENT") if k in same else (
+            "reference" if k == "one" else "x, y, score differ in the 8th digit")
+        print(f"| {names[k]} | {start} | {best[k]:.1f} | "
+              f"{', '.join(f'{t:.1f}' for t in times[k])} | "
+              f"{np.mean(loads[k]):.1f} | {np.median(cpus[k]) / n_frames:.3f} | {fps:.2f} | "
+              f"{fps / base:.2f}× | {verdict} |")
 
     small = small_movies(root / "small", args.small)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",

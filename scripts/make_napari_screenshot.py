@@ -4,8 +4,9 @@ Usage::
 
     xvfb-run -a python scripts/make_napari_screenshot.py [RECORDING.h5] [--out docs/napari.png]
 
-napari draws with OpenGL, which Qt's offscreen platform has only with an X display: run it under
-``xvfb-run`` (Debian: ``apt-get install xvfb``). Without a recording it simulates an etching
+napari draws with OpenGL, which needs an X display: run it under ``xvfb-run`` with Qt's xcb
+platform (Debian: ``apt-get install xvfb libxcb-cursor0``, and ``QT_QPA_PLATFORM=xcb``; the
+offscreen platform renders the window but not napari's canvas into a screenshot). Without a recording it simulates an etching
 movie (300 frames of 512²), processes it with ``--model default`` and opens that. It also
 prints how long the reader took to put the first frame on screen.
 """
@@ -63,6 +64,7 @@ def main(argv=None) -> int:
         if isinstance(layer, napari.layers.Tracks):
             layer.tail_length = 40
             layer.color_by = "track_id"
+    viewer.layers.selection.active = layers[0]  # the frames' controls in the panel
     napari.qt.get_qapp().processEvents()
     viewer.reset_view()
     shot = viewer.screenshot(path=args.out, canvas_only=False, flash=False)

@@ -135,7 +135,12 @@ def test_widget_segments_and_tracks_an_image_layer_like_process(viewer, tmp_path
     np.testing.assert_array_equal(viewer.layers[1].data, recorded)
     np.testing.assert_array_equal(viewer.layers[2].data[:, 0],
                                   np.sort(table["particle"], kind="stable"))
-    # the magicgui widget itself (what the plugin's dock widget shows)
+    # the magicgui widget itself, as the manifest names it (what the dock widget shows)
+    factory = npe2.PluginManager.instance().get_command("temstream.segment_widget").resolve()
+    assert factory is segment_widget
+    if isinstance(viewer, napari.Viewer):  # with OpenGL: docked in the window
+        _, docked = viewer.window.add_plugin_dock_widget("temstream", "Segment and track")
+        assert docked.call_button.text == "Segment and track"
     widget = segment_widget()
     assert widget.model.choices == ("classical", "default", "bilayer")
     two_d = viewer.add_image(frames[0], name="one")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from temstream.config import Config
-from temstream.distributed.jobs import Job
+from temstream.distributed.jobs import COMPLETE, Job
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,10 @@ def _run_job(process: Callable, job: Job, config: Config) -> JobResult:
         tune_malloc()
         segmenter = worker_segmenter(config)
         _, summary = process(job.input, str(partial), config, segmenter=segmenter)
+        if summary.stopped_by in ("SIGINT", "SIGTERM", "interrupted"):
+            raise KeyboardInterrupt  # Ctrl-C in this process: stop the batch, keep no partial
+        if summary.stopped_by not in COMPLETE:
+            raise RuntimeError(f"the run stopped early: {summary.stopped_by}")
         os.replace(partial, job.out)
         return JobResult(job.input, job.out, "done", frames=int(summary.processed),
                          seconds=time.perf_counter() - t0, worker=where)

@@ -11,6 +11,8 @@ from temstream.config import Config, config_to_toml
 MOVIE_SUFFIXES = (".h5", ".hdf5", ".emd", ".mrc", ".mrcs", ".tif", ".tiff", ".dm3", ".dm4",
                   ".ser", ".npy")
 PARTIAL = ".partial"  # a recording being written: <name>.partial.h5, renamed when complete
+#: how a run that recorded what it was asked to ends (``RunSummary.stopped_by``)
+COMPLETE = ("end of series", "frame limit", "")
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def is_done(path: str | Path, config_toml: str | None = None) -> bool:
             if not bool(a.get("closed_cleanly", False)) or "recording_error" in a:
                 return False
             summary = json.loads(a.get("summary", "{}"))
-            if summary.get("stopped_by") not in ("end of series", ""):
+            if summary.get("stopped_by") not in COMPLETE:
                 return False
             return config_toml is None or a.get("config", "") == config_toml
     except (OSError, ValueError, TypeError):
