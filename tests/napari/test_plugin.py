@@ -60,7 +60,7 @@ def test_manifest_names_the_reader_and_the_widget(plugin):
 
 
 def test_reader_opens_frames_labels_per_layer_tracks_and_points(viewer, layered):
-    import dask.array as da
+    from temstream.record.lazy import H5Plane, H5Stack
 
     path, df = layered
     layers = viewer.open(path, plugin="temstream")
@@ -68,10 +68,11 @@ def test_reader_opens_frames_labels_per_layer_tracks_and_points(viewer, layered)
     assert names == ["bi frames", "bi labels", "bi layer A", "bi layer B", "bi tracks",
                      "bi particles"]
     frames, labels, a, b, tracks, points = layers
-    assert isinstance(frames, napari.layers.Image) and isinstance(frames.data, da.Array)
+    assert isinstance(frames, napari.layers.Image) and isinstance(frames.data, H5Stack)
     assert frames.data.shape == (30, 96, 96) and tuple(frames.scale) == (1.0, 0.5, 0.5)
     assert isinstance(labels, napari.layers.Labels) and labels.data.shape == (30, 96, 96)
-    assert isinstance(a, napari.layers.Labels) and a.data.shape == (30, 96, 96)
+    assert isinstance(a, napari.layers.Labels) and isinstance(a.data, H5Plane)
+    assert a.data.shape == (30, 96, 96)
     assert len(np.unique(np.asarray(a.data[7]))) == 4 and len(np.unique(np.asarray(b.data[7]))) == 4
     assert isinstance(tracks, napari.layers.Tracks)
     assert sorted(np.unique(tracks.data[:, 0]).astype(int)) == list(range(6))
@@ -136,8 +137,10 @@ def test_widget_segments_and_tracks_an_image_layer_like_process(viewer, tmp_path
     np.testing.assert_array_equal(viewer.layers[2].data[:, 0],
                                   np.sort(table["particle"], kind="stable"))
     # the magicgui widget itself, as the manifest names it (what the dock widget shows)
-    factory = npe2.PluginManager.instance().get_command("temstream.segment_widget").resolve()
-    assert factory is segment_widget
+    from npe2.manifest.utils import import_python_name
+
+    command = npe2.PluginManager.instance().get_command("temstream.segment_widget")
+    assert import_python_name(command.python_name) is segment_widget
     if isinstance(viewer, napari.Viewer):  # with OpenGL: docked in the window
         _, docked = viewer.window.add_plugin_dock_widget("temstream", "Segment and track")
         assert docked.call_button.text == "Segment and track"

@@ -78,8 +78,21 @@ def test_report_of_a_two_layer_recording_has_per_layer_panels(tmp_path):
     # layer B grows 0.1 px of radius per frame = 0.05 nm at 0.5 nm/px: growth is reported
     assert results["radius change per track"].startswith("median +")
     assert _not_blank(report.panel("layer_labels").png()) > 5
-    # labels-only recording (no raw frames): the tracks are drawn over the labels
-    assert "raw" in report.panel("tracks").caption
+
+
+def test_report_of_a_labels_only_recording_draws_tracks_over_the_labels(tmp_path):
+    from testkit import disks_movie
+
+    import temstream
+
+    frames, _ = disks_movie(n_frames=8, size=64, seed=5)
+    np.save(tmp_path / "m.npy", frames)
+    assert main(["process", str(tmp_path / "m.npy"), "--out", str(tmp_path / "m.h5"),
+                 "--model", "classical", "--no-progress", "record.raw_frames=false"]) == 0
+    report = temstream.make_report(tmp_path / "m.h5", tmp_path / "m.html")
+    tracks = report.panel("tracks")
+    assert "labels: no raw frames" in tracks.caption and _not_blank(tracks.png()) > 5
+    assert ("frames recorded", "8 of 64×64 px (labels only, no raw frames)") in report.facts
 
 
 def test_report_summarises_frames_info_columns_it_does_not_know(tmp_path):

@@ -49,8 +49,8 @@ def read_recording(path, *, points: bool = True, tracks: bool = True) -> list[tu
     """A recording as napari layer data: ``[(data, kwargs, layer_type), ...]``.
 
     Nothing but the tables and one frame (for the contrast limits) is read here: the stacks
-    are Dask arrays from :class:`temstream.record.Recording`, read frame by frame as napari
-    shows them. Times are the position in the recording (napari's slider), lengths in nm
+    are :class:`temstream.record.lazy.H5Stack` array-likes (``Recording.h5stack``) that read
+    the frame napari shows, and nothing else (no Dask: opening stays light). Times are the position in the recording (napari's slider), lengths in nm
     where the pixel size is known (``scale``), else px. Track and point coordinates are the
     particle table's ``y``, ``x`` (pixel index coordinates, as napari's).
 
@@ -72,17 +72,20 @@ def read_recording(path, *, points: bool = True, tracks: bool = True) -> list[tu
     meta = {"temstream_path": str(path), "pixel_size_nm": rec.pixel_size_nm,
             "units": "nm" if rec.pixel_size_nm else "px"}
     layers: list[tuple] = []
-    if rec.frames is not None:
-        first = np.asarray(rec.frames[0]) if rec.n_frames else np.zeros((1, 1))
-        layers.append((rec.frames, {"name": f"{name} frames", "scale": scale,
-                                    "contrast_limits": _contrast(first), "metadata": meta,
-                                    "multiscale": False}, "image"))
-    layers.append((rec.labels, {"name": f"{name} labels", "scale": scale, "opacity": 0.4,
-                                "metadata": meta, "visible": rec.layer_labels is None},
-                   "labels"))
-    if rec.layer_labels is not None:
-        for k in range(rec.layer_labels.shape[1]):
-            layers.append((rec.layer_labels[:, k], {
+    has_planes = "layer_labels" in rec.stacks
+    if "frames" in rec.stacks:
+        frames = rec.h5stack("frames")
+        first = frames[0] if rec.n_frames else np.zeros((1, 1))
+        layers.append((frames, {"name": f"{name} frames", "scale": scale,
+                                "contrast_limits": _contrast(first), "metadata": meta,
+                                "multiscale": False}, "image"))
+    layers.append((rec.h5stack("labels"), {"name": f"{name} labels", "scale": scale,
+                                           "opacity": 0.4, "metadata": meta,
+                                           "visible": not has_planes}, "labels"))
+    if has_planes:
+        planes = rec.h5stack("layer_labels")
+        for k in range(planes.shape[1]):
+            layers.append((planes.plane(k), {
                 "name": f"{name} {PLANE_NAMES[k] if k < len(PLANE_NAMES) else f'layer {k+1}'}",
                 "scale": scale, "opacity": 0.45, "metadata": meta}, "labels"))
     df = rec.particles

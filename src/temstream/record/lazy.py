@@ -70,6 +70,33 @@ class H5Stack:
     def __getitem__(self, key) -> np.ndarray:
         return _handle(self.path)[self.name][key]
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        a = self[()]
+        return a if dtype is None else a.astype(dtype)
+
+    def plane(self, k: int) -> H5Plane:
+        """The ``(N, H, W)`` stack of index ``k`` along axis 1 of an ``(N, L, H, W)`` stack."""
+        return H5Plane(self, k)
+
+
+class H5Plane:
+    """Axis-1 index ``k`` of an :class:`H5Stack` ``(N, L, H, W)``, as an ``(N, H, W)`` array-like
+    (a two-layer recording's labels of one layer)."""
+
+    def __init__(self, stack: H5Stack, k: int):
+        self.stack, self.k = stack, int(k)
+        n, _, h, w = stack.shape
+        self.shape, self.dtype, self.ndim = (n, h, w), stack.dtype, 3
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        return self.stack[(key[0], self.k) + tuple(key[1:])]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        a = self[()]
+        return a if dtype is None else a.astype(dtype)
+
     def __repr__(self) -> str:
         return f"H5Stack({self.path!r}, {self.name!r}, shape={self.shape}, dtype={self.dtype})"
 
@@ -126,16 +153,31 @@ class Recording:
         self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
         px = f["microscope"].attrs.get("pixel_size_nm") if "microscope" in f else None
         self.pixel_size_nm = float(px) if px else None
-        key = str(self.path.resolve())
         data = f["data"]
         self.stacks = sorted(data)
-        self.frames = _dask_stack(key, data["frames"]["data"]) if "frames" in data else None
-        self.labels = _dask_stack(key, data["labels"]["data"])
-        self.layer_labels = (_dask_stack(key, data["layer_labels"]["data"])
-                             if "layer_labels" in data else None)
+        self.shape = tuple(data["labels"]["data"].shape)  # (N, H, W)
         dim1 = data["labels"].get("dim1")
-        self.times = np.asarray(dim1[()] if dim1 is not None else np.arange(self.labels.shape[0]),
+        self.times = np.asarray(dim1[()] if dim1 is not None else np.arange(self.shape[0]),
                                 dtype=float)
+
+    # the stacks: Dask arrays made on first use (dask.array is imported only then)
+    @cached_property
+    def frames(self):
+        return self.stack("frames") if "frames" in self.stacks else None
+
+    @cached_property
+    def labels(self):
+        return self.stack("labels")
+
+    @cached_property
+    def layer_labels(self):
+        return self.stack("layer_labels") if "layer_labels" in self.stacks else None
+
+    def h5stack(self, name: str) -> H5Stack:
+        """``/data/<name>/data`` as an :class:`H5Stack`: lazy like the Dask arrays, without
+        Dask (what the napari reader hands to napari; ``[i]`` reads frame ``i``)."""
+        ds = _handle(str(self.path.resolve()))["data"][name]["data"]
+        return H5Stack(self.path, ds.name, ds.shape, ds.dtype)
 
     def stack(self, name: str):
         """Any ``/data/<name>/data`` stack as a Dask array (e.g. ``denoised``, truth masks)."""
@@ -144,7 +186,7 @@ class Recording:
 
     @property
     def n_frames(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.shape[0])
 
     @cached_property
     def particles(self):
@@ -191,6 +233,6 @@ class Recording:
         self.close()
 
     def __repr__(self) -> str:
-        h, w = self.labels.shape[1:]
+        h, w = self.shape[1:]
         return (f"Recording({str(self.path)!r}: {self.n_frames} frames {h}x{w}, stacks "
                 f"{self.stacks})")

@@ -233,7 +233,8 @@ def build_report(path: str | Path, *, max_lag: int = 100, fit_range: tuple[int, 
         attrs = rec.attrs
         px, dt = rec.pixel_size_nm, _frame_time(attrs, info)
         u = _units(px, dt)
-        n, h, w = rec.labels.shape
+        n, h, w = rec.shape
+        raw = "frames" in rec.stacks
         report = Report(Path(path), config_toml=rec.config_toml)
         summary = rec.summary
         report.facts = [
@@ -242,7 +243,7 @@ def build_report(path: str | Path, *, max_lag: int = 100, fit_range: tuple[int, 
             ("created", str(attrs.get("created", "–"))),
             ("temstream", str(attrs.get("temstream_version", "–"))),
             ("model", str(attrs.get("model", "–"))),
-            ("frames recorded", f"{n} of {w}×{h} px" + ("" if rec.frames is not None else
+            ("frames recorded", f"{n} of {w}×{h} px" + ("" if raw else
                                                          " (labels only, no raw frames)")),
             ("stacks", ", ".join(f"/data/{s}" for s in rec.stacks)),
             ("pixel size", f"{px:g} nm" if px else "unknown (lengths in px)"),
@@ -364,22 +365,22 @@ def build_report(path: str | Path, *, max_lag: int = 100, fit_range: tuple[int, 
             rows = info[(info["status"] == "processed") & (info["reason"] != "not recorded")]
             series, index = ((int(rows["series"].iloc[pos]), int(rows["frame"].iloc[pos]))
                              if len(rows) == n else (0, pos))
-            labels = np.asarray(rec.labels[pos])
-            image = (np.asarray(rec.frames[pos], dtype=float) if rec.frames is not None
+            labels = rec.h5stack("labels")[pos]  # one frame read, no Dask
+            image = (rec.h5stack("frames")[pos].astype(float) if raw
                      else (labels > 0).astype(float))
             sel = df[df["series"] == series] if "series" in df and len(df) else df
             fig = figures.frame_with_tracks(image, sel, index,
-                                            labels=None if rec.frames is not None else labels,
+                                            labels=None if raw else labels,
                                             title=f"frame {index}")
             now = sel[sel["frame"] == index] if len(sel) else sel
             report.panels.append(Panel(
                 "tracks", "A frame with its tracks", fig,
-                f"Frame {index} ({'raw' if rec.frames is not None else 'labels: no raw frames'}"
+                f"Frame {index} ({'raw' if raw else 'labels: no raw frames'}"
                 f" recorded) with the last 50 frames of every track up to it; dots: its {len(now)} "
                 "particles.",
                 {"frame": index, "particles": int(len(now))}))
-            if rec.layer_labels is not None:
-                planes = np.asarray(rec.layer_labels[pos])
+            if "layer_labels" in rec.stacks:
+                planes = rec.h5stack("layer_labels")[pos]
                 report.panels.append(Panel(
                     "layer_labels", "Labels per layer", figures.layer_labels_panel(planes,
                                                                                    index),
