@@ -141,9 +141,12 @@ class BatchResult:
         lines = [r.line() for r in self.failed] if each else []
         lines.append(f"movies            {len(self.results)}: done {len(self.done)}, skipped "
                      f"{len(self.skipped)}, failed {len(self.failed)}")
-        lines.append(f"frames processed  {self.frames} in {self.wall_s:.1f} s "
-                     f"({self.fps:.1f} frames/s, {self.workers} worker"
-                     f"{'s' if self.workers != 1 else ''})")
+        if not self.done:
+            lines.append("frames processed  0 (nothing left to process)")
+        else:
+            lines.append(f"frames processed  {self.frames} in {self.wall_s:.1f} s "
+                         f"({self.fps:.1f} frames/s, {self.workers} worker"
+                         f"{'s' if self.workers != 1 else ''})")
         return "\n".join(lines)
 
 

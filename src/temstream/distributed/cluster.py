@@ -64,10 +64,10 @@ def dask_client(cluster: str | None = None, scheduler: str | None = None, *,
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO  # `temstream -v` shows them
     dlog = logging.getLogger("distributed")
     level = dlog.level
-    if quiet:
-        dlog.setLevel(logging.WARNING)
+    if quiet:  # also "worker still alive after 4 s, killing" at shutdown on a busy machine
+        dlog.setLevel(logging.ERROR)
     try:
-        with _local_client(workers, logging.WARNING if quiet else False) as c:
+        with _local_client(workers, logging.ERROR if quiet else False) as c:
             yield c
     finally:
         dlog.setLevel(level)
