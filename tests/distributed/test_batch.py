@@ -153,7 +153,11 @@ def test_hyperspy_opens_a_recording_lazily(tmp_path, movies):
     out = tmp_path / "r.h5"
     assert main(["process", str(movies / "m2.npy"), "--out", str(out), "--model", "classical",
                  "--no-progress"]) == 0
-    signals = hs.load(out, lazy=True, reader="EMD")
+    import inspect
+
+    # .h5 has several candidate readers: name EMD (``file_format`` since HyperSpy 2.4)
+    key = "file_format" if "file_format" in inspect.signature(hs.load).parameters else "reader"
+    signals = hs.load(out, lazy=True, **{key: "EMD"})
     signals = signals if isinstance(signals, list) else [signals]
     frames = [s for s in signals if "frames" in s.metadata.General.title]
     assert frames and frames[0]._lazy
