@@ -93,3 +93,76 @@ def test_feed_dashboard_snapshot(qapp, zmq_context, tmp_path):
     assert result["frames"] == 30
     image = QtGui.QImage(str(shot))
     assert not image.isNull() and image.width() > 500
+
+
+def test_feed_carries_a_binned_rate_limited_frame_back_on_the_full_grid(zmq_context):
+    from temstream.stream.results import bin_frame
+
+    img = np.arange(100 * 90, dtype=np.uint16).reshape(100, 90)
+    binned, b = bin_frame(img, 32)
+    assert b == 4 and binned.shape == (25, 22) and binned.dtype == np.uint16
+    assert binned[0, 0] == round(img[:4, :4].mean())
+    assert bin_frame(img, 512)[1] == 1
+
+    def run(pub, n, ready):
+        ready.wait(10)
+        pub.wait_for_subscriber(10)
+        pub.series_start(SeriesStart(2, {"pixel_size_nm": 0.5}))
+        for i in range(n):
+            r = frame_result(i)
+            r.frame.image = np.full((48, 48), 100 + i, np.uint16)
+            pub.write(r)
+        pub.close(RunSummary(received=n, processed=n))
+
+    pub = ResultsPublisher("tcp://127.0.0.1:0", frames=True, frame_interval_s=3600,
+                           frame_max_side=16, context=zmq_context)
+    ready = threading.Event()
+    sender = threading.Thread(target=run, args=(pub, 5, ready))
+    sender.start()
+    sink = DisplaySink()
+    sub = FeedSubscriber(pub.endpoint, sink, context=zmq_context)
+    ready.set()
+    sub.run()
+    sender.join()
+    take = sink.take()
+    assert pub.frames_sent == 1  # rate-limited: one frame an hour
+    # the last message had no frame: the first one stays, on the full 48 x 48 grid (binned 3x)
+    assert take.latest.index == 4 and take.latest.image.shape == (48, 48)
+    assert (take.latest.image == 100).all() and take.latest.labels is None
+    assert take.meta["frame_shape"] == (48, 48) and take.meta["feed_missing"] == ("labels",)
+
+
+def test_parse_message_with_labels_and_a_binned_frame():
+    msg = {"schema": "temstream-results-1", "frame": 1, "shape": [5, 6],
+           "labels": {"shape": [5, 6], "dtype": "<i4"},
+           "image": {"shape": [2, 3], "dtype": "<u2", "binning": 2}}
+    lab = np.ones((5, 6), np.int32)
+    img = np.array([[1, 2, 3], [4, 5, 6]], np.uint16)
+    _, (frame, meta) = parse_message([b"frame", json.dumps(msg).encode(), lab.tobytes(),
+                                      img.tobytes()])
+    assert (frame.labels == 1).all() and frame.image.shape == (5, 6)
+    assert frame.image[0].tolist() == [1, 1, 2, 2, 3, 3] and frame.image[4, 5] == 6
+    assert meta["frame_shape"] == (5, 6)
+
+
+@pytest.mark.gui
+def test_dashboard_says_what_the_feed_is_missing(qapp):
+    pytest.importorskip("pyqtgraph")
+    from temstream.gui.bridge import DisplayFrame
+    from temstream.gui.dashboard import Dashboard, feed_missing_message
+
+    assert feed_missing_message(()) == ""
+    sink = DisplaySink()
+    sink.set_series(0, {"frame_shape": (40, 50), "feed_missing": ("frames", "labels")})
+    sink.push(DisplayFrame(index=0, table={"x": np.array([3.0]), "y": np.array([4.0])}))
+    window = Dashboard(sink, start_timer=False)
+    window.refresh()
+    text = window.view.message.toPlainText()
+    assert window.view.message.isVisible() and "no frame and no labels" in text
+    assert "results.frames=true results.labels=true" in text
+    assert window.view.image.image.shape == (40, 50)  # black at the frame's size, not 1 x 1
+    sink.update_meta({"feed_missing": ()})
+    sink.push(DisplayFrame(index=1, image=np.ones((40, 50), np.uint16)))
+    window.refresh()
+    assert not window.view.message.isVisible()
+    window.close()

@@ -33,6 +33,7 @@ COMMANDS = {
     "gui": "temstream.cli.gui",
     "bench": "temstream.cli.bench",
     "info": "temstream.cli.info",
+    "report": "temstream.cli.report",
 }
 
 

@@ -17,9 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def build_runner(config: Config, source, *, out: str | Path | None = None,
-                 sinks: list | None = None, flow: str | None = None) -> Runner:
-    """A :class:`Runner` for ``source`` with every stage and sink the configuration asks for."""
-    segmenter = load_segmenter_from_config(config)
+                 sinks: list | None = None, flow: str | None = None,
+                 segmenter=None) -> Runner:
+    """A :class:`Runner` for ``source`` with every stage and sink the configuration asks for
+    (``segmenter``: one already loaded for this configuration, else it is loaded here)."""
+    if segmenter is None:
+        segmenter = load_segmenter_from_config(config)
     all_sinks = list(sinks or [])
     if out:
         from temstream.record import RecorderSink
@@ -35,7 +38,9 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
         from temstream.stream.results import ResultsPublisher
 
         all_sinks.append(ResultsPublisher(
-            res.publish, labels=res.labels, count_threshold=res.count_threshold or None,
+            res.publish, labels=res.labels, frames=res.frames,
+            frame_interval_s=res.frame_interval_s, frame_max_side=res.frame_max_side,
+            count_threshold=res.count_threshold or None,
             leave_after=res.leave_after, grow_ratio=res.grow_ratio,
             shrink_ratio=res.shrink_ratio))
     return Runner(

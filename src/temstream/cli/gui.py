@@ -31,6 +31,10 @@ def run(args) -> int:
                                 frames=args.frames, idle_timeout_s=args.idle_timeout)
     bad = ", ".join(f"{k} {v}" for k, v in result["malformed"].items()) or "none"
     print(f"frames shown from {args.connect}: {result['frames']} (malformed messages: {bad})")
+    if result.get("missing"):
+        from temstream.gui.dashboard import feed_missing_message
+
+        print(feed_missing_message(result["missing"]).replace("\n", " "))
     if args.snapshot:
         print(f"snapshot saved to {args.snapshot}")
     return 0

@@ -11,15 +11,20 @@ from temstream.cli._pipeline import build_runner, describe_segmenter, stop_on_si
 def add_parser(sub) -> None:
     p = new_parser(sub, "process", "segment, track and record a movie file (offline, lossless)",
                    "temstream process movie.tif --out movie.h5 --model classical")
-    p.add_argument("input", help="movie: temstream recording (.h5), EMD (Berkeley/Velox), MRC, "
-                                 "TIFF stack, DM3/DM4, SER/EMI or .npy")
-    p.add_argument("--out", required=True, metavar="FILE.h5", help="recording to write")
+    p.add_argument("input", nargs="+",
+                   help="movie: temstream recording (.h5), EMD (Berkeley/Velox), MRC, TIFF "
+                        "stack, DM3/DM4, SER/EMI or .npy; several movies (or folders of them) "
+                        "go into --out DIR, one recording each")
+    p.add_argument("--out", required=True, metavar="FILE.h5|DIR",
+                   help="recording to write (one input), or a folder for one recording per "
+                        "input (DIR/<name>.h5; done ones are skipped when run again)")
     p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--tta", type=int, choices=[1, 2, 4, 8],
                    help="U-Nets: average over N rotations/mirrors of each frame (N network "
                         "passes; default segment.tta = 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_batch_options(p)
     p.set_defaults(func=run)
 
 
@@ -45,22 +50,89 @@ class _Progress:
 
 
 def run(args) -> int:
-    from temstream.cli._common import open_input_movie
-    from temstream.stream.sources import MemorySource
-
+    if is_batch(args):
+        return run_batch(args)
+    args.input = args.input[0]
     config = config_from_args(args, segment={"model": args.model, "backend": args.backend,
                                              "tta": args.tta})
     if Path(args.input).resolve() == Path(args.out).resolve():
         raise ValueError("--out must differ from the input file")
-    with open_input_movie(args.input) as movie:
-        meta = {"pixel_size_nm": movie.pixel_size_nm, "frame_time_s": movie.frame_time_s,
-                "source_file": str(args.input)}
-        source = MemorySource(movie, meta={k: v for k, v in meta.items() if v is not None})
-        runner = build_runner(config, source, out=args.out, flow="lossless",
-                              sinks=[_Progress(len(movie), args.no_progress)])
-        with stop_on_signals(runner):
-            summary = runner.run()
+    runner, summary = process_file(args.input, args.out, config,
+                                   sinks=None if args.no_progress else "progress")
     print(f"processed {args.input} -> {args.out}")
     print(summary.format())
     print(describe_segmenter(runner))
     return 0
+
+
+def process_file(input, out, config, *, segmenter=None, sinks=None):
+    """One movie file -> one recording, lossless: what ``temstream process`` runs for each
+    input, in this process or on a Dask worker (:mod:`temstream.distributed`).
+
+    Parameters
+    ----------
+    input, out : str or Path
+        The movie and the recording to write.
+    config : Config
+    segmenter : optional
+        A segmenter already loaded for ``config`` (a Dask worker keeps one per model);
+        loaded from the configuration when None.
+    sinks : list or "progress", optional
+        Further sinks; ``"progress"`` shows a progress bar.
+
+    Returns
+    -------
+    (Runner, RunSummary)
+    """
+    from temstream.cli._common import open_input_movie
+    from temstream.stream.sources import MemorySource
+
+    with open_input_movie(input) as movie:
+        meta = {"pixel_size_nm": movie.pixel_size_nm, "frame_time_s": movie.frame_time_s,
+                "source_file": str(input)}
+        source = MemorySource(movie, meta={k: v for k, v in meta.items() if v is not None})
+        if sinks == "progress":
+            sinks = [_Progress(len(movie), False)]
+        runner = build_runner(config, source, out=out, flow="lossless", sinks=sinks,
+                              segmenter=segmenter)
+        with stop_on_signals(runner):
+            summary = runner.run()
+    return runner, summary
+
+
+# -- several inputs, a folder of recordings, a Dask cluster (temstream.distributed) ----------
+def add_batch_options(p) -> None:
+    g = p.add_argument_group(
+        "several movies", "With several inputs (or a folder --out, or a cluster) each movie "
+        "becomes DIR/<name>.h5, written as <name>.partial.h5 until it is complete; a movie "
+        "whose recording is complete with the same settings is skipped, one that fails is "
+        "reported and the others go on. See docs/distributed.md.")
+    c = g.add_mutually_exclusive_group()
+    c.add_argument("--cluster", metavar="local[:N]",
+                   help="process the movies on a local Dask cluster of N worker processes "
+                        "(default: one per core); each worker loads the model once")
+    c.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="process the movies on the workers of a running Dask scheduler (they "
+                        "need temstream and the files at the same paths)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="process every movie again, also those whose recording is complete")
+
+
+def is_batch(args) -> bool:
+    """Several inputs, a folder input or ``--out``, or a cluster: the batch path."""
+    out = Path(args.out)
+    return (len(args.input) > 1 or bool(args.cluster or args.scheduler) or out.is_dir()
+            or out.suffix.lower() not in (".h5", ".hdf5", ".emd")
+            or any(Path(i).is_dir() for i in args.input))
+
+
+def run_batch(args) -> int:
+    from temstream.distributed import plan_jobs, run_jobs
+
+    config = config_from_args(args, segment={"model": args.model, "backend": args.backend,
+                                             "tta": args.tta})
+    jobs = plan_jobs(args.input, args.out, config, overwrite=args.overwrite)
+    result = run_jobs(jobs, process_file, config, cluster=args.cluster,
+                      scheduler=args.scheduler, progress=not args.no_progress)
+    print(result.format(each=args.no_progress))  # the progress bar showed each movie
+    return 1 if result.failed else 0

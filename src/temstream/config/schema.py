@@ -117,6 +117,7 @@ class SegmentConfig(Section):
     threshold: float = _range(0.0, 0.0, 1.0)  # 0 = take it from the model card
     tta: int = _choice(1, 1, 2, 4, 8)  # U-Nets: average over this many rotations/mirrors
     compile: bool = False  # torch backend: torch.compile (faster; first frame takes seconds)
+    threads: int = _range(0, 0, 1024)  # U-Nets on a CPU: threads (0 = the runtime's default)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,9 @@ class ResultsConfig(Section):
 
     publish: str = ""  # endpoint to bind, e.g. tcp://127.0.0.1:5556; empty = off
     labels: bool = False  # append the label image to each message
+    frames: bool = False  # append the frame, binned, at most every frame_interval_s
+    frame_interval_s: float = _range(0.2, 0.0, None)  # least time between two frames sent
+    frame_max_side: int = _range(512, 16, 8192)  # bin frames by 2, 3, ... until they fit
     count_threshold: int = _range(0, 0, None)  # event when the particle count crosses it; 0 = off
     leave_after: int = _range(3, 1, None)  # frames without a track before "track left"
     grow_ratio: float = _range(1.5, 1.0, None)  # event when area >= ratio x first area

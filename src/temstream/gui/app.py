@@ -120,7 +120,8 @@ def run_feed_dashboard(endpoint: str, *, config=None, snapshot: str | Path | Non
     Returns
     -------
     dict
-        ``frames`` received and ``malformed`` message counts.
+        ``frames`` received, ``malformed`` message counts, and what the feed was ``missing``
+        (``frames``, ``labels``).
     """
     from temstream.gui.feed import FeedSubscriber
 
@@ -133,7 +134,8 @@ def run_feed_dashboard(endpoint: str, *, config=None, snapshot: str | Path | Non
     _event_loop(app, window, worker, stop=sub.stop, snapshot=snapshot)
     if sub.error is not None:
         raise sub.error
-    return {"frames": sub.frames_received, "malformed": dict(sub.malformed)}
+    return {"frames": sub.frames_received, "malformed": dict(sub.malformed),
+            "missing": sub.missing}
 
 
 def _event_loop(app: QtWidgets.QApplication, window: Dashboard, worker: threading.Thread, *,

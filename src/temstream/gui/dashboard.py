@@ -39,6 +39,17 @@ MSD_MAX_LAG = 50
 BEHIND_FPS = 2.0  # display rate while the pipeline has a backlog (the display yields CPU)
 
 
+def feed_missing_message(missing) -> str:
+    """What the dashboard says when a results feed lacks frames and/or labels ("" when not)."""
+    missing = tuple(missing or ())
+    if not missing:
+        return ""
+    keys = " ".join(f"results.{m}=true" for m in missing)
+    what = " and no ".join("frame" if m == "frames" else "labels" for m in missing)
+    return (f"The results feed carries no {what}:\nstart the pipeline with {keys} to see "
+            f"{'them' if len(missing) > 1 else 'it'} here.")
+
+
 class Dashboard(QtWidgets.QMainWindow):
     """Live view of a pipeline.
 
@@ -287,10 +298,12 @@ class Dashboard(QtWidgets.QMainWindow):
             self._u8[k] = to_display_uint8(frame.image, self.levels, out=self._u8[k])
             display = self._u8[k]
         else:  # a results feed without pixels: black behind the labels
-            shape = frame.labels.shape if frame.labels is not None else (1, 1)
+            shape = (frame.labels.shape if frame.labels is not None
+                     else tuple(self.meta.get("frame_shape") or (1, 1)))
             if self._blank is None or self._blank.shape != shape:
                 self._blank = np.zeros(shape, np.uint8)
             display = self._blank
+        self.view.set_message(feed_missing_message(self.meta.get("feed_missing", ())))
         t1 = time.perf_counter()
         ms["convert"] = 1e3 * (t1 - t)
         self.view.set_image(display)

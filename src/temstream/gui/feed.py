@@ -5,7 +5,10 @@ The feed (:mod:`temstream.stream.results`, schema ``temstream-results-1``) publi
 after the run. The JSON carries ``series``, ``frame``, ``latency_ms``, ``pixel_size_nm``,
 ``particles`` (columns as lists) and, with labels, ``labels: {shape, dtype}``. A message of
 another schema or that cannot be read is counted in :attr:`FeedSubscriber.malformed` and
-skipped. The feed carries no raw pixels, so the dashboard draws the labels on black.
+skipped. The feed carries the frame only when the pipeline publishes it (``results.frames``,
+binned and rate-limited): between two such messages the last frame stays on screen. Without
+frames the dashboard draws the labels on black, and says what the feed is missing
+(``feed_missing`` in the sink's metadata).
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ class FeedSubscriber:
         self.malformed: collections.Counter[str] = collections.Counter()
         self.last_counts: dict[str, Any] = {}
         self._series: int | None = None
+        self._last_image = None
+        self._had_image = False
+        self.missing: tuple[str, ...] = ()  # what the feed does not carry: frames, labels
         self.stopped_by = ""
         self.error: BaseException | None = None
 
@@ -131,6 +137,18 @@ class FeedSubscriber:
             self.stop("end of run")
             return
         frame, meta = payload
+        if frame.image is not None:
+            self._last_image = frame.image
+        elif self._last_image is not None and (frame.labels is None
+                                               or self._last_image.shape == frame.labels.shape):
+            frame.image = self._last_image  # frames come at most every frame_interval_s
+        if frame.image is not None:
+            self._had_image = True
+        missing = tuple(name for name, have in (("frames", self._had_image),
+                                                ("labels", frame.labels is not None))
+                        if not have)
+        self.missing = missing
+        meta = {**meta, "feed_missing": missing}
         if frame.series != self._series:
             self._series = frame.series
             self.sink.set_series(frame.series, meta)

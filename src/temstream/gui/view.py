@@ -46,9 +46,14 @@ class FrameView(pg.GraphicsLayoutWidget):
                                   self.scale_rect, self.scale_text, self.hover)):
             item.setZValue(z)
             self.vb.addItem(item)
+        self.message = pg.TextItem("", color=(255, 230, 120), fill=pg.mkBrush(0, 0, 0, 200),
+                                   anchor=(0.0, 0.0))
+        self.message.setZValue(10)
+        self.vb.addItem(self.message)
         self.scale_rect.hide()
         self.scale_text.hide()
         self.hover.hide()
+        self.message.hide()
         self._shape: tuple[int, int] | None = None
         self._scale_key: tuple | None = None
         self._table: dict[str, np.ndarray] = {}
@@ -66,6 +71,15 @@ class FrameView(pg.GraphicsLayoutWidget):
             self.vb.setRange(xRange=(0, shape[1]), yRange=(0, shape[0]), padding=0)
             self._scale_key = None
             self.update_scale_bar()
+
+    def set_message(self, text: str) -> None:
+        """A note over the top-left corner of the frame ("" hides it), e.g. what a results
+        feed does not carry."""
+        if text == self.message.toPlainText() and self.message.isVisible() == bool(text):
+            return
+        self.message.setText(text)
+        self.message.setPos(0, 0)
+        self.message.setVisible(bool(text))
 
     def set_overlay(self, indices_u8: np.ndarray | None) -> None:
         """Colour indices (0 transparent) through the label LUT, or None to hide."""

@@ -29,6 +29,8 @@ def load_segmenter_from_config(config: Config):
                        fill_holes=c.fill_holes, background_scale=c.background_scale)
     else:
         options = dict(tta=config.segment.tta)
+        if config.segment.threads:
+            options["threads"] = config.segment.threads
         if config.segment.compile:
             from temstream.models.backends import choose_backend, resolve_device
 

@@ -6,6 +6,7 @@
 - :mod:`~temstream.record.sink`         :class:`RecorderSink`, the writer's pipeline thread
 - :mod:`~temstream.record.repair`       :func:`open_recording`, :func:`salvage` after a crash
 - :mod:`~temstream.record.read`         :func:`read_particles`, :func:`read_frames_info`
+- :mod:`~temstream.record.lazy`         :class:`Recording`: stacks as Dask arrays, tables on use
 
 The writer flushes at least every ``flush_interval_s`` so a killed run leaves a readable file
 with every flushed frame. Every public name is importable from here.
@@ -14,6 +15,7 @@ with every flushed frame. Every public name is importable from here.
 from __future__ import annotations
 
 from temstream.record.compression import Chunk, chunk_encoder, compression_options
+from temstream.record.lazy import Recording
 from temstream.record.layout import (FORMAT, FORMAT_VERSION, INFO_COLUMNS, NM_COLUMNS,
                                      PARTICLE_COLUMNS)
 from temstream.record.read import read_frames_info, read_particles
@@ -25,5 +27,5 @@ __all__ = [
     "FORMAT", "FORMAT_VERSION", "PARTICLE_COLUMNS", "NM_COLUMNS", "INFO_COLUMNS",
     "compression_options", "Chunk", "chunk_encoder",
     "RecordingError", "RecordingWriter", "write_movie", "RecorderSink",
-    "salvage", "open_recording", "read_particles", "read_frames_info",
+    "salvage", "open_recording", "read_particles", "read_frames_info", "Recording",
 ]

@@ -2,7 +2,8 @@
 
 Schema ``temstream-results-1`` (``docs/results-feed.md``; constants and parser in
 :mod:`temstream.stream.results_schema`): a multipart message
-``[b"frame", JSON summary, (label image)]``; after the run one ``[b"summary", JSON]``.
+``[b"frame", JSON summary, (label image), (binned frame)]``; after the run one
+``[b"summary", JSON]``.
 Events detected here: the particle count crossing a threshold, a track appearing or leaving,
 and a particle growing or shrinking past a limit relative to its first measured area.
 """
@@ -29,6 +30,23 @@ def _number(v) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def bin_frame(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
+    """``image`` binned by the smallest integer ``b`` with ``max(H, W) / b <= max_side``:
+    the mean of each ``b x b`` block (edges that do not fill a block are cut), in the image's
+    dtype (rounded for integers). Returns ``(binned, b)``; ``b = 1`` returns a C-contiguous
+    view or copy of ``image``."""
+    h, w = image.shape[:2]
+    b = max(1, -(-max(h, w) // max(1, max_side)))
+    if b == 1:
+        return np.ascontiguousarray(image), 1
+    hb, wb = h // b, w // b
+    blocks = image[:hb * b, :wb * b].reshape(hb, b, wb, b)
+    mean = blocks.mean(axis=(1, 3), dtype=np.float32)
+    if image.dtype.kind in "ui":
+        mean = np.rint(mean)
+    return np.ascontiguousarray(mean.astype(image.dtype)), b
 
 
 class EventDetector:
@@ -113,7 +131,11 @@ class ResultsPublisher:
         Address to bind, e.g. ``tcp://127.0.0.1:5556`` (port 0 picks one: read
         :attr:`endpoint`).
     labels : bool
-        Append the label image (int32 (H, W), C order) as a third part.
+        Append the label image (int32 (H, W), C order) as a part after the JSON.
+    frames : bool
+        Append the raw frame, binned by the smallest integer that brings its longer side to
+        ``frame_max_side`` or less (mean of each block, in the frame's dtype), as the last
+        part; at most one every ``frame_interval_s`` (the other messages carry none).
     count_threshold, leave_after, grow_ratio, shrink_ratio
         Event settings (:class:`EventDetector`).
     sndhwm : int
@@ -122,12 +144,18 @@ class ResultsPublisher:
     """
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5556", labels: bool = False, *,
+                 frames: bool = False, frame_interval_s: float = 0.2, frame_max_side: int = 512,
                  count_threshold: int | None = None, leave_after: int = 3,
                  grow_ratio: float = 1.5, shrink_ratio: float = 0.67, sndhwm: int = 100,
                  context: zmq.Context | None = None):
         if endpoint.startswith("tcp://") and endpoint.endswith(":0"):
             endpoint = endpoint[:-2] + ":*"
         self.labels = labels
+        self.frames = frames
+        self.frame_interval_s = float(frame_interval_s)
+        self.frame_max_side = int(frame_max_side)
+        self._next_frame_at = 0.0
+        self.frames_sent = 0
         self.events = EventDetector(count_threshold=count_threshold, leave_after=leave_after,
                                     grow_ratio=grow_ratio, shrink_ratio=shrink_ratio)
         self._sock = (context or zmq.Context.instance()).socket(zmq.XPUB)
@@ -192,14 +220,24 @@ class ResultsPublisher:
             "pixel_size_nm": frame.meta.get("pixel_size_nm", self._pixel_size),
             "particles": columns, "events": events,
         }
-        parts = [TOPIC_FRAME]
+        image = frame.image
+        if image is not None:
+            header["shape"] = list(image.shape[:2])
+        payload = []
         labels = result.labels
         if self.labels and labels is not None:
             labels = np.ascontiguousarray(labels, dtype=np.int32)
             header["labels"] = {"shape": list(labels.shape), "dtype": "<i4"}
-            parts += [json.dumps(header).encode(), labels]
-        else:
-            parts.append(json.dumps(header).encode())
+            payload.append(labels)
+        mono = time.monotonic()
+        if self.frames and image is not None and mono >= self._next_frame_at:
+            self._next_frame_at = mono + self.frame_interval_s
+            binned, factor = bin_frame(image, self.frame_max_side)
+            header["image"] = {"shape": list(binned.shape), "dtype": binned.dtype.str,
+                               "binning": factor}
+            payload.append(binned)
+            self.frames_sent += 1
+        parts = [TOPIC_FRAME, json.dumps(header).encode(), *payload]
         try:
             self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
             self.sent += 1

@@ -3,7 +3,8 @@ schema and topic constants and a Qt-free parser of one message.
 
 :class:`temstream.stream.results.ResultsPublisher` writes the messages; the dashboard's
 :class:`temstream.gui.feed.FeedSubscriber` and ``examples/results_client.py`` read them.
-A message is ``[b"frame", JSON summary, (label image int32)]`` per processed frame and
+A message is ``[b"frame", JSON summary, (label image int32), (binned frame)]`` per processed
+frame (each optional part announced in the JSON: ``labels``, ``image``) and
 ``[b"summary", JSON]`` after the run.
 """
 
@@ -30,22 +31,53 @@ def _table(columns: Any, names: Iterable[str] | None = None) -> dict[str, np.nda
     return out
 
 
-def _labels(msg: dict, parts: list) -> np.ndarray | None:
-    spec = msg.get("labels")
-    if not isinstance(spec, dict) or len(parts) < 2:
-        return None
+def _array(spec: dict, part, what: str) -> np.ndarray:
     shape = spec.get("shape")
     if not shape or len(shape) != 2:
-        raise ValueError("label image without a 2-D shape")
-    return np.frombuffer(parts[1], dtype=np.dtype(spec.get("dtype", "<i4"))).reshape(shape)
+        raise ValueError(f"{what} without a 2-D shape")
+    dtype = np.dtype(spec.get("dtype", "<i4"))
+    if dtype.kind not in "uif" or dtype.itemsize > 8:
+        raise ValueError(f"{what}: unsupported dtype {dtype}")
+    return np.frombuffer(part, dtype=dtype).reshape(shape)
+
+
+def _arrays(msg: dict, parts: list) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """The label image and the binned frame that follow the JSON part (each when announced),
+    and the frame's binning factor."""
+    rest = list(parts[1:])
+    labels = image = None
+    binning = 1
+    if isinstance(msg.get("labels"), dict) and rest:
+        labels = _array(msg["labels"], rest.pop(0), "label image")
+    spec = msg.get("image")
+    if isinstance(spec, dict) and rest:
+        image = _array(spec, rest.pop(0), "frame")
+        binning = int(spec.get("binning") or 1)
+        if not 1 <= binning <= 64:
+            raise ValueError(f"frame binning {binning} out of range")
+    return labels, image, binning
+
+
+def upsample(image: np.ndarray, binning: int, shape=None) -> np.ndarray:
+    """A binned frame back on the full frame's pixel grid (each value repeated ``binning``
+    times along y and x, padded by the edge to ``shape``)."""
+    if binning > 1:
+        image = np.repeat(np.repeat(image, binning, axis=0), binning, axis=1)
+    if shape is not None and tuple(image.shape) != tuple(shape):
+        h, w = shape
+        image = np.pad(image[:h, :w], ((0, max(0, h - image.shape[0])),
+                                       (0, max(0, w - image.shape[1]))), mode="edge")
+    return image
 
 
 def parse_message(parts: list, columns: Iterable[str] | None = None) -> tuple[str, Any]:
     """One feed message -> ``("frame", (fields, meta))`` or ``("summary", dict)``.
 
     ``fields`` holds ``index``, ``series``, ``table`` (particle columns as arrays: ``particle``
-    int64, the others float64 with NaN for null), ``labels`` (the label image or None) and
-    ``latency_ms`` (NaN when null); ``meta`` holds ``pixel_size_nm`` when the message has one.
+    int64, the others float64 with NaN for null), ``labels`` (the label image or None),
+    ``image`` (the frame, when the message carries one, upsampled back to the frame's pixel grid;
+    else None) and ``latency_ms`` (NaN when null); ``meta`` holds ``pixel_size_nm`` when the
+    message has one and ``frame_shape`` (H, W) when it says.
 
     Parameters
     ----------
@@ -70,8 +102,15 @@ def parse_message(parts: list, columns: Iterable[str] | None = None) -> tuple[st
     if topic != TOPIC_FRAME:
         raise ValueError(f"unknown topic {topic[:20]!r}")
     latency = msg.get("latency_ms")
+    labels, image, binning = _arrays(msg, parts[1:])
+    said = msg.get("shape")
+    said = tuple(int(v) for v in said) if isinstance(said, list) and len(said) == 2 else None
+    shape = said or (labels.shape if labels is not None else None)
     fields = dict(index=int(msg["frame"]), series=int(msg.get("series") or 0),
-                  table=_table(msg.get("particles", {}), columns), labels=_labels(msg, parts[1:]),
+                  table=_table(msg.get("particles", {}), columns), labels=labels,
+                  image=None if image is None else upsample(image, binning, shape),
                   latency_ms=float("nan") if latency is None else float(latency))
     meta = {"pixel_size_nm": msg["pixel_size_nm"]} if msg.get("pixel_size_nm") else {}
+    if said is not None:
+        meta["frame_shape"] = said
     return "frame", (fields, meta)

@@ -41,6 +41,30 @@ def _track_arrays(track, cols):
     return pos, mask
 
 
+def _grid(f, xy):
+    """:func:`_track_arrays` of one track given as arrays (frames (n,), values (n, d))."""
+    f0 = f.min()
+    n = f.max() - f0 + 1
+    mask = np.zeros(n)
+    mask[f - f0] = 1.0
+    pos = np.zeros((n, xy.shape[1]))
+    pos[f - f0] = xy
+    return pos, mask
+
+
+def _tracks(traj, cols):
+    """Each track's (frames, values of ``cols``), in increasing particle id, without a pandas
+    groupby per track (thousands of short tracks: the groupby was most of the time)."""
+    pid = traj["particle"].to_numpy()
+    keep = ~pd.isna(pid)
+    pid = pid[keep]
+    order = np.argsort(pid, kind="stable")
+    frames = traj["frame"].to_numpy(np.int64)[keep][order]
+    values = traj[list(cols)].to_numpy(np.float64)[keep][order]
+    cuts = np.flatnonzero(pid[order][1:] != pid[order][:-1]) + 1
+    return zip(np.split(frames, cuts), np.split(values, cuts))
+
+
 def _corr(a, b, nfft):
     """sum_t a(t) b(t + lag) for lag = 0..len-1, via FFT."""
     fa = np.fft.rfft(a, nfft, axis=0)
@@ -135,8 +159,8 @@ def emsd(traj, max_lag=100, pos_columns=("x", "y")):
     _check(traj, ["frame", "particle", *pos_columns])
     num = np.zeros(max_lag + 1)
     cnt = np.zeros(max_lag + 1)
-    for _, g in traj.groupby("particle"):
-        pos, mask = _track_arrays(g, pos_columns)
+    for frames, xy in _tracks(traj, pos_columns):
+        pos, mask = _grid(frames, xy)
         k = min(max_lag, len(mask) - 1)
         a, b = _msd_sums(pos, mask, k)
         num[:k + 1] += a

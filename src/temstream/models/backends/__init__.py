@@ -83,7 +83,8 @@ def make_backend(backend: str, model, card, *, device: str = "auto", **options):
         ``auto``, ``cpu`` or ``cuda[:N]``.
     **options
         Backend-specific: ``precision`` (torch: ``auto|fp32|bf16|fp16``), ``cuda_graphs``,
-        ``compile`` (torch), ``threads`` (onnxruntime), ``cache_dir`` (onnxruntime, tensorrt).
+        ``compile`` (torch), ``threads`` (CPU threads: onnxruntime's session; torch's
+        process-wide intra-op pool), ``cache_dir`` (onnxruntime, tensorrt).
     """
     device = resolve_device(device)
     name = choose_backend(backend, device)

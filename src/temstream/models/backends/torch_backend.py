@@ -79,7 +79,9 @@ class TorchBackend(TorchTensorIO):
     """
 
     def __init__(self, model, *, device: str = "cpu", precision: str = "auto",
-                 cuda_graphs: bool = True, compile: bool = False):
+                 cuda_graphs: bool = True, compile: bool = False, threads: int | None = None):
+        if threads:  # process-wide: torch has one intra-op pool (segment.threads)
+            torch.set_num_threads(int(threads))
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
         if precision == "auto":

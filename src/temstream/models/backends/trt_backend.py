@@ -60,7 +60,8 @@ class TensorRTBackend(TorchTensorIO):
     """
 
     def __init__(self, model, card, *, device: str = "cuda", cache_dir: str | None = None,
-                 workspace_gib: int = 4, opt_level: int = 3):
+                 workspace_gib: int = 4, opt_level: int = 3, threads: int | None = None):
+        del threads  # segment.threads is for CPU runtimes: the engine runs on the GPU
         trt = _trt()
         if not device.startswith("cuda"):
             raise ValueError("backend='tensorrt' runs on a GPU: pass device='cuda'")
