@@ -44,7 +44,8 @@ blank, in units of its own scatter there (median absolute deviation of the logar
 - ``blurred``: some sector more than ``blur_z`` scatters below its median, below
   ``blur_ratio`` of it and below ``blur_ratio`` of the least changed sector (motion blur takes
   the detail along the motion only: in a dense field of small particles a 5 px move takes
-  20–60 % of the power of one direction; a dimmer beam takes it from all directions);
+  20–60 % of the power of one direction; a dimmer beam takes it from all directions) while no
+  sector gained more than a quarter (a rod that turns moves power between directions);
 - ``saturated``: more than ``saturated_fraction`` of the pixels at the frame's maximum (the
   dtype's top, or any level where the rest of the frame varies).
 
@@ -76,6 +77,7 @@ _SECTORS = 4
 _BAND = (0.04, 0.2)  # cycles per working pixel
 _MIN_HISTORY = 5  # good frames before the blur test
 _MAX_VOTERS = 1500  # particles of the last frame that vote, at most
+_NOT_GAINED = math.log(1.25)  # blur takes detail away: no direction gains more than this
 
 
 @dataclass
@@ -152,10 +154,11 @@ class Registrar:
 
     def __init__(self, *, max_side: int = 512, lowpass: float = 0.15, jump_px: float = 4.0,
                  jump_margin: float = 1.5, key_tolerance_px: float = 1.5, rekey: float = 0.5,
-                 min_peak: float = 5.0, blank_ratio: float = 0.1, blur_ratio: float = 0.8,
+                 min_peak: float = 5.0, blank_ratio: float = 0.1, blur_ratio: float = 0.6,
                  blur_z: float = 4.0, min_scatter: float = 0.05,
                  saturated_fraction: float = 0.02, history: int = 9,
-                 capture_px: float = 64.0, min_particles: int = 3):
+                 capture_px: float = 64.0, min_particles: int = 3,
+                 smoothing: float = 0.3):
         if max_side < 16:
             raise ValueError(f"max_side must be at least 16 px, got {max_side}")
         if not 0 < lowpass <= 0.5:
@@ -177,6 +180,9 @@ class Registrar:
         self.history = max(_MIN_HISTORY, int(history))
         self.capture_px = float(capture_px)
         self.min_particles = max(1, int(min_particles))
+        if not 0 < smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
+        self.smoothing = float(smoothing)
         self._geometry: dict | None = None
         self.reset()
 
@@ -187,7 +193,8 @@ class Registrar:
         self._key_peak: float | None = None  # its first peak with a later frame
         self._last: np.ndarray | None = None  # spectrum of the last good frame
         self._last_shift = np.zeros(2)
-        self._shift = np.zeros(2)  # the previous frame's shift
+        self._shift = np.zeros(2)  # the previous frame's shift, as measured
+        self._shown = np.zeros(2)  # ... and as reported (filtered)
         self._steps: collections.deque = collections.deque(maxlen=self.history)
         self._log_power: collections.deque = collections.deque(maxlen=self.history)
         self._peaks: collections.deque = collections.deque(maxlen=self.history)
@@ -253,7 +260,8 @@ class Registrar:
                 z = log_ratio / scatter
                 weak = int(np.argmin(z))
                 if (z[weak] < -self.blur_z and log_ratio[weak] < math.log(self.blur_ratio)
-                        and log_ratio.max() - log_ratio[weak] > -math.log(self.blur_ratio)):
+                        and log_ratio.max() - log_ratio[weak] > -math.log(self.blur_ratio)
+                        and log_ratio.max() < _NOT_GAINED):
                     flags.append("blurred")
         if self.saturated_fraction > 0 and "blank" not in flags:
             f = g["factor"]
@@ -295,12 +303,14 @@ class Registrar:
         quality = self._quality(frame, power, std, g)
         self.frames += 1
         prev = self._shift
-        out = Registration(shift_x=float(prev[0]), shift_y=float(prev[1]), quality=quality)
+        shown = self._shown
+        out = Registration(shift_x=float(shown[0]), shift_y=float(shown[1]), quality=quality)
         if "blank" in quality:
             return out
-        # the median is robust to the odd bad frame, and a lasting change (a new field after a
-        # jump, another magnification) is the new normal after half the history
-        self._log_power.append(np.log(np.maximum(power, 1e-300)))
+        # the median is robust to the odd blurred frame, and a lasting change (a new field
+        # after a jump, another magnification) is the new normal after half the history
+        if "saturated" not in quality:
+            self._log_power.append(np.log(np.maximum(power, 1e-300)))
         if self._last is None:  # the first frame that shows anything: the origin
             if not quality:
                 self._key = self._last = spectrum
@@ -325,10 +335,16 @@ class Registrar:
             self._key = None
         d = shift - prev
         self._shift = shift
-        out.shift_x, out.shift_y = float(shift[0]), float(shift[1])
-        out.step_x, out.step_y = float(d[0]), float(d[1])
+        out.jump = bool(np.hypot(*(d - typical)) > self._jump_limit())
+        # what is reported: a jump at once, else the measurement through a filter that follows
+        # the recent drift and lets only a share of each step's deviation from it through
+        # (the stage drifts smoothly; measurements scatter where particles move on their own)
+        expected = shown + typical
+        new = shift if out.jump else expected + self.smoothing * (shift - expected)
+        self._shown = new
+        out.shift_x, out.shift_y = float(new[0]), float(new[1])
+        out.step_x, out.step_y = float(new[0] - shown[0]), float(new[1] - shown[1])
         out.registered = True
-        out.jump = bool(self._steps) and bool(np.hypot(*(d - typical)) > self.jump_px)
         if not quality:
             peak = out.peak
             weak = (np.isfinite(peak) and len(self._peaks) >= 3
@@ -391,6 +407,15 @@ class Registrar:
                                       np.ascontiguousarray(xy[:, 0]),
                                       np.ascontiguousarray(xy[:, 1]), 3.0)
         return int(np.unique(pd).size)
+
+    def _jump_limit(self) -> float:
+        """``jump_px``, or 4 robust standard deviations of the recent steps where they
+        scatter more."""
+        if len(self._steps) < _MIN_HISTORY:
+            return self.jump_px
+        steps = np.stack(self._steps)
+        dev = np.hypot(*(steps - np.median(steps, axis=0)).T)
+        return max(self.jump_px, 4.0 * 1.4826 * float(np.median(dev)))
 
     def _correlate(self, ref: np.ndarray, cur: np.ndarray, g: dict, expect: np.ndarray,
                    radius_px: float, local: bool = False) -> tuple[np.ndarray, float]:
