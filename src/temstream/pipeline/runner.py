@@ -598,7 +598,7 @@ class Runner:
                 reg = item.registration
                 if self._link_takes_frame:
                     ids = self.link(item.table, item.index,
-                                    bridge=bool(reg is not None and reg.quality))
+                                    bridge=reg.quality if reg is not None else False)
                 else:
                     ids = self.link(item.table)
                 ids = np.asarray(ids, dtype=np.int64)

@@ -295,7 +295,7 @@ class Link:
         xy = np.stack([np.asarray(table["x"], np.float64), np.asarray(table["y"], np.float64)], 1)
         AutoSearchRange().observe(xy, xy + 0.5)
 
-    def __call__(self, table: dict, frame: int | None = None, *, bridge: bool = False
+    def __call__(self, table: dict, frame: int | None = None, *, bridge: bool | str = False
                  ) -> np.ndarray:
         """Track ids of ``table``'s rows.
 
@@ -306,8 +306,10 @@ class Link:
         frame : int, optional
             The detector's frame index (default: the previous one + 1). An index not after the
             previous one (a repeated or late frame) is linked as the next frame.
-        bridge : bool
-            The frame is not trusted (blurred, saturated): link without changing the tracks.
+        bridge : bool or str
+            The frame is not trusted: link without changing the tracks. Its quality flags
+            (``"blurred"``, ...) may be given instead of True; a ``"blank"`` frame's particles
+            are noise and get -1.
         """
         pending, self._pending_range = self._pending_range, None
         if pending is not None:
@@ -342,7 +344,11 @@ class Link:
         features = {"x": xs, "y": ys}
         if "angle" in table:
             features["angle"] = table["angle"]
+        if isinstance(bridge, str) and "blank" in bridge.split(","):
+            features = {"x": xs[:0], "y": ys[:0]}  # nothing real to look up
         ids = self.linker.step(features, self._clock + 1, commit=not bridge)
+        if len(ids) != len(xs):
+            ids = np.full(len(xs), -1, np.int64)
         if self._auto_on:
             self.linker.search_range = base
             self._linker_kwargs["search_range"] = base

@@ -58,7 +58,7 @@ class AutoSearchRange:
     True
     """
 
-    def __init__(self, default: float = 10.0, *, window: int = 30, min_px: float = 2.0,
+    def __init__(self, default: float = 10.0, *, window: int = 30, min_px: float = 4.0,
                  max_px: float = 100.0):
         if not 0 < min_px <= max_px:
             raise ValueError(f"need 0 < min_px <= max_px, got {min_px}, {max_px}")
