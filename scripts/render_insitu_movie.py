@@ -1,6 +1,6 @@
-"""An in-situ movie made without temstream's simulator: ~700 small particles that vibrate about
-their sites or diffuse, on a textured support that drifts and jumps with the stage, with one
-motion-blurred and one blank frame. It stands in for the real in-situ movie of issue 24
+"""An in-situ movie made without temstream's simulator: ~700 small particles in a monolayer that
+vibrate about their sites or diffuse (never through each other), on a textured support that
+drifts and jumps with the stage, with one motion-blurred and one blank frame. It stands in for the real in-situ movie of issue 24
 (Au nanoparticles, 194 frames of 369², ~700 particles of ~6 px, stage jumps of ~40, 9 and
 8 px, a motion-blurred and a blank frame), which is not public.
 
@@ -63,8 +63,8 @@ def render(frames=194, size=369, n_particles=700, seed=24, diameter=6.5, contras
         if t:
             wobble = wobble * np.exp(-1 / 3.0) + rng.normal(
                 0, vibration_px * np.sqrt(1 - np.exp(-2 / 3.0)), wobble.shape)
-            pos = pos + np.where(stuck[:, None], 0.0,
-                                 rng.normal(0, diffusion_px, pos.shape))
+            pos = _diffuse(rng, pos, np.where(stuck[:, None], sites + wobble, pos), ~stuck,
+                           diffusion_px, 2 * radius)
         where = np.where(stuck[:, None], sites + wobble, pos)
         offsets.append(stage.copy())
         beam = 1.0 + 0.03 * np.sin(2 * np.pi * t / 70.0)
@@ -111,6 +111,23 @@ def _scene(where, radius, contrast, tex, margin, stage, xx, yy):
     ok = (gx >= 0) & (gx < size) & (gy >= 0) & (gy < size)
     np.add.at(cover, (gy[ok], gx[ok]), val[ok].astype(np.float32))
     return support * (1.0 - contrast * np.minimum(cover, 1.0))
+
+
+def _diffuse(rng, pos, now, free, sigma, size):
+    """One Brownian step of the ``free`` particles in a monolayer: a move that would overlap
+    another particle (centres closer than their mean diameter) is not made."""
+    from scipy.spatial import cKDTree
+
+    new = pos.copy()
+    idx = np.flatnonzero(free)
+    prop = pos[idx] + rng.normal(0, sigma, (len(idx), 2))
+    tree = cKDTree(now)
+    for j, k in enumerate(idx):
+        near = tree.query_ball_point(prop[j], r=float(size.max()))
+        if all(q == k or np.hypot(*(now[q] - prop[j])) >= 0.5 * (size[q] + size[k])
+               for q in near):
+            new[k] = prop[j]
+    return new
 
 
 def _spread(rng, n, side, min_dist):

@@ -360,7 +360,7 @@ class Runner:
         self._track_ids: set[int] = set()
         self._t_first: float | None = None
         self._warm: set[tuple] = set()
-        self._link_takes_frame = _takes(link, "frame", "bridge")
+        self._link_takes_frame = False  # decided when the run starts (stages may be replaced)
 
     # -- control -------------------------------------------------------------------------
     def stop(self, reason: str = "stop requested") -> None:
@@ -635,6 +635,7 @@ class Runner:
         StageError
             If a stage raised; the recording (sinks) is closed first.
         """
+        self._link_takes_frame = _takes(self.link, "frame", "bridge")
         threads = [threading.Thread(target=fn, name=f"temstream-{name}", daemon=True)
                    for name, fn in (("ingest", self._ingest), ("compute", self._compute),
                                     ("link", self._link_and_sink))]
