@@ -241,3 +241,25 @@ def test_register_stage_adds_registered_coordinates():
     off = Register(RegisterConfig(enabled=False, quality=False))
     table = _row(5.0)
     assert off(frame, table).quality == "" and "x_reg" not in table
+
+
+def test_link_keeps_tracks_that_a_stage_jump_pushed_out_of_view():
+    from temstream.config.schema import TrackingConfig
+
+    def run(with_view):
+        link = Link(TrackingConfig(search_range=4.0, memory=2))
+        ids = []
+        for frame in range(30):
+            # registered coordinates; the view (x from 0 to 100 before the jump) moves 40 px
+            # right for frames 5-24: the particle at x = 20 is out of view then
+            out = 5 <= frame < 25
+            x0 = 40.0 if out else 0.0
+            xs = [60.0] if out else [20.0, 60.0]
+            view = (x0, 0.0, x0 + 100.0, 100.0) if with_view else None
+            ids.append(link(_row(*xs), frame, view=view))
+        return ids
+
+    held = run(True)
+    assert held[-1].tolist() == held[0].tolist()  # the same two tracks after 20 frames away
+    lost = run(False)
+    assert lost[-1][1] == lost[0][1] and lost[-1][0] != lost[0][0]  # memory 2 alone: a new one

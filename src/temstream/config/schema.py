@@ -190,7 +190,9 @@ class TrackingConfig(Section):
     # px; 0 = automatic: from the displacements between consecutive frames, updated as the
     # movie goes on (temstream.tracking.search_range)
     search_range: float = _range(0.0, 0.0, None)
-    memory: int = _range(5, 0, None)  # frames a particle may be missing (gaps, bad frames)
+    # frames a particle may be missing where it could have been seen (frames never processed,
+    # bad frames and frames in which it was out of view do not count)
+    memory: int = _range(10, 0, None)
     predict: bool = False  # velocity predictor
 
 

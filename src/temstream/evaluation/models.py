@@ -77,8 +77,10 @@ class Model:
         rows = []
         for i, (frame, table) in enumerate(zip(frames, tables)):
             table = dict(table)
-            quality = register(frame, table).quality
-            ids = link(table, i, bridge=quality)
+            reg = register(frame, table)
+            h, w = frame.shape
+            ids = link(table, i, bridge=reg.quality,
+                       view=(-reg.shift_x, -reg.shift_y, w - reg.shift_x, h - reg.shift_y))
             rows.append(pd.DataFrame({"frame": i, "particle": ids,
                                       "x": np.asarray(table["x"], float),
                                       "y": np.asarray(table["y"], float)}))

@@ -76,8 +76,8 @@ class RegisterStage(Protocol):
 
 class LinkStage(Protocol):
     """Particle table -> track ids (N,); stateful across frames. A stage whose ``__call__``
-    also takes ``frame`` (the detector's index) and ``bridge`` (the frame is flagged bad) gets
-    them."""
+    also takes ``frame`` (the detector's index), ``bridge`` (the frame's quality flags, "" for
+    a good frame) and ``view`` (the field of view in registered coordinates) gets them."""
 
     def __call__(self, table: dict) -> np.ndarray: ...
 
@@ -597,8 +597,11 @@ class Runner:
                 stage = "link"
                 reg = item.registration
                 if self._link_takes_frame:
+                    h, w = item.frame.image.shape[:2]
+                    sx, sy = (reg.shift_x, reg.shift_y) if reg is not None else (0.0, 0.0)
                     ids = self.link(item.table, item.index,
-                                    bridge=reg.quality if reg is not None else False)
+                                    bridge=reg.quality if reg is not None else False,
+                                    view=(-sx, -sy, w - sx, h - sy))
                 else:
                     ids = self.link(item.table)
                 ids = np.asarray(ids, dtype=np.int64)
@@ -635,7 +638,7 @@ class Runner:
         StageError
             If a stage raised; the recording (sinks) is closed first.
         """
-        self._link_takes_frame = _takes(self.link, "frame", "bridge")
+        self._link_takes_frame = _takes(self.link, "frame", "bridge", "view")
         threads = [threading.Thread(target=fn, name=f"temstream-{name}", daemon=True)
                    for name, fn in (("ingest", self._ingest), ("compute", self._compute),
                                     ("link", self._link_and_sink))]

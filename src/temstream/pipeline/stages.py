@@ -242,6 +242,7 @@ class Link:
         self._last_index: int | None = None  # the detector's index of the last linked frame
         self._clock = 0  # frames linked: the linker's memory counts these
         self._expire = 10 * (settings.memory + 1)  # skipped frames that end every track
+        self._seen: dict[int, int] = {}  # track id (the linker's) -> clock when last seen
 
     @property
     def automatic(self) -> bool:
@@ -274,9 +275,24 @@ class Link:
         self._prev_xy = None
         self._last_index = None
         self._clock = 0
+        self._seen = {}
         if self._auto_on:
             self.linker.search_range = self.auto.default
         self._offset = self._next
+
+    def _hold_out_of_view(self, view, clock: int) -> None:
+        """Refresh the waiting tracks that could not have been seen (see ``view``)."""
+        x, y, tid, _ = self.linker.waiting
+        edge = 0.5 * self.linker.search_range
+        x0, y0, x1, y1 = view
+        out = (x < x0 + edge) | (x >= x1 - edge) | (y < y0 + edge) | (y >= y1 - edge)
+        if not out.any():
+            return
+        seen = np.array([self._seen.get(int(i), clock) for i in tid])
+        self.linker.refresh(out & (clock - seen <= self._expire))
+        if len(self._seen) > 4 * max(self.linker.n_tracks, 1000):  # forget the long gone
+            keep = set(tid.tolist())
+            self._seen = {k: v for k, v in self._seen.items() if k in keep}
 
     def warm_up(self, table: dict) -> None:
         """Link ``table`` and the same particles moved by half a pixel on a throwaway linker
@@ -295,8 +311,8 @@ class Link:
         xy = np.stack([np.asarray(table["x"], np.float64), np.asarray(table["y"], np.float64)], 1)
         AutoSearchRange().observe(xy, xy + 0.5)
 
-    def __call__(self, table: dict, frame: int | None = None, *, bridge: bool | str = False
-                 ) -> np.ndarray:
+    def __call__(self, table: dict, frame: int | None = None, *, bridge: bool | str = False,
+                 view: tuple[float, float, float, float] | None = None) -> np.ndarray:
         """Track ids of ``table``'s rows.
 
         Parameters
@@ -310,6 +326,12 @@ class Link:
             The frame is not trusted: link without changing the tracks. Its quality flags
             (``"blurred"``, ...) may be given instead of True; a ``"blank"`` frame's particles
             are noise and get -1.
+        view : (x0, y0, x1, y1), optional
+            The detector's field of view in the coordinates linked (registered ones: the
+            frame's corners minus its shift). A track whose last position is outside it, or
+            within half the search range of its edge, could not have been seen: waiting does
+            not use up its memory, for up to ``10 (memory + 1)`` frames, so that a particle
+            a stage jump pushed out of view keeps its track when the stage comes back.
         """
         pending, self._pending_range = self._pending_range, None
         if pending is not None:
@@ -337,6 +359,8 @@ class Link:
             if self._auto_on and self._prev_xy is not None and len(xy) and elapsed == 1:
                 self.auto.observe(self._prev_xy, xy)
             self._prev_xy = xy
+        if view is not None and self.linker.n_tracks and self.linker.frame is not None:
+            self._hold_out_of_view(view, self._clock)
         base = self.auto.value if self._auto_on else self.linker.search_range
         if self._auto_on:
             # across skipped frames a random walk goes sqrt(frames) times as far
@@ -355,6 +379,8 @@ class Link:
         if not bridge:
             self._clock += 1
             self._last_index = frame
+            for i in ids[ids >= 0].tolist():
+                self._seen[i] = self._clock
         ids = np.where(ids >= 0, ids + self._offset, -1).astype(np.int64)
         if len(ids) and ids.max() >= 0:
             self._next = max(self._next, int(ids.max()) + 1)

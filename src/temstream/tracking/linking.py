@@ -102,6 +102,24 @@ class Linker:
         """Number of tracks that can still be linked (present or in memory)."""
         return len(self._state[0])
 
+    @property
+    def waiting(self):
+        """The tracks that can still be linked: ``(x, y, id, last)``, their positions (px),
+        ids and the frame of their last detection (arrays, one row per track; read-only)."""
+        tx, ty, _, _, tid, tlast, _ = self._state
+        return tx, ty, tid, tlast
+
+    def refresh(self, mask):
+        """Count the tracks selected by ``mask`` (one bool per :attr:`waiting` row) as seen in
+        the last linked frame: frames in which they could not have been seen (out of the
+        field of view) do not use up their memory."""
+        mask = np.asarray(mask, bool)
+        if self.frame is None or mask.shape != self._state[5].shape:
+            raise ValueError(f"mask must have one entry per waiting track ({self.n_tracks})")
+        tlast = self._state[5].copy()
+        tlast[mask] = self.frame
+        self._state = self._state[:5] + (tlast,) + self._state[6:]
+
     def step(self, features, frame=None, *, commit=True):
         """Link one frame.
 
