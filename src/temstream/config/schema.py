@@ -177,7 +177,7 @@ class RegisterConfig(Section):
     enabled: bool = True  # measure each frame's shift; link in registered coordinates
     particles: bool = True  # also measure the shift from the particles' displacements
     quality: bool = True  # flag blank, blurred and saturated frames (the linker bridges them)
-    max_side: int = _range(512, 16, 8192)  # frames are reduced to this for registration, px
+    max_side: int = _range(256, 16, 8192)  # frames are reduced to this for registration, px
     jump_px: float = _range(4.0, 0.1, None)  # a step this far from the recent ones is a jump
 
 

@@ -152,7 +152,7 @@ class Registrar:
         Frames in the running medians.
     """
 
-    def __init__(self, *, max_side: int = 512, lowpass: float = 0.15, jump_px: float = 4.0,
+    def __init__(self, *, max_side: int = 256, lowpass: float = 0.15, jump_px: float = 4.0,
                  jump_margin: float = 1.5, key_tolerance_px: float = 1.5, rekey: float = 0.5,
                  min_peak: float = 5.0, blank_ratio: float = 0.1, blur_ratio: float = 0.6,
                  blur_z: float = 4.0, min_scatter: float = 0.05,
