@@ -52,8 +52,8 @@ blank, in units of its own scatter there (median absolute deviation of the logar
 A blank frame keeps the previous shift; a flagged frame never becomes a reference. A good frame whose correlation peak is less than half the
 recent peaks' median is registered but not used as a reference either.
 
-Costs (``benchmarks/bench_registration.py``, ``docs/tracking.md``): a few ms per frame at 512²
-and at 1024² (reduced to 512²) on one core.
+Costs (``benchmarks/bench_registration.py``, ``docs/tracking.md``): 3–6 ms of CPU per 512² or
+1024² frame (reduced to at most ``max_side`` = 256 px), the particles' vote included.
 """
 
 from __future__ import annotations
