@@ -65,6 +65,6 @@ def test_the_estimate_follows_the_movie():
 def test_bounds():
     with pytest.raises(ValueError):
         AutoSearchRange(min_px=5, max_px=2)
-    est = AutoSearchRange(max_px=3.0)
+    est = AutoSearchRange(min_px=1.0, max_px=3.0)
     frames = walk(300, 2, 4.0)
     assert est.observe(*frames) == 3.0
