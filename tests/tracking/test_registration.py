@@ -92,3 +92,20 @@ def test_bad_arguments():
         Registrar(max_side=4)
     with pytest.raises(ValueError, match="2-D"):
         Registrar()(np.zeros((2, 3, 4)))
+
+
+def test_frames_dropped_in_a_drift_are_not_a_jump():
+    import cv2
+
+    rng = np.random.default_rng(5)
+    field = cv2.GaussianBlur(rng.normal(0, 1, (200, 400)).astype(np.float32), (0, 0), 2.0)
+    shown = [i for i in range(20) if not 8 <= i < 12]  # four frames dropped under load
+    frames = [field[40:168, 3 * i:3 * i + 128] for i in shown]  # drifting 3 px a frame
+
+    def jumps(with_index):
+        reg = Registrar()
+        return [i for i, f in zip(shown, frames)
+                if reg(f, None, i if with_index else None).jump]
+
+    assert jumps(True) == []
+    assert jumps(False) == [12]  # without the index the 15 px step looks like a jump

@@ -77,7 +77,7 @@ class Model:
         rows = []
         for i, (frame, table) in enumerate(zip(frames, tables)):
             table = dict(table)
-            reg = register(frame, table)
+            reg = register(frame, table, i)
             h, w = frame.shape
             ids = link(table, i, bridge=reg.quality,
                        view=(-reg.shift_x, -reg.shift_y, w - reg.shift_x, h - reg.shift_y))

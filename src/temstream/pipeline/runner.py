@@ -73,6 +73,8 @@ class RegisterStage(Protocol):
     def reset(self) -> None:
         """Forget the movie (a new series begins)."""
 
+    # a stage whose __call__ also takes ``index`` gets the detector's frame index
+
 
 class LinkStage(Protocol):
     """Particle table -> track ids (N,); stateful across frames. A stage whose ``__call__``
@@ -361,6 +363,7 @@ class Runner:
         self._t_first: float | None = None
         self._warm: set[tuple] = set()
         self._link_takes_frame = False  # decided when the run starts (stages may be replaced)
+        self._register_takes_index = False
 
     # -- control -------------------------------------------------------------------------
     def stop(self, reason: str = "stop requested") -> None:
@@ -549,7 +552,10 @@ class Runner:
                     s[name] = time.perf_counter()
                     name = "register"
                     if self.register is not None:
-                        item.registration = self.register(item.frame.image, item.table)
+                        item.registration = (
+                            self.register(item.frame.image, item.table, item.index)
+                            if self._register_takes_index
+                            else self.register(item.frame.image, item.table))
                     s[name] = time.perf_counter()
                 elif isinstance(item, SeriesStart):
                     self._warm_up_for(item.meta)
@@ -639,6 +645,8 @@ class Runner:
             If a stage raised; the recording (sinks) is closed first.
         """
         self._link_takes_frame = _takes(self.link, "frame", "bridge", "view")
+        self._register_takes_index = (self.register is not None
+                                      and _takes(self.register, "index"))
         threads = [threading.Thread(target=fn, name=f"temstream-{name}", daemon=True)
                    for name, fn in (("ingest", self._ingest), ("compute", self._compute),
                                     ("link", self._link_and_sink))]

@@ -178,7 +178,9 @@ class Register:
         """A new series: its first frame is the origin again."""
         self.registrar.reset()
 
-    def __call__(self, frame: np.ndarray, table: dict):
+    def __call__(self, frame: np.ndarray, table: dict, index: int | None = None):
+        """The frame's registration; ``index`` is the detector's frame index (frames dropped
+        before this one are then not mistaken for a jump)."""
         st = self.settings
         if not (st.enabled or st.quality):
             return self._none()
@@ -186,7 +188,7 @@ class Register:
         if st.enabled and st.particles and len(table.get("x", ())):
             xy = np.stack([np.asarray(table["x"], np.float64),
                            np.asarray(table["y"], np.float64)], 1)
-        reg = self.registrar(frame, xy)
+        reg = self.registrar(frame, xy, index)
         if not st.enabled:  # quality only, no registered coordinates
             return self._none(quality=reg.quality)
         if "x" in table:

@@ -195,6 +195,7 @@ class Registrar:
         self._last_shift = np.zeros(2)
         self._shift = np.zeros(2)  # the previous frame's shift, as measured
         self._shown = np.zeros(2)  # ... and as reported (filtered)
+        self._index: int | None = None  # the detector's index of the last measured frame
         self._steps: collections.deque = collections.deque(maxlen=self.history)
         self._log_power: collections.deque = collections.deque(maxlen=self.history)
         self._peaks: collections.deque = collections.deque(maxlen=self.history)
@@ -278,7 +279,8 @@ class Registrar:
         return ",".join(flags)
 
     # -- one frame --------------------------------------------------------------------------
-    def __call__(self, frame: np.ndarray, xy: np.ndarray | None = None) -> Registration:
+    def __call__(self, frame: np.ndarray, xy: np.ndarray | None = None,
+                 index: int | None = None) -> Registration:
         """Register one frame and judge its quality.
 
         Parameters
@@ -289,6 +291,9 @@ class Registrar:
             The frame's particles (x, y px, detector coordinates): the shift is then also
             measured from them (see the module notes) and the better explanation of their
             motion wins.
+        index : int, optional
+            The detector's frame index: the drift expected since the last measured frame is
+            that many frames' worth (frames dropped in between are not jumps).
 
         Returns
         -------
@@ -319,8 +324,13 @@ class Registrar:
                 self._key = self._last = spectrum
                 self._key_shift = self._last_shift = prev.copy()
                 self._remember_particles(xy, prev)
+                self._index = None if index is None else int(index)
             return out
-        typical = np.median(np.stack(self._steps), axis=0) if self._steps else np.zeros(2)
+        elapsed = 1
+        if index is not None and self._index is not None and index > self._index:
+            elapsed = min(int(index) - self._index, 100)
+        per_frame = np.median(np.stack(self._steps), axis=0) if self._steps else np.zeros(2)
+        typical = per_frame * elapsed
         by_image = self._by_image(spectrum, g, prev + typical, out)
         by_particles = self._by_particles(xy, prev + typical)
         shift = by_image
@@ -338,7 +348,8 @@ class Registrar:
             self._key = None
         d = shift - prev
         self._shift = shift
-        out.jump = bool(np.hypot(*(d - typical)) > self._jump_limit())
+        self._index = None if index is None else int(index)
+        out.jump = bool(np.hypot(*(d - typical)) > self._jump_limit() * math.sqrt(elapsed))
         # what is reported: a jump at once, else the measurement through a filter that follows
         # the recent drift and lets only a share of each step's deviation from it through
         # (the stage drifts smoothly; measurements scatter where particles move on their own)
@@ -361,7 +372,7 @@ class Registrar:
                 if self._key is None:
                     self._key, self._key_shift, self._key_peak = spectrum, shift.copy(), None
             self._remember_particles(xy, shift)
-            self._steps.append(d)  # the median shrugs off a jump; a lasting flow is the norm
+            self._steps.append(d / elapsed)  # the median shrugs off a jump; a flow is the norm
         return out
 
     # -- the shift from the image ----------------------------------------------------------
