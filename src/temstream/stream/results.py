@@ -192,6 +192,11 @@ class ResultsPublisher:
             "pixel_size_nm": frame.meta.get("pixel_size_nm", self._pixel_size),
             "particles": columns, "events": events,
         }
+        reg = getattr(result, "registration", None)
+        if reg is not None:
+            header["registration"] = {"shift_x": _number(reg.shift_x),
+                                      "shift_y": _number(reg.shift_y), "jump": bool(reg.jump),
+                                      "quality": reg.quality}
         parts = [TOPIC_FRAME]
         labels = result.labels
         if self.labels and labels is not None:

@@ -44,8 +44,10 @@ def parse_message(parts: list, columns: Iterable[str] | None = None) -> tuple[st
     """One feed message -> ``("frame", (fields, meta))`` or ``("summary", dict)``.
 
     ``fields`` holds ``index``, ``series``, ``table`` (particle columns as arrays: ``particle``
-    int64, the others float64 with NaN for null), ``labels`` (the label image or None) and
-    ``latency_ms`` (NaN when null); ``meta`` holds ``pixel_size_nm`` when the message has one.
+    int64, the others float64 with NaN for null), ``labels`` (the label image or None),
+    ``latency_ms`` (NaN when null) and, where the pipeline registers its frames, ``shift``
+    (x, y px), ``jump`` and ``quality``; ``meta`` holds ``pixel_size_nm`` when the message has
+    one.
 
     Parameters
     ----------
@@ -73,5 +75,11 @@ def parse_message(parts: list, columns: Iterable[str] | None = None) -> tuple[st
     fields = dict(index=int(msg["frame"]), series=int(msg.get("series") or 0),
                   table=_table(msg.get("particles", {}), columns), labels=_labels(msg, parts[1:]),
                   latency_ms=float("nan") if latency is None else float(latency))
+    reg = msg.get("registration")
+    if isinstance(reg, dict):
+        sx, sy = reg.get("shift_x"), reg.get("shift_y")
+        fields.update(shift=(float("nan") if sx is None else float(sx),
+                             float("nan") if sy is None else float(sy)),
+                      jump=bool(reg.get("jump")), quality=str(reg.get("quality") or ""))
     meta = {"pixel_size_nm": msg["pixel_size_nm"]} if msg.get("pixel_size_nm") else {}
     return "frame", (fields, meta)
