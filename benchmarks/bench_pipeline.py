@@ -26,12 +26,13 @@ from temstream.stream.sources import MemorySource, ZmqSource
 
 def plain_loop(config, frames) -> float:
     stages = build_stages(config, load_segmenter_from_config(config))  # what the runner runs
-    seg, inst, link = stages["segment"], stages["instances"], stages["link"]
+    seg, inst, reg, link = (stages[k] for k in ("segment", "instances", "register", "link"))
     seg(frames[0])
     t0 = time.perf_counter()
-    for f in frames:
+    for i, f in enumerate(frames):
         labels, table = inst(seg(f), f)
-        link(table)
+        r = reg(f, table)
+        link(table, i, bridge=r.quality)
     return len(frames) / (time.perf_counter() - t0)
 
 
@@ -70,16 +71,20 @@ def main() -> None:
     ap.add_argument("--model", default="classical")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--fps", type=float, default=20.0, help="detector rate for the live run")
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                    help="configuration overrides, e.g. register.enabled=false")
     args = ap.parse_args()
     n = 30 if args.quick else 100
-    config = load_config(overrides=[f"segment.model={args.model}"])
+    config = load_config(overrides=[f"segment.model={args.model}", *args.overrides])
     movie = simulate("dispersed", frames=n, size=args.size, seed=0)
     frames = list(movie.frames)
     ceiling = plain_loop(config, frames)
     with tempfile.TemporaryDirectory() as tmp:
         fps, p50, p99 = lossless(config, frames, Path(tmp) / "a.h5")
         lv = live(config, frames, args.fps, Path(tmp) / "b.h5")
-    print(f"### Pipeline, model `{args.model}`, {args.size}² uint16, {n} frames, recording on\n")
+    extra = "".join(f", `{o}`" for o in args.overrides)
+    print(f"### Pipeline, model `{args.model}`{extra}, {args.size}² uint16, {n} frames, "
+          "recording on\n")
     print("| run | frames/s | ratio to plain loop | latency p50 ms | latency p99 ms | dropped |")
     print("|---|---|---|---|---|---|")
     print(f"| plain loop (ceiling, no threads/recording) | {ceiling:.1f} | 1.00 | | | |")

@@ -66,7 +66,8 @@ def test_a_file_of_the_presets_name_wins(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "live.toml").write_text("[tracking]\nmemory = 7\n")
     assert load_config("live.toml").tracking.memory == 7
-    assert load_config("live").tracking.memory == 2  # no file named "live": the shipped one
+    shipped = load_config("live")  # no file named "live": the shipped one
+    assert shipped.tracking.memory == 10 and shipped.pipeline.stop_at_series_end is False
 
 
 def test_toml_round_trip(tmp_path):

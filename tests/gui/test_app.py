@@ -58,7 +58,7 @@ def test_stage_errors_are_reraised(qapp):
     config, runner = make_runner(n_frames=5)
 
     class Broken(Link):
-        def __call__(self, table):
+        def __call__(self, table, frame=None, **kw):
             raise RuntimeError("linker exploded")
 
     runner.link = Broken()

@@ -257,7 +257,45 @@ def test_health_panel_fits_its_longest_text(qtbot):
     panel = HealthPanel()
     qtbot.addWidget(panel)
     full = health_text({"dropped": {"queue-full": 3}, "queues": {"compute": 1}, "recording": "on",
-                        "record_bytes": 10, "skipped": 2, "state": "running", "throttled": True})
+                        "record_bytes": 10, "skipped": 2, "state": "running", "throttled": True,
+                        "shift": (3.0, -1.5), "jumps": 2, "bad_frames": {"blank": 1},
+                        "search_range": 6.5, "search_auto": True})
     assert full.count("\n") + 1 == HealthPanel.MAX_LINES
     spacing = G.QFontMetrics(panel.font()).lineSpacing()
     assert panel.minimumHeight() >= spacing * HealthPanel.MAX_LINES
+
+
+def test_shift_trace_and_bad_frames_are_shown(dashboard, tmp_path):
+    """The registration's shift trace fills its plot; a bad frame gets a marker there, a count
+    in the health text and a banner over the image."""
+    from temstream.tracking.registration import Registration
+
+    for i in range(12):
+        r = disk_result(i)
+        quality = "blurred" if i == 7 else ""
+        r.registration = Registration(shift_x=0.3 * i + (20.0 if i >= 5 else 0.0),
+                                      shift_y=-0.1 * i, jump=i == 5, quality=quality,
+                                      registered=True)
+        dashboard.sink.write(r)
+        dashboard.refresh()
+        if i == 7:
+            assert dashboard.view.banner.isVisible()
+            assert "blurred frame: bridged" in dashboard.view.banner.toPlainText()
+            at_bad = dashboard.save_snapshot(tmp_path / "bad.png")
+    assert not dashboard.view.banner.isVisible()  # the last frame is good
+    dashboard._draw_panels()
+    frames, xs = dashboard.panels.shift_x.getData()
+    assert len(xs) == 12 and xs[-1] == pytest.approx(23.3) and frames[-1] == 11
+    bad_x, _ = dashboard.panels.bad_frames.getData()
+    assert list(bad_x) == [7.0]
+    assert list(dashboard.panels.jumps.getData()[0]) == [5.0]
+    dashboard.health_panel.set_health(dashboard.health())  # (the panel ticks at 2 Hz)
+    text = dashboard.health_panel.text()
+    assert "jumps 1" in text and "bad frames blurred 1 (bridged)" in text
+    shot = dashboard.save_snapshot(tmp_path / "shift.png")
+    assert shot.stat().st_size > 10_000
+    import os
+    if os.environ.get("TEMSTREAM_SAVE_SNAPSHOTS"):  # to look at it: a folder to copy it to
+        import shutil
+        for path in (shot, at_bad):
+            shutil.copy(path, os.environ["TEMSTREAM_SAVE_SNAPSHOTS"])

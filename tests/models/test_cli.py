@@ -295,3 +295,17 @@ def test_info_describes_a_model_and_checks_its_weights(tiny_checkpoint, tmp_path
     w.write_bytes(bytes(data))
     assert main(["info", str(bad)]) == 0
     assert "(MISMATCH: damaged or replaced file)" in capsys.readouterr().out
+
+
+def test_evaluate_reports_track_continuity_on_simulated_movies():
+    """Simulated movies hold their true tracks: the report scores the tracks a live run would
+    record beside Dice and F1 (end to end, median track length, tracks per true track)."""
+    import temstream
+
+    report = temstream.evaluate([], ["sim:hex-lattice"], doses=["moderate"], frames=12,
+                                movies=1, size=96)
+    row = report.rows[0]
+    assert 0.0 <= row["end_to_end"] <= 1.0 and 0.0 < row["track_length"] <= 1.0
+    assert row["tracks_per_true"] > 0
+    text = report.text()  # what `temstream evaluate` prints and writes
+    assert "## Track continuity" in text and "| hex-lattice | moderate | classical |" in text

@@ -264,3 +264,55 @@ def test_odd_series_announcements_are_ignored(meta, tmp_path):
                           flow="lossless").run()
     assert summary.processed == 3
     assert all(real for _, real in seg.calls)  # no blank warm-up frame was made
+
+
+def _jumpy_disks(n_frames=16, size=128, jump_at=6, jump=(17.0, -6.0), blank_at=10, seed=0):
+    """Dark disks on a textured bright field that all drift 0.5 px a frame; the stage jumps at
+    ``jump_at`` and the beam is off in frame ``blank_at``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    field = rng.normal(0, 40, (size + 80, size + 80))
+    import cv2
+    field = cv2.GaussianBlur(field, (0, 0), 1.5)
+    disks = np.array([[30, 30], [60, 30], [90, 35], [35, 60], [65, 65], [95, 90], [40, 95.0]])
+    disks += rng.uniform(-3, 3, disks.shape)
+    frames = []
+    for t in range(n_frames):
+        off = np.array([0.5 * t, 0.0]) + (np.array(jump) if t >= jump_at else 0.0)
+        ox, oy = int(round(off[0])), int(round(off[1]))
+        img = 1000.0 + field[40 - oy:40 - oy + size, 40 - ox:40 - ox + size]
+        for x, y in disks + off:
+            img[(xx - x) ** 2 + (yy - y) ** 2 <= 25] = 400.0
+        if t == blank_at:
+            img = np.full((size, size), 100.0)
+        frames.append(rng.poisson(np.maximum(img, 1)).astype(np.uint16))
+    return np.stack(frames)
+
+
+def test_tracks_go_through_a_stage_jump_and_a_blank_frame(tmp_path):
+    from temstream.pipeline.stages import Register
+
+    frames = _jumpy_disks()
+    out = tmp_path / "jumpy.h5"
+    runner = Runner(MemorySource(frames), preprocess=lambda im: im,
+                    segment=ClassicalSegmenter(), instances=instances, register=Register(),
+                    link=Link(TrackingConfig(memory=0)), sinks=[RecorderSink(out)],
+                    flow="lossless")
+    summary = runner.run()
+    info = read_frames_info(out).set_index("frame")
+    assert info.loc[6, "jump"] == 1 and info["jump"].sum() == 1
+    assert info.loc[6, "shift_x"] == pytest.approx(17 + 3, abs=1.0)
+    assert info.loc[10, "quality"] == "blank" and (info["quality"] == "").sum() == 15
+    assert np.isfinite(info["register_ms"]).all() and (info["search_range"] > 0).all()
+    particles = read_particles(out)
+    # whatever the classical threshold makes of the blank frame's noise starts no track, and
+    # with memory 0 every disk keeps one id from the first frame to the last
+    linked = particles[particles["particle"] >= 0]
+    assert summary.tracks == 7 and linked["particle"].nunique() == 7
+    assert (linked.groupby("particle")["frame"].nunique() == 15).all()
+    # registered coordinates do not jump: each track's x_reg moves ~0.5 px a frame at most
+    steps = linked.sort_values("frame").groupby("particle")["x_reg"].diff().abs()
+    assert steps.max() < 2.0
+    assert summary.bad_frames == {"blank": 1} and summary.jumps == 1
+    assert "bad frames        blank 1 (bridged); stage jumps 1" in summary.format()
+    assert summary.tracking["search_range"] == "automatic"

@@ -169,3 +169,97 @@ def test_the_summary_says_what_segmented_the_frames(overrides, line):
     runner = build_runner(load_config(None, overrides + ["segment.backend=torch"]),
                           MemorySource([]))
     assert describe_segmenter(runner) == f"segmenter         {line}"
+
+
+def _row(*xs, y=10.0):
+    return {"x": np.array(xs, float), "y": np.full(len(xs), y)}
+
+
+def test_link_memory_does_not_count_frames_that_never_came():
+    from temstream.config.schema import TrackingConfig
+
+    link = Link(TrackingConfig(search_range=5.0, memory=1))
+    first = link(_row(10.0, 60.0), 0)
+    # frames 1-6 were dropped under load: nothing was seen in them, so nothing was missed
+    assert link(_row(11.0, 61.0), 7).tolist() == first.tolist()
+    # a frame in which particle 60 is not found uses its memory; two in a row end it
+    link(_row(12.0), 8)
+    link(_row(13.0), 9)
+    assert link(_row(14.0, 61.0), 10).tolist() == [first[0], first[1] + 1]
+
+
+def test_link_bridges_a_bad_frame_and_links_in_registered_coordinates():
+    from temstream.config.schema import TrackingConfig
+
+    link = Link(TrackingConfig(search_range=4.0, memory=0))
+    a = link({**_row(10.0, 60.0), "x_reg": np.array([10.0, 60.0]),
+              "y_reg": np.array([10.0, 10.0])}, 0)
+    bad = link(_row(30.0, 200.0), 1, bridge=True)  # a smeared frame: looked up, not linked
+    assert bad.tolist() == [-1, -1]
+    # the stage jumped by 40 px: the detector coordinates moved, the registered ones did not
+    b = link({**_row(50.5, 100.5), "x_reg": np.array([10.5, 60.5]),
+              "y_reg": np.array([10.0, 10.0])}, 2)
+    assert b.tolist() == a.tolist()  # memory 0, yet the bad frame did not end the tracks
+
+
+def test_link_search_range_from_the_data():
+    from temstream.config.schema import TrackingConfig
+
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(0, 1000, (150, 2))
+    link = Link(TrackingConfig(search_range=0.0, memory=0))
+    fixed = Link(TrackingConfig(search_range=10.0, memory=0))
+    assert link.automatic and link.search_range == 10.0  # until there is data
+    ids = link({"x": pos[:, 0], "y": pos[:, 1]}, 0)
+    fixed({"x": pos[:, 0], "y": pos[:, 1]}, 0)
+    for frame in range(1, 6):
+        pos = pos + rng.normal(0, 5.0, pos.shape)  # steps of ~6 px, often beyond 10
+        new = link({"x": pos[:, 0], "y": pos[:, 1]}, frame)
+        old = fixed({"x": pos[:, 0], "y": pos[:, 1]}, frame)
+    assert (new == ids).mean() > 0.97 and (old == ids).mean() < 0.7
+    assert 16 < link.search_range < 45
+    s = link.summary()
+    assert s["search_range"] == "automatic" and s["frame_pairs"] == 5
+    link.set_search_range(12.0)
+    link({"x": pos[:, 0], "y": pos[:, 1]}, 6)
+    assert not link.automatic and link.search_range == 12.0
+    link.set_search_range(0)  # back to automatic
+    link({"x": pos[:, 0], "y": pos[:, 1]}, 7)
+    assert link.automatic and link.search_range > 16
+
+
+def test_register_stage_adds_registered_coordinates():
+    from temstream.config.schema import RegisterConfig
+    from temstream.pipeline.stages import Register
+
+    rng = np.random.default_rng(4)
+    frame = rng.poisson(300, (96, 96)).astype(np.uint16)
+    reg = Register()
+    table = _row(5.0, 7.0)
+    out = reg(frame, table)
+    assert out.shift_x == 0.0 and table["x_reg"].tolist() == [5.0, 7.0]
+    off = Register(RegisterConfig(enabled=False, quality=False))
+    table = _row(5.0)
+    assert off(frame, table).quality == "" and "x_reg" not in table
+
+
+def test_link_keeps_tracks_that_a_stage_jump_pushed_out_of_view():
+    from temstream.config.schema import TrackingConfig
+
+    def run(with_view):
+        link = Link(TrackingConfig(search_range=4.0, memory=2))
+        ids = []
+        for frame in range(30):
+            # registered coordinates; the view (x from 0 to 100 before the jump) moves 40 px
+            # right for frames 5-24: the particle at x = 20 is out of view then
+            out = 5 <= frame < 25
+            x0 = 40.0 if out else 0.0
+            xs = [60.0] if out else [20.0, 60.0]
+            view = (x0, 0.0, x0 + 100.0, 100.0) if with_view else None
+            ids.append(link(_row(*xs), frame, view=view))
+        return ids
+
+    held = run(True)
+    assert held[-1].tolist() == held[0].tolist()  # the same two tracks after 20 frames away
+    lost = run(False)
+    assert lost[-1][1] == lost[0][1] and lost[-1][0] != lost[0][0]  # memory 2 alone: a new one

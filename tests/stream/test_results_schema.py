@@ -23,3 +23,18 @@ def test_parse_message_reads_every_column_or_the_ones_asked_for():
         ("summary", {"processed": 3})
     with pytest.raises(ValueError):
         parse_message([TOPIC_FRAME, json.dumps({**msg, "schema": "temstream-results-2"}).encode()])
+
+
+def test_registration_travels_with_the_frame_to_the_dashboard():
+    from temstream.gui.bridge import DisplayFrame
+
+    msg = {"schema": SCHEMA, "series": 1, "frame": 9, "particles": {"x": [1.0]},
+           "registration": {"shift_x": 12.5, "shift_y": None, "jump": True, "quality": "blurred"}}
+    _, (fields, _) = parse_message([TOPIC_FRAME, json.dumps(msg).encode()])
+    assert fields["shift"][0] == 12.5 and np.isnan(fields["shift"][1])
+    assert fields["jump"] is True and fields["quality"] == "blurred"
+    frame = DisplayFrame(**fields)  # what the feed subscriber makes of it
+    assert frame.quality == "blurred" and frame.jump
+    del msg["registration"]
+    _, (fields, _) = parse_message([TOPIC_FRAME, json.dumps(msg).encode()])
+    assert "shift" not in fields and DisplayFrame(**fields).shift is None

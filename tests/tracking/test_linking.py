@@ -316,3 +316,28 @@ def test_walks_starting_at_different_frames():
     f = pd.concat(rows, ignore_index=True).sample(frac=1, random_state=3)
     out = assert_like_trackpy(f, 5)
     assert same_partition(out["particle"], out["truth"])
+
+
+def test_a_frame_not_committed_leaves_the_tracks_as_they_were():
+    lk = Linker(5.0, memory=1)
+    assert lk.step({"x": [0.0, 50.0], "y": [0.0, 0.0]}).tolist() == [0, 1]
+    # a blurred frame: one smeared particle continues track 0, a speck would start a track
+    peek = lk.step({"x": [1.0, 90.0], "y": [0.0, 0.0]}, frame=1, commit=False)
+    assert peek.tolist() == [0, -1] and lk.frame == 0 and lk.n_tracks == 2
+    # the next good frame links to the positions before the bad one; the bad frame was a gap
+    assert lk.step({"x": [0.5, 51.0], "y": [0.0, 0.0]}, frame=2).tolist() == [0, 1]
+    assert lk.step({"x": [60.0], "y": [0.0]}).tolist() == [2]  # ids go on from 2
+
+
+def test_refresh_keeps_chosen_tracks_waiting():
+    lk = Linker(5.0, memory=1)
+    lk.step({"x": [0.0, 50.0], "y": [0.0, 0.0]})
+    x, y, ids, last = lk.waiting
+    assert ids.tolist() == [0, 1] and last.tolist() == [0, 0]
+    for frame in range(1, 6):
+        lk.refresh(lk.waiting[0] < 10)  # the first one is "out of view": it waits
+        lk.step({"x": [], "y": []}, frame=frame)
+    assert lk.waiting[2].tolist() == [0]
+    assert lk.step({"x": [1.0], "y": [0.0]}).tolist() == [0]
+    with pytest.raises(ValueError, match="one entry per waiting track"):
+        lk.refresh([True, True, True])

@@ -81,3 +81,33 @@ def test_bad_input():
     bad.loc[0, "x"] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         score_tracks(two_tracks(), bad)
+
+
+def test_track_continuity_with_and_without_truth():
+    import pandas as pd
+
+    from temstream.tracking.scoring import track_continuity
+
+    frames = np.arange(20)
+    truth = pd.concat([pd.DataFrame({"frame": frames, "particle": k, "x": 10.0 + 30 * k,
+                                     "y": 5.0 + 0.5 * frames}) for k in range(3)])
+    pred = truth.copy()
+    pred["particle"] = pred["particle"] + 10
+    whole = track_continuity(pred, truth)
+    assert whole["end_to_end"] == 1.0 and whole["tracks_per_true"] == 1.0
+    assert whole["median_length_ratio"] == 1.0 and whole["spanning"] == 1.0
+    # particle 1 cut in two at frame 8, particle 2 missed in frame 0 (still whole: ends=5),
+    # and a speck of noise for one frame
+    pred.loc[(pred["particle"] == 11) & (pred["frame"] >= 8), "particle"] = 21
+    pred = pred[~((pred["particle"] == 12) & (pred["frame"] == 0))]
+    speck = pd.DataFrame({"frame": [3], "particle": [30], "x": [200.0], "y": [200.0]})
+    pred = pd.concat([pred, speck])
+    c = track_continuity(pred, truth)
+    assert c["end_to_end"] == pytest.approx(2 / 3)
+    assert c["tracks"] == 5 and c["true_tracks"] == 3 and c["matched_tracks"] == 4
+    assert c["tracks_per_true"] == pytest.approx(5 / 3)
+    assert c["median_length"] == 12  # 20, 8, 12, 19 and 1 frames
+    free = track_continuity(pred)  # what a real movie allows: frame 0's tracks at the end
+    assert free["end_to_end"] == pytest.approx(1 / 2)
+    unlinked = pred.assign(particle=-1)
+    assert track_continuity(unlinked)["tracks"] == 0

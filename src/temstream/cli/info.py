@@ -31,6 +31,7 @@ def describe(path) -> str:
     """Human-readable summary of a recording."""
     import hdf5plugin  # noqa: F401
     import numpy as np
+    import pandas as pd
 
     from temstream.record import open_recording, read_frames_info, read_particles
 
@@ -63,6 +64,16 @@ def describe(path) -> str:
         if lat.size:
             lines.append(f"latency        p50 {np.percentile(lat, 50):.1f} ms, "
                          f"p99 {np.percentile(lat, 99):.1f} ms")
+    if len(processed) and "shift_x" in processed and processed["shift_x"].notna().any():
+        quality = processed["quality"].fillna("")
+        flags = pd.Series([q for v in quality for q in v.split(",") if q]).value_counts()
+        bad = ", ".join(f"{k} {v}" for k, v in sorted(flags.items())) or "none"
+        sx, sy = processed["shift_x"], processed["shift_y"]
+        sr = processed["search_range"].dropna()
+        lines.append(f"registration   shift x {sx.min():+.1f}..{sx.max():+.1f} px, y "
+                     f"{sy.min():+.1f}..{sy.max():+.1f} px, stage jumps "
+                     f"{int(processed['jump'].sum())}; bad frames {bad}"
+                     + (f"; search range {sr.min():.1f}..{sr.max():.1f} px" if len(sr) else ""))
     n_tracks = particles.loc[particles["particle"] >= 0, "particle"].nunique()
     per_frame = len(particles) / max(1, len(processed))
     lines.append(f"particles      {len(particles)} rows, {per_frame:.1f} per frame, "

@@ -169,13 +169,31 @@ class InstancesConfig(Section):
 
 
 @dataclass(frozen=True)
+class RegisterConfig(Section):
+    """Registration before linking: the stage's drift and jumps, and the quality of each frame
+    (``temstream.tracking.registration``)."""
+
+    section = "register"
+
+    enabled: bool = True  # measure each frame's shift; link in registered coordinates
+    particles: bool = True  # also measure the shift from the particles' displacements
+    quality: bool = True  # flag blank, blurred and saturated frames (the linker bridges them)
+    max_side: int = _range(256, 16, 8192)  # frames are reduced to this for registration, px
+    jump_px: float = _range(4.0, 0.1, None)  # a step this far from the recent ones is a jump
+
+
+@dataclass(frozen=True)
 class TrackingConfig(Section):
     """The online linker."""
 
     section = "tracking"
 
-    search_range: float = _range(10.0, 0.0, None)
-    memory: int = _range(2, 0, None)
+    # px; 0 = automatic: from the displacements between consecutive frames, updated as the
+    # movie goes on (temstream.tracking.search_range)
+    search_range: float = _range(0.0, 0.0, None)
+    # frames a particle may be missing where it could have been seen (frames never processed,
+    # bad frames and frames in which it was out of view do not count)
+    memory: int = _range(10, 0, None)
     predict: bool = False  # velocity predictor
 
 
@@ -248,6 +266,7 @@ class Config:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     instances: InstancesConfig = field(default_factory=InstancesConfig)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     results: ResultsConfig = field(default_factory=ResultsConfig)

@@ -29,12 +29,16 @@ class Model:
     segmenter : Segmenter
     preprocess : callable
     instances : temstream.pipeline.stages.Instances
+    config : Config, optional
+        The configuration the stages came from: :meth:`tracks` builds the register and link
+        stages of a live run from it.
     """
 
     name: str
     segmenter: Any
     preprocess: Any
     instances: Any
+    config: Any = None
 
     @property
     def threshold(self) -> float:
@@ -51,6 +55,36 @@ class Model:
     def labels(self, probabilities: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """The instance labels (H, W) the pipeline would record for one frame."""
         return self.instances(probabilities, frame)[0]
+
+    def tracks(self, frames: np.ndarray, tables: list[dict]):
+        """The tracks a live run would record from these frames and their particle tables:
+        fresh register and link stages (as :func:`~temstream.pipeline.assemble.build_stages`
+        makes them) over the frames in order.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``frame``, ``particle`` (-1: not linked), ``x``, ``y`` (detector px).
+        """
+        import pandas as pd
+
+        from temstream.config import load_config
+        from temstream.pipeline.stages import Link, Register
+
+        config = self.config if self.config is not None else load_config()
+        register = Register(config.register)
+        link = Link(config.tracking, n_fold=config.instances.n_fold)
+        rows = []
+        for i, (frame, table) in enumerate(zip(frames, tables)):
+            table = dict(table)
+            reg = register(frame, table, i)
+            h, w = frame.shape
+            ids = link(table, i, bridge=reg.quality,
+                       view=(-reg.shift_x, -reg.shift_y, w - reg.shift_x, h - reg.shift_y))
+            rows.append(pd.DataFrame({"frame": i, "particle": ids,
+                                      "x": np.asarray(table["x"], float),
+                                      "y": np.asarray(table["y"], float)}))
+        return pd.concat(rows, ignore_index=True)
 
     def describe(self) -> str:
         """Threshold and outline rule, for report headers."""
@@ -86,7 +120,8 @@ def load_model(name: str, config: Config, *, backend: str | None = None,
             s if s.startswith("instances.") else f"segment.{s}" for s in settings))
     segmenter = load_segmenter_from_config(config)
     stages = build_stages(config, segmenter)
-    return Model(display_name(name), segmenter, stages["preprocess"], stages["instances"])
+    return Model(display_name(name), segmenter, stages["preprocess"], stages["instances"],
+                 config)
 
 
 def load_models(names, config: Config, **kwargs) -> dict[str, Model]:

@@ -45,6 +45,20 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def continuity_table(rows: list[dict]) -> str:
+    """Track continuity on the simulated movies (rows that have it), or an empty string."""
+    sel = [r for r in rows if "end_to_end" in r]
+    if not sel:
+        return ""
+    lines = ["| scenario | dose | model | tracked end to end | median track / movie | "
+             "tracks / true tracks |", "|---|---|---|---|---|---|"]
+    for r in sel:
+        lines.append(f"| {r['scenario']} | {r['dose']} | {r['model']} | "
+                     f"{_fmt(r['end_to_end'])} | {_fmt(r['track_length'])} | "
+                     f"{_fmt(r['tracks_per_true'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def layer_table(rows: list[dict]) -> str:
     """Per-layer Dice of bilayer models (rows that have it), or an empty string."""
     sel = [r for r in rows if "layer_a_dice" in r]
@@ -205,6 +219,13 @@ class Report:
         if len(unets) > 1:  # comparing runs: each against the first model named
             out += (f"\n## Differences from {unets[0]} (paired)\n\n"
                     + difference_table(self.rows, reference=unets[0], models=unets[1:]))
+        if continuity_table(self.rows):
+            out += ("\n## Track continuity (simulated movies, linked as a live run links)\n\n"
+                    + continuity_table(self.rows)
+                    + "\nTracked end to end: share of the true particles present in the first "
+                    "and last frames that one track follows from the first 5 frames to the "
+                    "last 5; median track length over the movie's; all tracks over all true "
+                    "tracks. With few frames per movie (--frames) these say little.\n")
         out += "\n## All results\n\n" + markdown_table(self.rows)
         if layer_table(self.rows):
             out += "\n## Layer assignment (bilayer models)\n\n" + layer_table(self.rows)

@@ -5,6 +5,12 @@ A model's prediction is what the pipeline records: the instance labels of its ow
 foreground and the object scores those of the particles a live run reports. Objects match at
 IoU >= 0.5 (one-to-one, Hungarian on IoU). Pixel scores are pooled over all frames of a set;
 the 95 % intervals resample the independent units (movies, or images).
+
+On simulated movies, which hold their true tracks, the particles are also registered and
+linked as a live run does (:meth:`Model.tracks`) and the tracks scored for continuity
+(:func:`temstream.tracking.scoring.track_continuity`): the share of true particles followed by
+one track from the movie's start to its end, the median track length over the movie's length,
+and tracks per true track (pooled: all tracks over all true tracks of a set).
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import numpy as np
 
 from temstream.models.metrics import (accumulate, bootstrap_interval, instances,
                                       match_objects, pixel_scores, unit_counts)
+from temstream.tracking.scoring import track_continuity
 
 log = logging.getLogger(__name__)
 
 
-def score_frames(model, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4):
+def score_frames(model, frames: np.ndarray, labels: np.ndarray, *, batch: int = 4,
+                 tables: list | None = None):
     """Per-frame pixel and object scores of ``model`` on labelled frames.
 
     Parameters
@@ -31,6 +39,8 @@ def score_frames(model, frames: np.ndarray, labels: np.ndarray, *, batch: int = 
         True instance labels (0 = background), or a mask (instances = its components).
     batch : int
         Frames per segmenter call.
+    tables : list, optional
+        Filled with each frame's particle table (for :meth:`Model.tracks`).
 
     Returns
     -------
@@ -46,10 +56,26 @@ def score_frames(model, frames: np.ndarray, labels: np.ndarray, *, batch: int = 
             first = probs[0]
         for p, lab, frame in zip(probs, labels[k:k + batch], frames[k:k + batch]):
             true_lab = lab if lab.dtype != bool else instances(lab, min_area=1)
-            pred_lab = model.labels(p, frame)
+            pred_lab, table = model.instances(p, frame)
+            if tables is not None:
+                tables.append(table)
             rows.append({"pixel": pixel_scores(pred_lab > 0, true_lab > 0),
                          "objects": match_objects(pred_lab, true_lab)})
     return rows, first
+
+
+def pooled_continuity(per_movie: list[dict]) -> dict:
+    """Track continuity of a set of movies: the mean end-to-end share (over the movies that
+    have particles spanning them), the median of the movies' median track length over movie
+    length, and all tracks over all true tracks."""
+    if not per_movie:
+        return {}
+    e2e = [c["end_to_end"] for c in per_movie if np.isfinite(c["end_to_end"])]
+    true = sum(c["true_tracks"] for c in per_movie)
+    return {"end_to_end": float(np.mean(e2e)) if e2e else float("nan"),
+            "track_length": float(np.median([c["median_length_ratio"] for c in per_movie])),
+            "tracks_per_true": sum(c["tracks"] for c in per_movie) / true if true
+            else float("nan")}
 
 
 def layer_dice(model, frames: np.ndarray, layers: np.ndarray) -> dict:
@@ -128,12 +154,19 @@ def evaluate_simulated(models: dict, sets, *, progress: bool = False):
         s = float(np.median([snr(m.frames, m.labels) for m in group]))
         probs_by = {}
         for name, model in models.items():
-            per_movie = []
+            per_movie, continuity = [], []
             for j, movie in enumerate(group):
-                per_frame, first = score_frames(model, movie.frames, movie.labels)
+                tables: list = []
+                per_frame, first = score_frames(model, movie.frames, movie.labels,
+                                                tables=tables)
                 per_movie.append(per_frame)
                 if j == 0:
                     probs_by[name] = first
+                truth = getattr(movie, "truth", None)
+                if truth is not None and len(truth):
+                    continuity.append(track_continuity(
+                        model.tracks(movie.frames, tables), truth[["frame", "particle", "x", "y"]],
+                        n_frames=len(movie.frames)))
             frames = [r for pm in per_movie for r in pm]
             if len(group) > 1:
                 units, unit = np.stack([unit_counts(pm) for pm in per_movie]), "movie"
@@ -142,7 +175,7 @@ def evaluate_simulated(models: dict, sets, *, progress: bool = False):
             rows.append(_with_intervals(
                 {"data": "sim", "scenario": scen, "dose": dlabel,
                  "dose_e_per_A2": round(float(dose), 3), "snr": round(s, 2), "model": name,
-                 **accumulate(frames)}, units, unit))
+                 **accumulate(frames), **pooled_continuity(continuity)}, units, unit))
             layers = [getattr(m, "layers", None) for m in group]
             if layers[0] is not None and len(model.segmenter.classes) == 4:
                 rows[-1].update(layer_dice(model, np.concatenate([m.frames for m in group]),

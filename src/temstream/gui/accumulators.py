@@ -242,3 +242,52 @@ class SeriesBuffer:
         start = self._n % size
         idx = np.r_[start:size, 0:start]
         return self._x[idx], self._y[idx]
+
+
+class ShiftTrace:
+    """The registration's shift per frame, and the frames it flagged (bounded, Qt-free).
+
+    Parameters
+    ----------
+    size : int
+        Frames kept (the oldest go first).
+    """
+
+    def __init__(self, size: int = 4000):
+        self.size = int(size)
+        self.clear()
+
+    def clear(self) -> None:
+        self._rows: collections.deque = collections.deque(maxlen=self.size)
+        self.bad: dict[str, int] = {}
+        self.jumps = 0
+
+    def append(self, frame: int, shift_x: float, shift_y: float, quality: str = "",
+               jump: bool = False) -> None:
+        self._rows.append((frame, shift_x, shift_y, quality, bool(jump)))
+        for flag in filter(None, quality.split(",")):
+            self.bad[flag] = self.bad.get(flag, 0) + 1
+        self.jumps += bool(jump)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frames, shift x, shift y (px) of the frames kept."""
+        if not self._rows:
+            z = np.zeros(0)
+            return z, z, z
+        f, x, y, _q, _j = zip(*self._rows)
+        return np.asarray(f, float), np.asarray(x, float), np.asarray(y, float)
+
+    def flagged(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Frames and shift x of the bad frames kept, and their flags."""
+        rows = [r for r in self._rows if r[3]]
+        if not rows:
+            return np.zeros(0), np.zeros(0), []
+        return (np.asarray([r[0] for r in rows], float), np.asarray([r[1] for r in rows], float),
+                [r[3] for r in rows])
+
+    def jump_frames(self) -> np.ndarray:
+        """Frames where the stage jumped (kept ones)."""
+        return np.asarray([r[0] for r in self._rows if r[4]], float)

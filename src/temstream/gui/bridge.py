@@ -42,6 +42,13 @@ class DisplayFrame:
         ``particle``, ``x``, ``y``, ``area``, ``angle`` (where present).
     latency_ms : float
         Receive -> linked.
+    shift : (float, float) or None
+        The registration's shift of the field since the series' first frame (x, y px), or
+        None where nothing registered it.
+    quality : str
+        ``""`` for a good frame, else its flags (``"blurred"``, ...): the linker bridged it.
+    jump : bool
+        The registration saw a stage jump here.
     """
 
     index: int
@@ -50,6 +57,9 @@ class DisplayFrame:
     labels: np.ndarray | None = None
     table: dict[str, np.ndarray] = field(default_factory=dict)
     latency_ms: float = float("nan")
+    shift: tuple[float, float] | None = None
+    quality: str = ""
+    jump: bool = False
 
     @classmethod
     def from_result(cls, result: Any) -> DisplayFrame:
@@ -58,9 +68,13 @@ class DisplayFrame:
         s = result.stamps
         latency = 1e3 * (s["link"] - s["received"]) if "link" in s and "received" in s \
             else float("nan")
+        reg = getattr(result, "registration", None)
+        extra = {} if reg is None else {"shift": (reg.shift_x, reg.shift_y),
+                                        "quality": reg.quality, "jump": bool(reg.jump)}
         return cls(index=result.frame.index, series=result.frame.series,
                    image=result.frame.image, labels=result.labels,
-                   table={k: t[k] for k in DISPLAY_COLUMNS if k in t}, latency_ms=latency)
+                   table={k: t[k] for k in DISPLAY_COLUMNS if k in t}, latency_ms=latency,
+                   **extra)
 
 
 @dataclass
@@ -87,6 +101,8 @@ class Take:
         A series started since the last take.
     closed : bool
         The pipeline ended (``summary`` is set).
+    registration : list of (frame, shift_x, shift_y, quality, jump)
+        Every registered frame since the last take, oldest first (bounded like ``tables``).
     """
 
     latest: DisplayFrame | None
@@ -100,6 +116,7 @@ class Take:
     new_series: bool
     closed: bool
     summary: Any = None
+    registration: list = field(default_factory=list)
 
 
 class DisplaySink:
@@ -119,6 +136,7 @@ class DisplaySink:
         self._latest: DisplayFrame | None = None
         self._fresh = False
         self._tables: collections.deque = collections.deque(maxlen=history)
+        self._registration: collections.deque = collections.deque(maxlen=history)
         self._latencies: collections.deque = collections.deque(maxlen=latency_window)
         self._processed = 0
         self._dropped: dict[str, int] = {}
@@ -146,6 +164,10 @@ class DisplaySink:
             if len(self._tables) == self._tables.maxlen:
                 self._backlog += 1
             self._tables.append((frame.index, frame.series, frame.table))
+            if frame.shift is not None or frame.quality:
+                shift = frame.shift if frame.shift is not None else (np.nan, np.nan)
+                self._registration.append((frame.index, float(shift[0]), float(shift[1]),
+                                           frame.quality, frame.jump))
             self._latest = frame
             self._fresh = True
             self._processed += 1
@@ -194,9 +216,11 @@ class DisplaySink:
             self._fresh = False
             tables = list(self._tables)
             self._tables.clear()
+            registration = list(self._registration)
+            self._registration.clear()
             dropped = dict(self._dropped)
             new_series, self._new_series = self._new_series, False
             return Take(latest=latest, tables=tables, processed=self._processed,
                         dropped=dropped, skipped=self._backlog, latencies_ms=list(self._latencies),
                         meta=dict(self._meta), series=self._series, new_series=new_series,
-                        closed=self._closed, summary=self._summary)
+                        closed=self._closed, summary=self._summary, registration=registration)

@@ -20,6 +20,7 @@ class NoControl:
     threshold: float | None = None
     outline: str | None = None
     search_range: float | None = None
+    search_auto = False
     can_record = False
     recording = False
 
@@ -89,9 +90,14 @@ class PipelineControl(NoControl):
     def search_range(self) -> float:
         return float(self.runner.link.search_range)
 
+    @property
+    def search_auto(self) -> bool:
+        """The search range comes from the data (``tracking.search_range = 0``)."""
+        return bool(self.runner.link.automatic)
+
     def set_search_range(self, value: float) -> None:
         self.runner.link.set_search_range(value)
-        log.info("search range set to %g px", value)
+        log.info("search range set to %s", f"{value:g} px" if value else "automatic")
 
     @property
     def can_record(self) -> bool:

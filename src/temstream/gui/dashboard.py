@@ -21,7 +21,8 @@ from pyqtgraph.Qt import QtCore, QtWidgets
 from temstream.gui.bridge import DisplayFrame, DisplaySink, Take
 from temstream.gui.control import NoControl
 from temstream.gui.toolbar import ControlBar
-from temstream.gui.accumulators import FrameTracks, MSDAccumulator, SeriesBuffer, TrackHistory
+from temstream.gui.accumulators import (FrameTracks, MSDAccumulator, SeriesBuffer, ShiftTrace,
+                                        TrackHistory)
 from temstream.gui.panels import HealthPanel, StatsPanels
 from temstream.gui.render import label_indices, label_outlines, to_display_uint8
 from temstream.gui.stats import (RateMeter, SizeWindow, latency_percentiles,
@@ -84,6 +85,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self.history = TrackHistory(max(self.tail_length, MSD_MAX_LAG + 1, 2))
         self.msd = MSDAccumulator(MSD_MAX_LAG)
         self.counts = SeriesBuffer(4000)
+        self.shifts = ShiftTrace(4000)
         self.sizes = SizeWindow(30)
         self.levels: tuple[float, float] | None = None
         self.meta: dict = {}
@@ -171,7 +173,7 @@ class Dashboard(QtWidgets.QMainWindow):
         if search_range is None:
             c.search_range.setEnabled(False)
         else:
-            c.search_range.setValue(search_range)
+            c.search_range.setValue(0.0 if self.control.search_auto else search_range)
         c.threshold_changed.connect(self._set_threshold)
         c.outline_changed.connect(self._set_outline)
         c.search_range_changed.connect(self._set_search_range)
@@ -195,7 +197,8 @@ class Dashboard(QtWidgets.QMainWindow):
         self._apply(self.control.set_outline, rule, f"outlines: {rule}")
 
     def _set_search_range(self, value: float) -> None:
-        self._apply(self.control.set_search_range, value, f"search range {value:g} px")
+        self._apply(self.control.set_search_range, value,
+                    f"search range {value:g} px" if value else "search range automatic")
 
     def _record_toggled(self, on: bool) -> None:
         try:
@@ -244,6 +247,8 @@ class Dashboard(QtWidgets.QMainWindow):
             self.counts.append(index, len(table.get("x", ())))
             if "area" in table:
                 self.sizes.push(table["area"])
+        for index, sx, sy, quality, jump in take.registration:
+            self.shifts.append(index, sx, sy, quality, jump)
         self.item_ms["models"] = 1e3 * (time.perf_counter() - t0)
         if take.latest is not None:
             self.latest = take.latest
@@ -276,6 +281,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self.history.clear()
         self.msd.reset()
         self.counts.clear()
+        self.shifts.clear()
         self.sizes.clear()
         self.levels = None
 
@@ -336,6 +342,8 @@ class Dashboard(QtWidgets.QMainWindow):
         ms["tails"] = 1e3 * (t6 - t5)
         self.view.set_table(table)
         self.view.set_pixel_size(self.pixel_size_nm)
+        self.view.set_banner(f"{frame.quality} frame: bridged, not linked" if frame.quality
+                             else ("stage jump" if frame.jump else ""))
         self.displayed += 1
         self._display_rate.update(self.displayed)
 
@@ -363,6 +371,8 @@ class Dashboard(QtWidgets.QMainWindow):
         dt = self.frame_time_s
         self.panels.set_units("nm" if px else "px", "s" if dt else "frames")
         self.panels.set_counts(*self.counts.data())
+        self.panels.set_shifts(*self.shifts.data(), bad=self.shifts.flagged()[:2],
+                               jumps=self.shifts.jump_frames())
         self.panels.set_sizes(*self.sizes.histogram(scale=px or 1.0))
         lags, msd = self.msd.msd()
         self.panels.set_msd(lags * (dt or 1.0), msd * (px or 1.0) ** 2)
@@ -376,7 +386,16 @@ class Dashboard(QtWidgets.QMainWindow):
         extra = self.control.health()
         received = extra.get("received", take.processed + sum(take.dropped.values()))
         p50, p99 = latency_percentiles(take.latencies_ms)
-        h = {"input_fps": self._input_rate.update(received),
+        reg = {}
+        if len(self.shifts):
+            frames, xs, ys = self.shifts.data()
+            reg = {"shift": (float(xs[-1]), float(ys[-1])), "jumps": self.shifts.jumps,
+                   "bad_frames": dict(self.shifts.bad)}
+        sr = getattr(self.control, "search_range", None)
+        if sr is not None:
+            reg["search_range"] = sr
+            reg["search_auto"] = getattr(self.control, "search_auto", False)
+        h = {**reg, "input_fps": self._input_rate.update(received),
              "processed_fps": self._processed_rate.update(take.processed),
              "display_fps": self._display_rate.rate(), "processed": take.processed,
              "latency_p50": p50, "latency_p99": p99, "dropped": take.dropped,

@@ -63,7 +63,8 @@ def _plot(title: str, left: str, bottom: str, *, log: bool = False) -> pg.PlotWi
 
 
 class StatsPanels(QtWidgets.QWidget):
-    """Four plots in a 2x2 grid; ``set_*`` methods replace their data."""
+    """Four plots in a 2x2 grid and the registration's shift trace below them; ``set_*``
+    methods replace their data."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -84,10 +85,25 @@ class StatsPanels(QtWidgets.QWidget):
                                log=True)
         self.amsd = self.amsd_plot.plot(pen=pg.mkPen((255, 120, 200)), symbol="o", symbolSize=4,
                                         symbolBrush=(255, 120, 200))
+        # the key in the title: a legend would cover the trace in a plot this low
+        self.shift_plot = _plot(
+            "registration: shift <span style='color:#78c8ff'>x</span> "
+            "<span style='color:#ffa050'>y</span> &nbsp; "
+            "<span style='color:#ff3c3c'>\u25bc bad frame (bridged)</span> &nbsp; "
+            "<span style='color:#ffe63c'>\u25c6 stage jump</span>", "shift (px)", "frame")
+        self.shift_x = self.shift_plot.plot(pen=pg.mkPen((120, 200, 255), width=1))
+        self.shift_y = self.shift_plot.plot(pen=pg.mkPen((255, 160, 80), width=1))
+        self.bad_frames = pg.ScatterPlotItem(size=9, symbol="t", pen=pg.mkPen(None),
+                                             brush=pg.mkBrush(255, 60, 60, 230))
+        self.jumps = pg.ScatterPlotItem(size=9, symbol="d", pen=pg.mkPen(None),
+                                        brush=pg.mkBrush(255, 230, 60, 230))
+        for item in (self.bad_frames, self.jumps):
+            self.shift_plot.addItem(item)
         grid.addWidget(self.counts_plot, 0, 0)
         grid.addWidget(self.sizes_plot, 0, 1)
         grid.addWidget(self.msd_plot, 1, 0)
         grid.addWidget(self.amsd_plot, 1, 1)
+        grid.addWidget(self.shift_plot, 2, 0, 1, 2)
         self._units: tuple[str, str] | None = None
 
     def set_units(self, length: str, time: str) -> None:
@@ -100,6 +116,18 @@ class StatsPanels(QtWidgets.QWidget):
         self.msd_plot.setLabel("left", f"MSD ({length}{sq})")
         self.msd_plot.setLabel("bottom", f"lag ({time})")
         self.amsd_plot.setLabel("bottom", f"lag ({time})")
+
+    def set_shifts(self, frames: np.ndarray, x: np.ndarray, y: np.ndarray,
+                   bad: tuple[np.ndarray, np.ndarray] = (), jumps: np.ndarray = ()) -> None:
+        """The shift trace (px per frame), the bad frames (frame, shift x) and the frames
+        where the stage jumped."""
+        self.shift_x.setData(frames, x)
+        self.shift_y.setData(frames, y)
+        bf, bx = bad if len(bad) else (np.zeros(0), np.zeros(0))
+        self.bad_frames.setData(x=bf, y=np.nan_to_num(bx))
+        jumps = np.asarray(jumps, float)
+        at = np.interp(jumps, frames, x) if len(jumps) and len(frames) else np.zeros(0)
+        self.jumps.setData(x=jumps, y=at)
 
     def set_counts(self, frames: np.ndarray, counts: np.ndarray) -> None:
         self.counts.setData(frames, counts)
@@ -130,6 +158,19 @@ def _fmt(v: float, unit: str = "", digits: int = 1) -> str:
         f"{v:.{digits}f}{unit}"
 
 
+def _registration_text(h: dict) -> str:
+    shift = h.get("shift")
+    if shift is None and not h.get("bad_frames"):
+        return "-"
+    bad = ", ".join(f"{k} {v}" for k, v in sorted((h.get("bad_frames") or {}).items()))
+    text = f"shift {shift[0]:+.1f}, {shift[1]:+.1f} px" if shift is not None else "no shift"
+    text += f", jumps {h.get('jumps', 0)}"
+    sr = h.get("search_range")
+    if sr is not None:
+        text += f", search {sr:.1f} px" + (" (auto)" if h.get("search_auto") else "")
+    return text + (f"\n           bad frames {bad} (bridged)" if bad else "")
+
+
 def health_text(h: dict) -> str:
     """The health panel's text from a dict of numbers (see :meth:`Dashboard.health`)."""
     drops = h.get("dropped") or {}
@@ -148,6 +189,7 @@ def health_text(h: dict) -> str:
         f"dropped    {drop_text}",
         f"queues     {queue_text}",
         f"recording  {rec}",
+        f"register   {_registration_text(h)}",
     ]
     if h.get("skipped"):
         lines.append(f"display skipped {h['skipped']} tables")
@@ -159,7 +201,7 @@ def health_text(h: dict) -> str:
 class HealthPanel(QtWidgets.QLabel):
     """Monospaced text block with the pipeline's numbers."""
 
-    MAX_LINES = 9  # health_text: 7 fixed lines, "display skipped" and "state"
+    MAX_LINES = 11  # health_text: 8 fixed lines, bad frames, "display skipped" and "state"
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)

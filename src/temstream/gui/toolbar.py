@@ -81,7 +81,10 @@ class ControlBar(QtWidgets.QToolBar):
         settings.addWidget(self.outline)
         settings.addWidget(QtWidgets.QLabel(" search range (px) "))
         self.search_range = QtWidgets.QDoubleSpinBox()
-        self.search_range.setRange(0.5, 500.0)
+        self.search_range.setRange(0.0, 500.0)
+        self.search_range.setSpecialValueText("auto")  # 0: from the data
+        self.search_range.setToolTip("largest displacement linked between frames; "
+                                     "auto: from the displacements seen")
         self.search_range.setSingleStep(1.0)
         self.search_range.setDecimals(1)
         self.search_range.setKeyboardTracking(False)

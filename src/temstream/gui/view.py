@@ -42,8 +42,10 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.scale_text = pg.TextItem("", color="w", anchor=(0.5, 1.0))
         self.hover = pg.TextItem("", color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 170),
                                  anchor=(0.0, 1.0))
+        self.banner = pg.TextItem("", color=(255, 255, 255), fill=pg.mkBrush(200, 30, 30, 200),
+                                  anchor=(0.0, 0.0))
         for z, item in enumerate((self.image, self.overlay, self.tails, self.centroids,
-                                  self.scale_rect, self.scale_text, self.hover)):
+                                  self.scale_rect, self.scale_text, self.hover, self.banner)):
             item.setZValue(z)
             self.vb.addItem(item)
         self.message = pg.TextItem("", color=(255, 230, 120), fill=pg.mkBrush(0, 0, 0, 200),
@@ -54,6 +56,7 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.scale_text.hide()
         self.hover.hide()
         self.message.hide()
+        self.banner.hide()
         self._shape: tuple[int, int] | None = None
         self._scale_key: tuple | None = None
         self._table: dict[str, np.ndarray] = {}
@@ -80,6 +83,15 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.message.setText(text)
         self.message.setPos(0, 0)
         self.message.setVisible(bool(text))
+    def set_banner(self, text: str) -> None:
+        """A red label at the frame's top left (a bad frame, a stage jump); "" hides it."""
+        if not text:
+            self.banner.hide()
+            return
+        if self.banner.toPlainText() != text:
+            self.banner.setText(text)
+        self.banner.setPos(0, 0)
+        self.banner.show()
 
     def set_overlay(self, indices_u8: np.ndarray | None) -> None:
         """Colour indices (0 transparent) through the label LUT, or None to hide."""

@@ -8,7 +8,7 @@ run live.
 from __future__ import annotations
 
 from temstream.config import Config, ConfigError
-from temstream.pipeline.stages import Instances, Link, Preprocess
+from temstream.pipeline.stages import Instances, Link, Preprocess, Register
 
 
 def load_segmenter_from_config(config: Config):
@@ -53,4 +53,5 @@ def build_stages(config: Config, segmenter) -> dict:
     return {"preprocess": Preprocess(median=config.preprocess.median),
             "segment": segmenter,
             "instances": Instances(settings, classes=segmenter.classes, threshold=threshold),
+            "register": Register(config.register),
             "link": Link(config.tracking, n_fold=config.instances.n_fold)}

@@ -63,16 +63,36 @@ class InstanceStage(Protocol):
                  frame: np.ndarray | None = None) -> tuple[np.ndarray, dict]: ...
 
 
+class RegisterStage(Protocol):
+    """Raw frame and particle table -> the frame's registration (``shift_x``, ``shift_y``,
+    ``jump``, ``quality``; :class:`temstream.tracking.registration.Registration`); may add
+    registered coordinates to the table. Stateful across frames."""
+
+    def __call__(self, frame: np.ndarray, table: dict, index: int | None = None) -> Any:
+        """``index``: the detector's frame index (frames dropped before this stage count)."""
+
+    def reset(self) -> None:
+        """Forget the movie (a new series begins)."""
+
+
 class LinkStage(Protocol):
     """Particle table -> track ids (N,); stateful across frames."""
 
-    def __call__(self, table: dict) -> np.ndarray: ...
+    search_range: float  # the search range in use (px)
+    automatic: bool  # the search range follows the data
+    def __call__(self, table: dict, frame: int | None = None, *, bridge: bool | str = False,
+                 view: tuple[float, float, float, float] | None = None) -> np.ndarray:
+        """``frame``: the detector's index; ``bridge``: the frame's quality flags ("" or False
+        for a good frame); ``view``: the field of view in registered coordinates."""
 
     def reset(self) -> None:
         """Forget the tracks (a new series begins)."""
 
     def warm_up(self, table: dict) -> None:
         """Compile what linking ``table`` needs, leaving this stage's tracks untouched."""
+
+    def summary(self) -> dict:
+        """How it linked (the search range it settled on, ...), for the run summary."""
 
 
 class Sink(Protocol):
@@ -116,6 +136,8 @@ class FrameResult:
     labels: np.ndarray | None = None  # (H, W) int32 instance labels
     table: dict[str, np.ndarray] = field(default_factory=dict)  # one row per particle
     stamps: dict[str, float] = field(default_factory=dict)  # perf_counter after each stage
+    registration: Any = None  # the register stage's answer (shift, jump, quality)
+    search_range: float = float("nan")  # px, what the link stage used
 
     @property
     def index(self) -> int:
@@ -133,6 +155,11 @@ class FrameResult:
             row[f"{name}_ms"] = 1e3 * (s.get(name, np.nan) - s.get(prev, np.nan))
         row["queue_ms"] = 1e3 * (s.get("dequeued", np.nan) - s["received"])
         row["latency_ms"] = 1e3 * (s.get("link", np.nan) - s["received"])
+        reg = self.registration
+        if reg is not None:
+            row.update(shift_x=reg.shift_x, shift_y=reg.shift_y, jump=int(reg.jump),
+                       quality=reg.quality)
+        row["search_range"] = self.search_range
         return row
 
 
@@ -154,6 +181,9 @@ class RunSummary:
     tracks: int = 0
     series: list[int] = field(default_factory=list)
     stopped_by: str = ""
+    bad_frames: dict[str, int] = field(default_factory=dict)  # quality flag -> frames
+    jumps: int = 0  # stage jumps registered
+    tracking: dict = field(default_factory=dict)  # the link stage's summary (search range)
 
     @property
     def fps(self) -> float:
@@ -172,6 +202,8 @@ class RunSummary:
             "particles_per_frame": round(float(np.mean(self.particles)), 2)
             if self.particles else 0.0,
             "tracks": self.tracks, "series": list(self.series), "stopped_by": self.stopped_by,
+            "bad_frames": dict(self.bad_frames), "jumps": self.jumps,
+            "tracking": dict(self.tracking),
         }
 
     def format(self) -> str:
@@ -189,7 +221,23 @@ class RunSummary:
              "latency           - (no frame processed)"),
             f"particles/frame   {d['particles_per_frame']:.1f}",
             f"tracks            {d['tracks']}",
+            *self._tracking_lines(),
         ])
+
+    def _tracking_lines(self) -> list[str]:
+        lines = []
+        t = self.tracking
+        if t.get("search_range") == "automatic":
+            lines.append(f"search range      automatic: {t['search_range_px']:.1f} px at the "
+                         f"end ({t['low_px']:.1f}-{t['high_px']:.1f} px over the run; "
+                         f"steps sigma {t['sigma_px']:.1f} px, 98 % below "
+                         f"{t['d98_px']:.1f} px, spacing {t['spacing_px']:.1f} px)")
+        elif t.get("search_range") == "set":
+            lines.append(f"search range      {t['search_range_px']:.1f} px (set)")
+        if self.bad_frames or self.jumps:
+            bad = ", ".join(f"{k} {v}" for k, v in sorted(self.bad_frames.items())) or "none"
+            lines.append(f"bad frames        {bad} (bridged); stage jumps {self.jumps}")
+        return lines
 
 
 class _FrameQueue:
@@ -254,11 +302,15 @@ class Runner:
         (probabilities, raw frame) -> (labels (H, W) int32, table dict)
     link : LinkStage
         table -> ids (N,) int64, with ``reset`` and ``warm_up``
+    register : RegisterStage, optional
+        (raw frame, table) -> registration (shift, jump, quality), run in the compute thread
+        after the instances; its bad frames are bridged by the link stage. None: no
+        registration (``register_ms`` is then 0).
     sinks : list of Sink
 
     Attributes
     ----------
-    preprocess, segment, instances, link
+    preprocess, segment, instances, register, link
         The stages, by name (:data:`~temstream.stream.events.STAGES`); replace them only
         before :meth:`run`. Settings that change while frames flow go through the stages'
         own methods (``instances.update``, ``link.set_search_range``).
@@ -275,6 +327,7 @@ class Runner:
 
     def __init__(self, source: Source, *, preprocess: Callable, segment: Callable,
                  instances: InstanceStage, link: LinkStage, sinks: list | None = None,
+                 register: RegisterStage | None = None,
                  flow: str = "live", queue_size: int = 4, max_frames: int = 0,
                  stop_at_series_end: bool = True, idle_timeout_s: float = 0.0):
         if flow not in ("live", "lossless"):
@@ -283,6 +336,7 @@ class Runner:
         self.preprocess = preprocess
         self.segment = segment
         self.instances = instances
+        self.register = register
         self.link = link
         self.sinks = list(sinks or [])
         self.flow = flow
@@ -343,6 +397,10 @@ class Runner:
         if with_particles is not None:
             _, table = self.instances(with_particles, frame)
             self.link.warm_up(table)
+            if self.register is not None:
+                self.register(frame, dict(table))
+                self.register(frame, dict(table))
+                self.register.reset()
         self._warm.add(key)
         took = time.perf_counter() - t0
         log.info("compute stages warmed up for %dx%d %s frames in %.2f s", key[0], key[1],
@@ -482,8 +540,15 @@ class Runner:
                     item.labels, item.table = self.instances(item.probabilities,
                                                              item.frame.image)
                     s[name] = time.perf_counter()
+                    name = "register"
+                    if self.register is not None:
+                        item.registration = self.register(item.frame.image, item.table,
+                                                          item.index)
+                    s[name] = time.perf_counter()
                 elif isinstance(item, SeriesStart):
                     self._warm_up_for(item.meta)
+                    if self.register is not None:
+                        self.register.reset()  # a new series: its first frame is the origin
                 self.link_q.put(item, drop_oldest=False, stop=self._stop)
                 if item is _END:
                     return
@@ -524,8 +589,15 @@ class Runner:
                 # frames that reach this queue were computed before any failing frame (the
                 # queue keeps order), so they are still linked and recorded after an error
                 stage = "link"
-                ids = np.asarray(self.link(item.table), dtype=np.int64)
+                reg = item.registration
+                h, w = item.frame.image.shape[:2]
+                sx, sy = (reg.shift_x, reg.shift_y) if reg is not None else (0.0, 0.0)
+                ids = self.link(item.table, item.index,
+                                bridge=reg.quality if reg is not None else False,
+                                view=(-sx, -sy, w - sx, h - sy))
+                ids = np.asarray(ids, dtype=np.int64)
                 item.table["particle"] = ids
+                item.search_range = float(self.link.search_range)
                 item.stamps["link"] = time.perf_counter()
                 stage = "sinks"
                 for sink in self.sinks:
@@ -535,6 +607,10 @@ class Runner:
                 self.summary.latencies_ms.append(
                     1e3 * (item.stamps["link"] - item.stamps["received"]))
                 self.summary.particles.append(len(ids))
+                if reg is not None:
+                    for flag in filter(None, reg.quality.split(",")):
+                        self.summary.bad_frames[flag] = self.summary.bad_frames.get(flag, 0) + 1
+                    self.summary.jumps += int(reg.jump)
         except BaseException as exc:  # noqa: BLE001
             frame = item.index if isinstance(item, FrameResult) else None
             self._fail(stage, frame, exc)
@@ -570,6 +646,7 @@ class Runner:
         # waiting for the detector to start is not processing time
         self.summary.elapsed_s = time.perf_counter() - (self._t_first or t0)
         self.summary.tracks = len(self._track_ids)
+        self.summary.tracking = dict(self.link.summary())
         self.summary.malformed = dict(self.source.malformed)
         # frames still queued after an error never reached a sink: account for them now
         for q in (self.compute_q, self.link_q):

@@ -4,8 +4,14 @@
 - :class:`Instances`: class probabilities -> (labels, particle table) via
   :func:`temstream.tracking.instances.extract_instances`; live settings through
   :meth:`Instances.update`.
-- :class:`Link`: particle table -> track ids via :class:`temstream.tracking.linking.Linker`;
-  writes the unwrapped orientation back into the table; :meth:`Link.set_search_range`.
+- :class:`Register`: raw frame and particle table -> the frame's shift and quality
+  (:class:`temstream.tracking.registration.Registrar`); adds registered coordinates
+  (``x_reg``, ``y_reg``) to the table.
+- :class:`Link`: particle table -> track ids via :class:`temstream.tracking.linking.Linker`,
+  in registered coordinates where the table has them, with the detector's frame index (skipped
+  frames are gaps) and bad frames bridged; the search range automatic
+  (:class:`temstream.tracking.search_range.AutoSearchRange`) or set
+  (:meth:`Link.set_search_range`); writes the unwrapped orientation back into the table.
 - :func:`synthetic_particles`: probabilities with a few particles, for warming up the
   particle kernels before a live run.
 """
@@ -15,7 +21,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from temstream.config.schema import ConfigError, InstancesConfig, TrackingConfig
+import logging
+
+from temstream.config.schema import (ConfigError, InstancesConfig, RegisterConfig,
+                                     TrackingConfig)
+
+log = logging.getLogger(__name__)
 
 
 class Preprocess:
@@ -138,11 +149,74 @@ def _check_threshold(value: float) -> float:
     return value
 
 
+class Register:
+    """Raw frame and particle table -> the frame's :class:`Registration` (shift since the
+    series' first frame, jump, quality flags); adds ``x_reg = x - shift_x`` and ``y_reg`` to
+    the table.
+
+    Runs after the instance stage (it may use the particles) and before linking. With
+    ``enabled = false`` no shift is measured (0) and the table gets no registered coordinates,
+    but frame quality is still judged where ``quality`` is on.
+
+    Parameters
+    ----------
+    settings : RegisterConfig, optional
+        The ``[register]`` settings (their defaults when None).
+    """
+
+    def __init__(self, settings: RegisterConfig | None = None):
+        from temstream.tracking.registration import Registrar, Registration
+
+        self.settings = RegisterConfig() if settings is None else settings
+        st = self.settings
+        self._none = Registration
+        self.registrar = Registrar(max_side=st.max_side, jump_px=st.jump_px,
+                                   **({} if st.quality else {"blank_ratio": 0.0, "blur_z": 0.0,
+                                                             "saturated_fraction": 0.0}))
+
+    def reset(self) -> None:
+        """A new series: its first frame is the origin again."""
+        self.registrar.reset()
+
+    def __call__(self, frame: np.ndarray, table: dict, index: int | None = None):
+        """The frame's registration; ``index`` is the detector's frame index (frames dropped
+        before this one are then not mistaken for a jump)."""
+        st = self.settings
+        if not (st.enabled or st.quality):
+            return self._none()
+        xy = None
+        if st.enabled and st.particles and len(table.get("x", ())):
+            xy = np.stack([np.asarray(table["x"], np.float64),
+                           np.asarray(table["y"], np.float64)], 1)
+        reg = self.registrar(frame, xy, index)
+        if not st.enabled:  # quality only, no registered coordinates
+            return self._none(quality=reg.quality)
+        if "x" in table:
+            table["x_reg"] = np.asarray(table["x"], np.float64) - reg.shift_x
+            table["y_reg"] = np.asarray(table["y"], np.float64) - reg.shift_y
+        return reg
+
+
 class Link:
     """Feed each frame's particle table to the online linker; returns the ids.
 
-    The linker unwraps orientations along each track; the unwrapped angles replace ``angle``.
-    Track ids stay unique across the series of one run (:meth:`reset` starts a new series).
+    Particles are linked in registered coordinates (``x_reg``, ``y_reg``) where the table has
+    them, else in detector coordinates. ``memory`` counts the frames in which a particle could
+    have been seen and was not: frames that never reached the linker (dropped under load,
+    missing from the detector's numbering, known from the detector's frame index) and frames
+    marked bad do not use it up, so tracks survive a stall or a blank frame; after more than
+    ``10 (memory + 1)`` skipped frames in a row every track ends. A frame marked bad is linked
+    without changing the tracks (its particles get the ids of the tracks they continue, or
+    -1). With the automatic search range, a step across k skipped frames searches sqrt(k)
+    times as far (a random walk), at most 3 times. The linker unwraps orientations along each
+    track; the unwrapped angles replace ``angle``. Track ids stay unique across the series of
+    one run (:meth:`reset` starts a new series).
+
+    With ``search_range = 0`` the range comes from the data
+    (:class:`~temstream.tracking.search_range.AutoSearchRange`: the displacements between
+    consecutive good frames, from the first pair on, updated as the movie goes on);
+    :meth:`set_search_range` switches between a set range and the automatic one while frames
+    flow.
 
     Parameters
     ----------
@@ -154,50 +228,163 @@ class Link:
 
     def __init__(self, settings: TrackingConfig | None = None, *, n_fold: int = 4):
         from temstream.tracking.linking import Linker
+        from temstream.tracking.search_range import AutoSearchRange
 
         settings = TrackingConfig() if settings is None else settings
-        self._linker_kwargs = dict(search_range=settings.search_range, memory=settings.memory,
-                                   predictor="velocity" if settings.predict else None,
-                                   n_fold=n_fold)
+        self.auto = AutoSearchRange()
+        self._auto_on = settings.search_range == 0
+        self._linker_kwargs = dict(
+            search_range=settings.search_range or self.auto.default, memory=settings.memory,
+            predictor="velocity" if settings.predict else None, n_fold=n_fold)
         self.linker = Linker(**self._linker_kwargs)
         self._pending_range: float | None = None
         self._offset = 0  # ids stay unique across series in one recording
         self._next = 0
+        self._prev_xy: np.ndarray | None = None  # the last good frame's particles (registered)
+        self._last_index: int | None = None  # the detector's index of the last linked frame
+        self._clock = 0  # frames linked: the linker's memory counts these
+        self._expire = 10 * (settings.memory + 1)  # skipped frames that end every track
+        self._seen: dict[int, int] = {}  # track id (the linker's) -> clock when last seen
+
+    @property
+    def automatic(self) -> bool:
+        """The search range comes from the data."""
+        pending = self._pending_range
+        return self._auto_on if pending is None else pending == 0
 
     @property
     def search_range(self) -> float:
-        """The search range in use (px), or the one set for the next frame."""
+        """The search range in use (px), or the one set for the next frame (0: automatic,
+        until the next frame)."""
         pending = self._pending_range
         return self.linker.search_range if pending is None else pending
 
     def set_search_range(self, value: float) -> None:
-        """Link from the next frame on with this search range (px); safe from any thread."""
+        """Link from the next frame on with this search range (px; 0 = automatic); safe from
+        any thread."""
         self._pending_range = TrackingConfig(search_range=value).search_range
+
+    def summary(self) -> dict:
+        """How the search range was chosen, for the run summary."""
+        if not self._auto_on:
+            return {"search_range": "set", "search_range_px": self.linker.search_range}
+        return {"search_range": "automatic", **self.auto.summary()}
 
     def reset(self) -> None:
         """Start afresh (a new series: its particles are not the previous series' tracks)."""
         self.linker.reset()
+        self.auto.reset()
+        self._prev_xy = None
+        self._last_index = None
+        self._clock = 0
+        self._seen = {}
+        if self._auto_on:
+            self.linker.search_range = self.auto.default
         self._offset = self._next
+
+    def _hold_out_of_view(self, view, clock: int) -> None:
+        """Refresh the waiting tracks that could not have been seen (see ``view``)."""
+        x, y, tid, _ = self.linker.waiting
+        edge = 0.5 * self.linker.search_range
+        x0, y0, x1, y1 = view
+        out = (x < x0 + edge) | (x >= x1 - edge) | (y < y0 + edge) | (y >= y1 - edge)
+        if not out.any():
+            return
+        seen = np.array([self._seen.get(int(i), clock) for i in tid])
+        self.linker.refresh(out & (clock - seen <= self._expire))
+        if len(self._seen) > 4 * max(self.linker.n_tracks, 1000):  # forget the long gone
+            keep = set(tid.tolist())
+            self._seen = {k: v for k, v in self._seen.items() if k in keep}
 
     def warm_up(self, table: dict) -> None:
         """Link ``table`` and the same particles moved by half a pixel on a throwaway linker
-        with this one's settings, so the linking kernels are compiled before the first live
-        frame; this stage's tracks and ids are untouched."""
+        with this one's settings (and once more without committing), and estimate a search
+        range from them on a throwaway estimator, so the kernels are compiled before the first
+        live frame; this stage's tracks, ids and estimate are untouched."""
         from temstream.tracking.linking import Linker
+        from temstream.tracking.search_range import AutoSearchRange
 
         probe = Linker(**self._linker_kwargs)
         probe.step(table)
         moved = dict(table)
         moved["x"] = np.asarray(table["x"], dtype=np.float64) + 0.5
+        probe.step(moved, commit=False)
         probe.step(moved)
+        xy = np.stack([np.asarray(table["x"], np.float64), np.asarray(table["y"], np.float64)], 1)
+        AutoSearchRange().observe(xy, xy + 0.5)
 
-    def __call__(self, table: dict) -> np.ndarray:
+    def __call__(self, table: dict, frame: int | None = None, *, bridge: bool | str = False,
+                 view: tuple[float, float, float, float] | None = None) -> np.ndarray:
+        """Track ids of ``table``'s rows.
+
+        Parameters
+        ----------
+        table : dict of 1-D arrays
+            ``x``, ``y`` [, ``x_reg``, ``y_reg``, ``angle``].
+        frame : int, optional
+            The detector's frame index (default: the previous one + 1). An index not after the
+            previous one (a repeated or late frame) is linked as the next frame.
+        bridge : bool or str
+            The frame is not trusted: link without changing the tracks. Its quality flags
+            (``"blurred"``, ...) may be given instead of True; a ``"blank"`` frame's particles
+            are noise and get -1.
+        view : (x0, y0, x1, y1), optional
+            The detector's field of view in the coordinates linked (registered ones: the
+            frame's corners minus its shift). A track whose last position is outside it, or
+            within half the search range of its edge, could not have been seen: waiting does
+            not use up its memory, for up to ``10 (memory + 1)`` frames, so that a particle
+            a stage jump pushed out of view keeps its track when the stage comes back.
+        """
         pending, self._pending_range = self._pending_range, None
         if pending is not None:
-            self.linker.search_range = pending
-            self._linker_kwargs["search_range"] = pending
-        ids = np.asarray(self.linker.step(table), dtype=np.int64) + self._offset
-        if len(ids):
+            self._auto_on = pending == 0
+            if not self._auto_on:
+                self.linker.search_range = pending
+                self._linker_kwargs["search_range"] = pending
+            elif self.auto.pairs:
+                self.linker.search_range = self.auto.value
+        reg = "x_reg" in table and "y_reg" in table
+        xs = np.asarray(table["x_reg" if reg else "x"], dtype=np.float64)
+        ys = np.asarray(table["y_reg" if reg else "y"], dtype=np.float64)
+        last = self._last_index
+        if frame is None:
+            frame = 0 if last is None else last + 1
+        frame = int(frame)
+        if last is not None and frame <= last:
+            log.warning("frame %d arrived after frame %d: linked as the next frame", frame, last)
+            frame = last + 1
+        elapsed = 1 if last is None else frame - last
+        if elapsed > self._expire:  # a long stall: the tracks are too old to continue
+            self._clock += self.linker.memory + 1
+        if not bridge:
+            xy = np.stack([xs, ys], 1)
+            if self._auto_on and self._prev_xy is not None and len(xy) and elapsed == 1:
+                self.auto.observe(self._prev_xy, xy)
+            self._prev_xy = xy
+        if view is not None and self.linker.n_tracks and self.linker.frame is not None:
+            self._hold_out_of_view(view, self._clock)
+        base = self.auto.value if self._auto_on else self.linker.search_range
+        if self._auto_on:
+            # across skipped frames a random walk goes sqrt(frames) times as far
+            self.linker.search_range = base * float(np.sqrt(min(elapsed, 9)))
+        features = {"x": xs, "y": ys}
+        if "angle" in table:
+            features["angle"] = table["angle"]
+        if isinstance(bridge, str) and "blank" in bridge.split(","):
+            features = {"x": xs[:0], "y": ys[:0]}  # nothing real to look up
+        ids = self.linker.step(features, self._clock + 1, commit=not bridge)
+        if len(ids) != len(xs):
+            ids = np.full(len(xs), -1, np.int64)
+        if self._auto_on:
+            self.linker.search_range = base
+            self._linker_kwargs["search_range"] = base
+        if not bridge:
+            self._clock += 1
+            self._last_index = frame
+            for i in ids[ids >= 0].tolist():
+                self._seen[i] = self._clock
+        ids = np.where(ids >= 0, ids + self._offset, -1).astype(np.int64)
+        if len(ids) and ids.max() >= 0:
             self._next = max(self._next, int(ids.max()) + 1)
         unwrapped = self.linker.unwrapped_angle  # None when the table has no angle
         if unwrapped is not None and len(unwrapped) == len(ids):

@@ -32,6 +32,8 @@ FORMAT_VERSION = 1
 PARTICLE_COLUMNS = {
     "frame": "<i8", "series": "<i8", "particle": "<i8", "label": "<i4", "x": "<f8", "y": "<f8", "area": "<f8",
     "angle": "<f8", "layer": "<i2", "score": "<f4",
+    # registered (drift-corrected) coordinates, x - shift_x of the frame (NaN: not registered)
+    "x_reg": "<f8", "y_reg": "<f8",
 }
 NM_COLUMNS = {"x_nm": "<f8", "y_nm": "<f8", "area_nm2": "<f8"}
 _STR = h5py.string_dtype()
@@ -39,6 +41,11 @@ INFO_COLUMNS = {
     "frame": "<i8", "series": "<i8", "status": _STR, "reason": _STR, "timestamp": "<f8",
     "receive_time": "<f8", "n_particles": "<i4", "queue_ms": "<f4",
     **{f"{stage}_ms": "<f4" for stage in STAGES}, "latency_ms": "<f4",
+    # registration (temstream.tracking.registration): the field's shift since the series'
+    # first frame (px), a stage jump (1), the frame's quality ("" good, else "blank",
+    # "blurred", "saturated", comma-separated), the search range the linker used (px)
+    "shift_x": "<f4", "shift_y": "<f4", "jump": "<i1", "quality": _STR,
+    "search_range": "<f4",
 }
 
 

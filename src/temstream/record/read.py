@@ -22,6 +22,7 @@ def read_frames_info(path: str | Path):
 
     with open_recording(path) as f:
         df = pd.DataFrame(f["frames_info"][()])
-    for col in ("status", "reason"):
-        df[col] = df[col].map(lambda v: v.decode() if isinstance(v, bytes) else v)
+    for col in df.columns:  # the string columns (status, reason, quality) as str
+        if df[col].dtype == object:
+            df[col] = df[col].map(lambda v: v.decode() if isinstance(v, bytes) else v)
     return df.sort_values(["series", "frame"], kind="stable").reset_index(drop=True)

@@ -256,7 +256,7 @@ class RecordingWriter:
                 rec[name] = row[name]
             elif self.info_dtype[name].kind == "f":
                 rec[name] = np.nan
-            elif name in ("status", "reason"):
+            elif self.info_dtype[name].kind == "O":  # strings: status, reason, quality
                 rec[name] = ""
         start = self.info.shape[0]
         self.info.resize(start + 1, axis=0)

@@ -33,6 +33,9 @@ class SimFrame:
     layers : (n_layers, H, W) bool per-layer masks, or None for single-layer scenarios
     timestamp_s : float, time since the start of the movie
     pixel_size_nm : float
+    offset_px : (2,) float, where the stage has moved the field on the detector (x, y px):
+        drift, jitter and jumps
+    event : str, ``""``, ``"blank"`` or ``"blurred"`` (``blank_frames``, ``blurred_frames``)
     """
 
     index: int
@@ -42,6 +45,8 @@ class SimFrame:
     layers: np.ndarray | None
     timestamp_s: float
     pixel_size_nm: float = 0.0
+    offset_px: tuple = (0.0, 0.0)
+    event: str = ""
 
 
 @dataclass
@@ -60,6 +65,8 @@ class Movie:
         orientation unwrapped along the track; shape index into ``temstream.sim.SHAPES``)
     pixel_size_nm, frame_time_s : float
     params : dict, the parameters used (JSON-serialisable)
+    offsets : (N, 2) float, the stage offset of each frame (x, y px; :class:`SimFrame`)
+    events : list of str, each frame's event (``""``, ``"blank"``, ``"blurred"``)
     """
 
     frames: np.ndarray
@@ -69,6 +76,8 @@ class Movie:
     pixel_size_nm: float
     frame_time_s: float
     params: dict
+    offsets: np.ndarray | None = None
+    events: list | None = None
 
 
 def _shape2(size) -> tuple[int, int]:
@@ -95,6 +104,15 @@ def _truth(index, labels, ps: P.ParticleSet, offset_px, px) -> pd.DataFrame:
         "size_nm": sel.size_nm * sel.scale, "shape": sel.shape.astype(np.int64),
         "symmetry": P.SYMMETRY[sel.shape].astype(np.int64),
     }, columns=TRUTH_COLUMNS)
+
+
+def _events(params: dict, key: str, width: int) -> np.ndarray:
+    """``params[key]`` as an (n, width) float array, checked."""
+    rows = np.asarray(params[key], float).reshape(-1, width) if len(params[key]) else \
+        np.zeros((0, width))
+    if not np.isfinite(rows).all():
+        raise ValueError(f"{key} must hold finite [frame, dx_px, dy_px] rows, got {params[key]}")
+    return rows
 
 
 def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | None = None,
@@ -125,7 +143,12 @@ def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | N
     px = float(params["pixel_size_nm"])
     dt = float(params["frame_time_s"])
     drift_v = np.asarray(params["stage_drift_nm_per_s"], float) / px
-    margin = int(np.ceil(np.abs(drift_v).max() * dt * (frames or 2000))) + 8
+    jumps = _events(params, "stage_jumps", 3)
+    blank = {int(f) for f in params["blank_frames"]}
+    blurred = {int(e[0]): (float(e[1]), float(e[2]))
+               for e in _events(params, "blurred_frames", 3)}
+    jumped = np.abs(jumps[:, 1:]).sum(0).max() if len(jumps) else 0.0
+    margin = int(np.ceil(np.abs(drift_v).max() * dt * (frames or 2000) + jumped)) + 8
     margin = min(margin, max(shape))
     bg = Background(shape, dict(params, margin_px=margin), rng_bg)
     dyn = Dynamics(params, shape, rng_dyn)
@@ -139,7 +162,8 @@ def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | N
         if i:
             dyn.step(dt)
         jitter += rng_dyn.normal(0, params["stage_jitter_nm"] / px, 2)
-        offset = np.clip(drift_v * t + jitter, -margin, margin)
+        jump = jumps[jumps[:, 0] <= i, 1:].sum(0) if len(jumps) else 0.0
+        offset = np.clip(drift_v * t + jitter + jump, -margin, margin)
         # distractors: bubbles breathe, contamination builds up, fast particles are new each frame
         d = Distractors(dis.bubbles.copy(), dis.contamination.copy(), dis.blurred, dis.blur_px)
         if len(d.bubbles):
@@ -153,10 +177,20 @@ def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | N
             d.blurred = fresh.blurred.concat(dis.blurred.take(keep))
             d.blur_px = np.concatenate([fresh.blur_px, dis.blur_px[keep]])
         ps = dyn.ps
-        out = render_scene(shape, params, ps, bg, d, rng_noise, t_s=t, offset_px=tuple(offset))
+        event, frame_params = "", params
+        if i in blank:
+            event, frame_params = "blank", dict(params, dose_e_per_A2=0.0)
+        elif i in blurred:
+            event, frame_params = "blurred", dict(params, motion_blur_px=blurred[i])
+        out = render_scene(shape, frame_params, ps, bg, d, rng_noise, t_s=t,
+                           offset_px=tuple(offset))
+        if event == "blank":  # nothing to see, nothing in the truth
+            out.labels[:] = 0
+            out.layers[:] = False
         truth = _truth(i, out.labels, ps, offset, px)
         yield SimFrame(i, out.image, out.labels, truth,
-                       out.layers if n_layers > 1 else None, t, px)
+                       out.layers if n_layers > 1 else None, t, px,
+                       (float(offset[0]), float(offset[1])), event)
         i += 1
 
 
@@ -175,14 +209,17 @@ def simulate(scenario: str | dict, *, frames: int = 10, size=256, seed: int = 0,
     if progress:
         from tqdm import tqdm
         it = tqdm(it, total=frames, unit="frame", desc=f"sim {params['scenario']}")
-    imgs, labs, lays, rows = [], [], [], []
+    imgs, labs, lays, rows, offsets, events = [], [], [], [], [], []
     for f in it:
         imgs.append(f.image)
         labs.append(f.labels)
         rows.append(f.truth)
+        offsets.append(f.offset_px)
+        events.append(f.event)
         if f.layers is not None:
             lays.append(f.layers)
     truth = pd.concat(rows, ignore_index=True)
     json.dumps(params)  # guarantee the contract: params are JSON-serialisable
     return Movie(np.stack(imgs), np.stack(labs), np.stack(lays) if lays else None, truth,
-                 float(params["pixel_size_nm"]), float(params["frame_time_s"]), params)
+                 float(params["pixel_size_nm"]), float(params["frame_time_s"]), params,
+                 np.asarray(offsets, float), events)

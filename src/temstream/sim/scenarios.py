@@ -43,6 +43,13 @@ PHYSICS = {
     "intensity_period_s": 20.0,
     "stage_drift_nm_per_s": [3.0, -2.0],
     "stage_jitter_nm": 0.3,
+    # acquisition events (test movies): [[frame, dx_px, dy_px], ...] sudden stage moves from
+    # that frame on; frames with the beam blanked (detector offset and read noise only, nothing
+    # in the truth); [[frame, dx_px, dy_px], ...] frames smeared by a move of (dx, dy) px
+    # during the exposure (motion blur)
+    "stage_jumps": [],
+    "blank_frames": [],
+    "blurred_frames": [],
     # detector
     "detector": "integrating",     # or "counting"
     "gain": 1.0,                   # counts per electron

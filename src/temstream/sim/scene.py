@@ -55,6 +55,25 @@ def random_distractors(params: dict, shape, rng: np.random.Generator) -> Distrac
     return Distractors(bubbles, cont, ps, blur)
 
 
+def motion_blur(image: np.ndarray, move_px) -> np.ndarray:
+    """``image`` averaged along a straight move of ``(dx, dy)`` px during the exposure (a line
+    kernel, anti-aliased, ending where the field arrives)."""
+    dx, dy = (float(v) for v in move_px)
+    n = int(np.ceil(np.hypot(dx, dy))) + 1
+    r = int(np.ceil(max(abs(dx), abs(dy)) / 2)) + 1
+    kernel = np.zeros((2 * r + 1, 2 * r + 1), np.float32)
+    for t in np.linspace(-0.5, 0.5, 4 * n):
+        x, y = r + t * dx, r + t * dy
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        for ix, wx in ((x0, 1 - fx), (x0 + 1, fx)):
+            for iy, wy in ((y0, 1 - fy), (y0 + 1, fy)):
+                if 0 <= ix < kernel.shape[1] and 0 <= iy < kernel.shape[0]:
+                    kernel[iy, ix] += wx * wy
+    kernel /= kernel.sum()
+    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
+
+
 @dataclass
 class Rendered:
     """A rendered frame: counts, instance labels, per-layer masks, truth inputs."""
@@ -114,6 +133,9 @@ def render_scene(shape, params: dict, ps: P.ParticleSet, bg: B.Background,
     blur = float(params.get("exposure_blur_px", 0.0))
     if blur > 0:
         inten = cv2.GaussianBlur(inten, (0, 0), blur, borderType=cv2.BORDER_REFLECT)
+    motion = params.get("motion_blur_px")
+    if motion is not None and np.hypot(*motion) >= 1.0:
+        inten = motion_blur(inten, motion)
     expected = inten * bg.illumination(t_s) * np.float32(electrons_per_pixel(params))
     image = detect(expected, params, rng)
     return Rendered(image, proj.labels, proj.layers, expected)

@@ -224,6 +224,11 @@ class ResultsPublisher:
         if image is not None:
             header["shape"] = list(image.shape[:2])
         payload = []
+        reg = result.registration
+        if reg is not None:
+            header["registration"] = {"shift_x": _number(reg.shift_x),
+                                      "shift_y": _number(reg.shift_y), "jump": bool(reg.jump),
+                                      "quality": reg.quality}
         labels = result.labels
         if self.labels and labels is not None:
             labels = np.ascontiguousarray(labels, dtype=np.int32)

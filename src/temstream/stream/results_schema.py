@@ -76,7 +76,8 @@ def parse_message(parts: list, columns: Iterable[str] | None = None) -> tuple[st
     ``fields`` holds ``index``, ``series``, ``table`` (particle columns as arrays: ``particle``
     int64, the others float64 with NaN for null), ``labels`` (the label image or None),
     ``image`` (the frame, when the message carries one, upsampled back to the frame's pixel grid;
-    else None) and ``latency_ms`` (NaN when null); ``meta`` holds ``pixel_size_nm`` when the
+    else None), ``latency_ms`` (NaN when null) and, where the pipeline registers its frames,
+    ``shift`` (x, y px), ``jump`` and ``quality``; ``meta`` holds ``pixel_size_nm`` when the
     message has one and ``frame_shape`` (H, W) when it says.
 
     Parameters
@@ -110,6 +111,12 @@ def parse_message(parts: list, columns: Iterable[str] | None = None) -> tuple[st
                   table=_table(msg.get("particles", {}), columns), labels=labels,
                   image=None if image is None else upsample(image, binning, shape),
                   latency_ms=float("nan") if latency is None else float(latency))
+    reg = msg.get("registration")
+    if isinstance(reg, dict):
+        sx, sy = reg.get("shift_x"), reg.get("shift_y")
+        fields.update(shift=(float("nan") if sx is None else float(sx),
+                             float("nan") if sy is None else float(sy)),
+                      jump=bool(reg.get("jump")), quality=str(reg.get("quality") or ""))
     meta = {"pixel_size_nm": msg["pixel_size_nm"]} if msg.get("pixel_size_nm") else {}
     if said is not None:
         meta["frame_shape"] = said

@@ -102,7 +102,25 @@ class Linker:
         """Number of tracks that can still be linked (present or in memory)."""
         return len(self._state[0])
 
-    def step(self, features, frame=None):
+    @property
+    def waiting(self):
+        """The tracks that can still be linked: ``(x, y, id, last)``, their positions (px),
+        ids and the frame of their last detection (arrays, one row per track; read-only)."""
+        tx, ty, _, _, tid, tlast, _ = self._state
+        return tx, ty, tid, tlast
+
+    def refresh(self, mask):
+        """Count the tracks selected by ``mask`` (one bool per :attr:`waiting` row) as seen in
+        the last linked frame: frames in which they could not have been seen (out of the
+        field of view) do not use up their memory."""
+        mask = np.asarray(mask, bool)
+        if self.frame is None or mask.shape != self._state[5].shape:
+            raise ValueError(f"mask must have one entry per waiting track ({self.n_tracks})")
+        tlast = self._state[5].copy()
+        tlast[mask] = self.frame
+        self._state = self._state[:5] + (tlast,) + self._state[6:]
+
+    def step(self, features, frame=None, *, commit=True):
         """Link one frame.
 
         Parameters
@@ -113,11 +131,17 @@ class Linker:
         frame : int, optional
             Frame index; default the previous one + 1. A jump of k > 1 counts as
             k - 1 blank frames (tracks older than ``memory`` are dropped).
+        commit : bool
+            False links the detections to the tracks without changing them (a frame
+            that is not trusted: blurred, saturated): each row gets the id of the
+            track it continues or -1, and the frame counts as missing for every
+            track, as if it had been skipped (``memory`` bridges it).
 
         Returns
         -------
         ids : (N,) int64 ndarray
-            Track id per row; new tracks get sequential ids from 0.
+            Track id per row; new tracks get sequential ids from 0 (-1 when not
+            committed).
 
         Raises
         ------
@@ -137,7 +161,16 @@ class Linker:
                 ang = np.ascontiguousarray(ang, dtype=np.float64).reshape(-1)
                 if ang.shape != x.shape:
                     raise ValueError(f"angle has {ang.shape[0]} rows but x has {x.shape[0]}")
-        return self._step(x, y, ang, frame)
+        if commit:
+            return self._step(x, y, ang, frame)
+        saved = (self._state, self._next_id, self.frame)
+        ids = self._step(x, y, ang, frame)
+        ids = np.where(ids < saved[1], ids, -1)
+        self._state, self._next_id, self.frame = saved
+        self.particle_ids = ids
+        if self.unwrapped_angle is not None:
+            self.unwrapped_angle = np.where(ids >= 0, self.unwrapped_angle, ang)
+        return ids
 
     def _step(self, x, y, ang, frame):
         if x.shape != y.shape:

@@ -28,7 +28,7 @@ import pandas as pd
 
 from temstream.tracking import _linking_kernels as _k
 
-__all__ = ["match_detections", "score_tracks"]
+__all__ = ["match_detections", "score_tracks", "track_continuity"]
 
 
 def _check(df, name):
@@ -207,4 +207,90 @@ def score_tracks(truth, pred, gate=5.0):
         "n_pred_links": n_p_links,
     }
     out.update(_isbi(truth, pred, match, gate))
+    return out
+
+
+def track_continuity(pred, truth=None, *, n_frames=None, gate=5.0, ends=5):
+    """How whole the tracks are: end-to-end share, track lengths, tracks per true track.
+
+    Parameters
+    ----------
+    pred : pandas.DataFrame
+        ``frame``, ``particle`` [, ``x``, ``y`` with ``truth``]; rows with ``particle < 0``
+        (not linked) are ignored.
+    truth : pandas.DataFrame, optional
+        ``frame``, ``particle``, ``x``, ``y`` of the true tracks (a simulated movie).
+    n_frames : int, optional
+        The movie's length in frames (default: from the first to the last frame with tracks,
+        which are also the frames "end to end" means).
+    gate : float
+        Matching distance to the truth (px; :func:`match_detections`).
+    ends : int
+        Frames at each end of the movie that count as its start and its end (a particle
+        missed in the very first or last frame can still be tracked end to end).
+
+    Returns
+    -------
+    dict
+        - ``end_to_end``: with ``truth``, the share of true particles present in the first and
+          the last frame that one predicted track follows from the first ``ends`` frames to the
+          last ``ends`` frames (a detection of it in each); without, the share of the first
+          frame's detections whose track is still there in the last ``ends`` frames (the
+          measure a real movie allows);
+        - ``median_length``: median track length, first to last frame (frames), and
+          ``median_length_ratio``: that over ``n_frames``;
+        - ``spanning``: share of tracks from the first frame to the last;
+        - ``tracks``; with ``truth`` also ``true_tracks``, ``tracks_per_true`` and
+          ``matched_tracks`` (tracks with most of their detections on the truth: the others
+          follow things the truth does not hold, or nothing);
+        - ``n_frames``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"frame": [0, 1, 2, 0, 1, 2], "particle": [0, 0, 0, 1, 1, 1],
+    ...                   "x": [0.0, 1, 2, 50, 50, 50], "y": 0.0})
+    >>> p = t.assign(particle=[7, 7, 7, 8, 9, 9])        # the second one broken once
+    >>> c = track_continuity(p, t, ends=1)
+    >>> c["end_to_end"], c["tracks"], c["tracks_per_true"]
+    (0.5, 3, 1.5)
+    """
+    pred = pred[np.asarray(pred["particle"]) >= 0]
+    allf = np.asarray(pred["frame"]) if len(pred) else (
+        np.asarray(truth["frame"]) if truth is not None and len(truth) else np.zeros(1, int))
+    first, last = int(allf.min()), int(allf.max())  # the first and last frames with tracks
+    n = int(n_frames) if n_frames else last - first + 1
+    span = pred.groupby("particle")["frame"].agg(["min", "max"])
+    lengths = (span["max"] - span["min"] + 1).to_numpy()
+    out = {"tracks": int(len(span)), "n_frames": n,
+           "median_length": float(np.median(lengths)) if len(lengths) else 0.0,
+           "spanning": float(np.mean((span["min"] <= first) & (span["max"] >= last)))
+           if len(span) else float("nan")}
+    out["median_length_ratio"] = out["median_length"] / n if n else float("nan")
+    pf = np.asarray(pred["frame"])
+    if truth is None:
+        ids0 = np.asarray(pred["particle"])[pf == first]
+        ids1 = set(np.asarray(pred["particle"])[pf > last - ends].tolist())
+        out["end_to_end"] = (float(np.mean([i in ids1 for i in ids0])) if len(ids0)
+                             else float("nan"))
+        return out
+    _check(truth, "truth")
+    truth = truth.reset_index(drop=True)
+    pred = pred.reset_index(drop=True)
+    match = match_detections(truth, pred, gate)
+    pid = np.where(match >= 0, np.asarray(pred["particle"])[np.maximum(match, 0)], -1)
+    tf = np.asarray(truth["frame"])
+    tid = np.asarray(truth["particle"])
+    both = np.intersect1d(tid[tf == first], tid[tf == last])
+    start = pd.Series(pid[tf < first + ends]).groupby(tid[tf < first + ends]).agg(set)
+    end = pd.Series(pid[tf > last - ends]).groupby(tid[tf > last - ends]).agg(set)
+    out["end_to_end"] = (float(np.mean([bool((start[k] & end[k]) - {-1}) for k in both]))
+                         if len(both) else float("nan"))
+    n_true = int(pd.unique(tid).size)
+    out["true_tracks"] = n_true
+    out["tracks_per_true"] = out["tracks"] / n_true if n_true else float("nan")
+    on_truth = np.zeros(len(pred), bool)
+    on_truth[match[match >= 0]] = True
+    share = pd.Series(on_truth).groupby(np.asarray(pred["particle"])).mean()
+    out["matched_tracks"] = int((share > 0.5).sum())
     return out
