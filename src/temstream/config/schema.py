@@ -153,7 +153,7 @@ class InstancesConfig(Section):
     # a particle must stand out of its local background in the frame by this many standard
     # errors of the frame's own noise at the particle's size: nothing is found where the frame
     # shows only noise or mottle (0 = no test)
-    min_contrast_z: float = _range(0.0, 0.0, None)
+    min_contrast_z: float = _range(5.0, 0.0, None)
     # outline = "half-contrast": an instance below min_score is kept when its contrast in the
     # frame is at least this many standard errors of its background's noise (Rose's criterion,
     # 5; 0 = never)

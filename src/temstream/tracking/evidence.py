@@ -16,20 +16,45 @@ Pure numpy/OpenCV: no threads, no torch.
 from __future__ import annotations
 
 import cv2
+import numba
 import numpy as np
 
-from temstream.tracking.edges import RING_PX, _core_and_ring, _medians, _nearest_particle
+from temstream.tracking.edges import RING_PX, _nearest_particle
 
 #: half-sides (px) of the boxes whose means sample the frame's noise at each scale
 SCALES = (1, 2, 4, 8, 16, 32)
 #: the noise is measured on the pixels this far (px) from every found particle
 CLEAR_PX = 3.0
-#: fewer clear pixels than this fraction of the frame (a dense monolayer): no test
-MIN_CLEAR = 0.05
+#: a scale's noise is measured on about this many pixels, and needs at least MIN_SAMPLES
+SAMPLES = 5000
+MIN_SAMPLES = 200
 
 
-def noise_by_scale(frame: np.ndarray, clear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The frame's noise at each scale, measured where ``clear`` holds.
+def _sample(mask: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of about :data:`SAMPLES` pixels of ``mask`` on a regular grid, at
+    least ``margin`` px inside the frame."""
+    inner = mask[margin:mask.shape[0] - margin, margin:mask.shape[1] - margin]
+    step = max(1, int(np.sqrt(inner.sum() / SAMPLES)))
+    r, c = np.nonzero(inner[::step, ::step])
+    return r * step + margin, c * step + margin
+
+
+def _box_means(integral: np.ndarray, r: np.ndarray, c: np.ndarray, s: int) -> np.ndarray:
+    """Means of the (2s + 1)-px boxes centred on the pixels (r, c), from the integral image."""
+    top, bottom, left, right = r - s, r + s + 1, c - s, c + s + 1
+    total = (integral[bottom, right] - integral[top, right] - integral[bottom, left]
+             + integral[top, left])
+    return total / (2 * s + 1) ** 2
+
+
+def noise_by_scale(frame: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The frame's noise at each scale, measured away from the particles.
+
+    Parameters
+    ----------
+    frame : (H, W) float32
+    dist : (H, W) float
+        Distance (px) to the nearest found particle.
 
     Returns
     -------
@@ -37,33 +62,62 @@ def noise_by_scale(frame: np.ndarray, clear: np.ndarray) -> tuple[np.ndarray, np
         Equivalent disk radius (px) of each box.
     sigma : (S,) float
         Robust standard deviation (MAD x 1.4826) of box mean minus the mean of a box three
-        times wider, over the clear pixels: the standard error of a particle's mean level at
-        that size. NaN where the box does not fit the frame.
+        times wider, over the pixels whose wide box holds no particle (or, where too few are,
+        over all pixels outside the particles): the standard error of a particle's mean level
+        at that size. NaN where fewer than :data:`MIN_SAMPLES` pixels are outside particles.
     """
-    h, w = frame.shape
+    integral = cv2.integral(frame, sdepth=cv2.CV_64F)
+    outside = dist > CLEAR_PX
     radius, sigma = [], []
-    step = max(1, int(np.sqrt(clear.sum() / 20000)))  # ~20,000 samples are plenty
-    sample = np.zeros_like(clear)
-    sample[::step, ::step] = True
-    sample &= clear
     for s in SCALES:
-        b, big = 2 * s + 1, 6 * s + 3
+        b = 2 * s + 1
         radius.append(b / np.sqrt(np.pi))
-        if big > min(h, w) or not sample.any():
+        wide = 3 * s + 1  # half-side of the box three times wider
+        # where the wide box (its diagonal) holds no particle; where particles crowd the
+        # frame, any pixel outside them (the median of the spread resists a few particles)
+        r, c = _sample(dist > CLEAR_PX + 1.5 * wide, wide)
+        if r.size < MIN_SAMPLES:
+            r, c = _sample(outside, wide)
+        if r.size < MIN_SAMPLES:
             sigma.append(np.nan)
             continue
-        d = (cv2.blur(frame, (b, b), borderType=cv2.BORDER_REFLECT)
-             - cv2.blur(frame, (big, big), borderType=cv2.BORDER_REFLECT))[sample]
+        d = _box_means(integral, r, c, s) - _box_means(integral, r, c, wide)
         # the wide box holds a ninth of the narrow one: remove its share of the spread
-        sigma.append(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(1 - 2 / 9 + 1 / 9))
+        sigma.append(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(8 / 9))
     return np.asarray(radius), np.asarray(sigma)
+
+
+@numba.njit(cache=True, nogil=True)
+def _levels(frame, labels, depth, dist, owner, ring_lo, ring_hi, measure, deepest,
+            sums):  # pragma: no cover - compiled
+    """Each measured particle's central part (pixels deeper than half its largest depth) and
+    its ring (``ring_lo`` < distance <= ``ring_hi`` outside all particles, nearer to it than to
+    any other): sums and counts into ``sums`` (4, n + 1)."""
+    h, w = frame.shape
+    for r in range(h):
+        for c in range(w):
+            k = labels[r, c]
+            if k > 0 and depth[r, c] > deepest[k]:
+                deepest[k] = depth[r, c]
+    for r in range(h):
+        for c in range(w):
+            k = labels[r, c]
+            if k > 0:
+                if measure[k] and depth[r, c] >= 0.5 * deepest[k]:
+                    sums[0, k] += frame[r, c]
+                    sums[1, k] += 1.0
+            elif ring_lo < dist[r, c] <= ring_hi:
+                k = owner[r, c]
+                if measure[k]:
+                    sums[2, k] += frame[r, c]
+                    sums[3, k] += 1.0
 
 
 def significance(image: np.ndarray, labels: np.ndarray, *, which: np.ndarray | None = None,
                  ring_px: tuple[float, float] = RING_PX) -> np.ndarray:
     """How clearly the frame shows each found particle, in standard errors of its noise.
 
-    ``z = |mean of the particle's central part - median of its ring| / sigma(r)``, with
+    ``z = |mean of the particle's central part - mean of its ring| / sigma(r)``, with
     ``sigma(r)`` the frame's noise at the central part's size (:func:`noise_by_scale`,
     interpolated in log-log) and the central part and ring as in
     :func:`temstream.tracking.edges.contrast_significance`.
@@ -82,9 +136,10 @@ def significance(image: np.ndarray, labels: np.ndarray, *, which: np.ndarray | N
     Returns
     -------
     ndarray, shape (labels.max(),)
-        z of ids 1..N; +inf for every particle when the frame has too few pixels clear of
-        particles to measure its noise (a dense monolayer: nothing is dropped), 0 for an id
-        without pixels or ring.
+        z of ids 1..N; +inf for every particle when the frame has no room between its
+        particles to measure the noise (a dense monolayer: nothing is dropped), 0 for an id
+        without pixels or ring. Beyond the largest measured scale the noise is extrapolated
+        as shot noise (falling as 1 / radius), which a mottle would make optimistic.
 
     Examples
     --------
@@ -109,27 +164,24 @@ def significance(image: np.ndarray, labels: np.ndarray, *, which: np.ndarray | N
     frame = np.ascontiguousarray(image, dtype=np.float32)
     found = labels > 0
     dist, owner = _nearest_particle(labels, found)
-    clear = dist > CLEAR_PX
-    if clear.mean() < MIN_CLEAR or not np.isfinite(frame).all():
+    if not np.isfinite(frame).all():
         return np.full(n, np.inf)
-    radius, sigma = noise_by_scale(frame, clear)
+    radius, sigma = noise_by_scale(frame, dist)
     good = np.isfinite(sigma) & (sigma > 0)
-    if not good.any():
+    if not good.any():  # no room between the particles to measure the noise: no test
         return np.full(n, np.inf)
-    core, ring = _core_and_ring(labels, found, dist, n, ring_px)
-    if which is not None:
-        which = np.asarray(which, dtype=bool)
-        core &= which[labels]
-        ring &= which[owner]
-    background = _medians(frame[ring], owner[ring], n)
-    ids = labels[core]
-    total = np.bincount(ids, weights=frame[core], minlength=n + 1)[1:n + 1]
-    count = np.bincount(ids, minlength=n + 1)[1:n + 1]
+    depth = cv2.distanceTransform(found.view(np.uint8), cv2.DIST_L2, 5)
+    measure = np.ones(n + 1, np.bool_) if which is None else np.asarray(which, dtype=bool)
+    sums = np.zeros((4, n + 1))  # core sum, core count, ring sum, ring count
+    _levels(frame, labels, depth, dist, owner, float(ring_px[0]), float(ring_px[1]), measure,
+            np.zeros(n + 1, np.float32), sums)
     with np.errstate(invalid="ignore", divide="ignore"):
-        level = total / count
-        r = np.sqrt(count / np.pi)  # the noise of a mean over the central part's pixels
-        noise = np.exp(np.interp(np.log(np.maximum(r, 1e-3)), np.log(radius[good]),
-                                 np.log(sigma[good])))
+        level = sums[0, 1:] / sums[1, 1:]
+        background = sums[2, 1:] / sums[3, 1:]
+        r = np.sqrt(sums[1, 1:] / np.pi)  # the noise of a mean over the central part's pixels
+        lr, ls = np.log(radius[good]), np.log(sigma[good])
+        x = np.log(np.maximum(r, 1e-3))
+        noise = np.exp(np.interp(x, lr, ls) - np.maximum(x - lr[-1], 0))
         z = np.abs(level - background) / noise
     z = np.where(np.isfinite(z), z, 0.0)
     if which is not None:
