@@ -28,6 +28,9 @@ CLEAR_PX = 3.0
 #: a scale's noise is measured on about this many pixels, and needs at least MIN_SAMPLES
 SAMPLES = 5000
 MIN_SAMPLES = 200
+#: particles covering more of the frame than this make a dense layer: its noise is measured
+#: only where boxes hold no particle
+MAX_COVER = 0.25
 
 
 def _sample(mask: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,12 +65,15 @@ def noise_by_scale(frame: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.
         Equivalent disk radius (px) of each box.
     sigma : (S,) float
         Robust standard deviation (MAD x 1.4826) of box mean minus the mean of a box three
-        times wider, over the pixels whose wide box holds no particle (or, where too few are,
-        over all pixels outside the particles): the standard error of a particle's mean level
-        at that size. NaN where fewer than :data:`MIN_SAMPLES` pixels are outside particles.
+        times wider, over the pixels whose wide box holds no particle (or, where too few are and
+        the particles cover less than :data:`MAX_COVER` of the frame, over all pixels outside
+        them): the standard error of a particle's mean level at that size. NaN where fewer
+        than :data:`MIN_SAMPLES` pixels qualify.
     """
     integral = cv2.integral(frame, sdepth=cv2.CV_64F)
     outside = dist > CLEAR_PX
+    # between the particles of a dense layer the gaps hold their blurred edges, not noise
+    lenient = (dist == 0).mean() < MAX_COVER
     radius, sigma = [], []
     for s in SCALES:
         b = 2 * s + 1
@@ -76,7 +82,7 @@ def noise_by_scale(frame: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.
         # where the wide box (its diagonal) holds no particle; where particles crowd the
         # frame, any pixel outside them (the median of the spread resists a few particles)
         r, c = _sample(dist > CLEAR_PX + 1.5 * wide, wide)
-        if r.size < MIN_SAMPLES:
+        if r.size < MIN_SAMPLES and lenient:
             r, c = _sample(outside, wide)
         if r.size < MIN_SAMPLES:
             sigma.append(np.nan)
