@@ -22,7 +22,7 @@ from typing import Any
 
 
 #: how the instance stage draws a particle's outline (``instances.outline``)
-OUTLINE_RULES = ("expected-dice", "threshold", "half-contrast")
+OUTLINE_RULES = ("expected-dice", "threshold", "half-contrast", "edge-model")
 
 
 class ConfigError(ValueError):
@@ -151,6 +151,10 @@ class InstancesConfig(Section):
     outline: str = _choice("expected-dice", *OUTLINE_RULES)
     min_area: int = _range(24, 0, None)  # px; smaller instances are noise
     min_score: float = _range(0.65, 0.0, 1.0)  # instances with a lower mean P(foreground) are dropped
+    # a particle must stand out of its local background in the frame by this many standard
+    # errors of the frame's own noise at the particle's size: nothing is found where the frame
+    # shows only noise or mottle (0 = no test)
+    min_contrast_z: float = _range(5.0, 0.0, None)
     # outline = "half-contrast": an instance below min_score is kept when its contrast in the
     # frame is at least this many standard errors of its background's noise (Rose's criterion,
     # 5; 0 = never)

@@ -31,11 +31,11 @@ FORMAT_VERSION = 1
 #: columns every particle table has, in order (docs/recording.md)
 PARTICLE_COLUMNS = {
     "frame": "<i8", "series": "<i8", "particle": "<i8", "label": "<i4", "x": "<f8", "y": "<f8", "area": "<f8",
-    "angle": "<f8", "layer": "<i2", "score": "<f4",
+    "area_err": "<f8", "angle": "<f8", "layer": "<i2", "score": "<f4",
     # registered (drift-corrected) coordinates, x - shift_x of the frame (NaN: not registered)
     "x_reg": "<f8", "y_reg": "<f8",
 }
-NM_COLUMNS = {"x_nm": "<f8", "y_nm": "<f8", "area_nm2": "<f8"}
+NM_COLUMNS = {"x_nm": "<f8", "y_nm": "<f8", "area_nm2": "<f8", "area_nm2_err": "<f8"}
 _STR = h5py.string_dtype()
 INFO_COLUMNS = {
     "frame": "<i8", "series": "<i8", "status": _STR, "reason": _STR, "timestamp": "<f8",

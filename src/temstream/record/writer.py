@@ -243,6 +243,7 @@ class RecordingWriter:
             p = self.pixel_size_nm
             rows["x_nm"], rows["y_nm"] = rows["x"] * p, rows["y"] * p
             rows["area_nm2"] = rows["area"] * p * p
+            rows["area_nm2_err"] = rows["area_err"] * p * p
         start = self.particles.shape[0]
         self.particles.resize(start + count, axis=0)
         self.particles[start:] = rows

@@ -31,7 +31,9 @@ import numpy as np
 
 from temstream.config.schema import InstancesConfig
 from temstream.tracking import _instances_kernels as _k
+from temstream.tracking.edge_model import fitted_outlines
 from temstream.tracking.edges import contrast_significance, half_contrast_outlines
+from temstream.tracking.evidence import significance
 from temstream.tracking.outlines import expected_dice_threshold
 
 __all__ = ["extract_instances", "empty_table", "label_mask", "TABLE_COLUMNS", "Segmentation",
@@ -39,7 +41,7 @@ __all__ = ["extract_instances", "empty_table", "label_mask", "TABLE_COLUMNS", "S
            "draw_outlines", "measure"]
 
 #: Keys of the particle table, in order.
-TABLE_COLUMNS = ("label", "x", "y", "area", "angle", "score", "layer",
+TABLE_COLUMNS = ("label", "x", "y", "area", "area_err", "angle", "score", "layer",
                  "equivalent_diameter", "perimeter", "eccentricity", "orientation_strength")
 
 _DTYPES = {"label": np.int32, "score": np.float32, "layer": np.int16}
@@ -148,12 +150,15 @@ class Particles:
     area : (n + 1,) int64 ndarray
     keep : (n + 1,) bool ndarray
         Entry 0 (the background) is always False.
+    edge_err : (n + 1,) float ndarray or None
+        Uncertainty of each outline (px, normal to it), where an edge model measured it.
     """
 
     labels: np.ndarray
     bbox: np.ndarray
     area: np.ndarray
     keep: np.ndarray
+    edge_err: np.ndarray | None = None
 
     @classmethod
     def of(cls, labels, n=None) -> "Particles":
@@ -258,22 +263,30 @@ def _faint_rescue(settings: InstancesConfig, frame) -> bool:
 def drop_small_and_faint(parts: Particles, seg: Segmentation, settings: InstancesConfig,
                          frame=None) -> None:
     """Drop (in ``parts.keep``) particles below ``min_area`` pixels or ``min_score`` mean
-    foreground probability.
+    foreground probability, and (with the frame) those the frame does not show.
 
-    With half-contrast outlines and a frame, a particle below ``min_score`` is kept when it
-    stands out of its local background by ``faint_contrast_z`` standard errors
-    (:func:`~temstream.tracking.edges.contrast_significance`): a faint particle whose
-    probabilities are speckled, not a speck of the support's mottle.
+    With the frame, every particle must stand out of its local background by
+    ``min_contrast_z`` standard errors of the frame's noise at its size
+    (:func:`~temstream.tracking.evidence.significance`), so that no particle is found where the
+    frame shows only noise, whatever the segmenter saw. With
+    half-contrast outlines, a particle below ``min_score`` is kept when it reaches
+    ``faint_contrast_z``: a faint particle whose probabilities are speckled, not a speck of
+    the support's mottle.
     """
     parts.keep &= parts.area >= max(settings.min_area, 1)
-    if settings.min_score <= 0 or seg.probs is None or parts.n == 0:
+    if parts.n == 0:
         return
-    fg_sum = np.zeros(parts.n + 1)
-    _k.foreground_sums(parts.labels, seg.probs[0], fg_sum)
-    faint = parts.keep & (fg_sum < settings.min_score * parts.area)
+    faint = np.zeros_like(parts.keep)
+    if settings.min_score > 0 and seg.probs is not None:
+        fg_sum = np.zeros(parts.n + 1)
+        _k.foreground_sums(parts.labels, seg.probs[0], fg_sum)
+        faint = parts.keep & (fg_sum < settings.min_score * parts.area)
     if _faint_rescue(settings, frame) and faint.any():
         z = contrast_significance(frame, parts.kept_labels(), which=faint)
         faint[1:z.size + 1] &= z < settings.faint_contrast_z
+    if frame is not None and settings.min_contrast_z > 0:
+        z = significance(frame, parts.kept_labels(), which=parts.keep)
+        parts.keep[1:z.size + 1] &= z >= settings.min_contrast_z
     parts.keep &= ~faint
 
 
@@ -351,6 +364,12 @@ def draw_outlines(parts: Particles, seg: Segmentation, settings: InstancesConfig
         parts.labels = half_contrast_outlines(frame, parts.kept_labels())
         parts.remeasure()
         parts.keep &= parts.area > 0
+    elif settings.outline == "edge-model" and frame is not None:
+        parts.labels, err = fitted_outlines(frame, parts.kept_labels())
+        parts.edge_err = np.full(parts.n + 1, np.nan)
+        parts.edge_err[1:err.size + 1] = err
+        parts.remeasure()
+        parts.keep &= parts.area > 0
 
 
 def measure(parts: Particles, seg: Segmentation, n_fold: int, intensity=None):
@@ -374,6 +393,9 @@ def measure(parts: Particles, seg: Segmentation, n_fold: int, intensity=None):
                          table["orientation_strength"], table["score"], table["perimeter"],
                          l1, l2, class_sums)
     table["equivalent_diameter"][:] = np.sqrt(4.0 * table["area"] / np.pi)
+    # an outline uncertain by e px along its length is uncertain by perimeter x e in area
+    table["area_err"][:] = (np.nan if parts.edge_err is None
+                            else table["perimeter"] * parts.edge_err[keep])
     with np.errstate(divide="ignore", invalid="ignore"):
         table["eccentricity"][:] = np.where(l1 > 0, np.sqrt(np.clip(1.0 - l2 / l1, 0, 1)), 0.0)
     if seg.layered and m > 0:
@@ -431,6 +453,8 @@ def extract_instances(probabilities, settings: InstancesConfig | None = None, *,
         - ``x``, ``y`` (float64) sub-pixel centroid, pixels, x = column,
           y = row, weighted by the particle probability (or ``intensity``);
         - ``area`` (float64) pixels;
+        - ``area_err`` (float64) its uncertainty, pixels: the perimeter times the outline's
+          uncertainty where the edge model drew it (``outline = "edge-model"``), else NaN;
         - ``angle`` (float64) n-fold orientation, radians in (-pi/n, pi/n],
           measured from +x towards +y (clockwise on screen, rows point down),
           see the module notes; it points to a corner of a square or triangle

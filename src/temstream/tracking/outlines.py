@@ -111,7 +111,7 @@ def outline_threshold(foreground: np.ndarray, rule: str, threshold: float) -> fl
         instance stage redraws from the image); the expected-Dice threshold, never below
         ``threshold``, for ``"expected-dice"``.
     """
-    if rule in ("threshold", "half-contrast"):
+    if rule in ("threshold", "half-contrast", "edge-model"):
         return float(threshold)
     if rule == "expected-dice":
         return expected_dice_threshold(foreground, floor=float(threshold))
