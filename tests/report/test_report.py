@@ -105,14 +105,14 @@ def test_report_summarises_frames_info_columns_it_does_not_know(tmp_path):
     with h5py.File(path, "r+") as f:  # a newer writer's /frames_info with extra columns
         old = f["frames_info"][()]
         dt = np.dtype([(n, old.dtype[n]) for n in old.dtype.names]
-                      + [("shift_x", "<f4"), ("quality", h5py.string_dtype())])
+                      + [("stage_z", "<f4"), ("holder_state", h5py.string_dtype())])
         new = np.zeros(len(old), dt)
         for n in old.dtype.names:
             new[n] = old[n]
-        new["shift_x"] = np.arange(len(old))
-        new["quality"] = ["ok"] * 6 + ["blurred"] * 2
+        new["stage_z"] = np.arange(len(old))
+        new["holder_state"] = ["ok"] * 6 + ["blurred"] * 2
         del f["frames_info"]
         f.create_dataset("frames_info", data=new, maxshape=(None,))
     other = dict(build_report(path).other_columns)
-    assert other["shift_x"].startswith("mean 3.5")
-    assert other["quality"] == "ok: 6, blurred: 2"
+    assert other["stage_z"].startswith("mean 3.5")
+    assert other["holder_state"] == "ok: 6, blurred: 2"
