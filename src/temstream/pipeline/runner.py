@@ -174,6 +174,20 @@ class RunSummary:
             "tracks": self.tracks, "series": list(self.series), "stopped_by": self.stopped_by,
         }
 
+    def format_offline(self, took_s: float) -> str:
+        """The summary of an offline run (``process``): frames, particles, tracks, time."""
+        d = self.as_dict()
+        drops = ", ".join(f"{k} {v}" for k, v in d["dropped"].items())
+        n = max(1, self.processed)
+        return "\n".join([
+            f"frames processed  {d['processed']}" + (f" (not processed: {drops})"
+                                                      if drops else ""),
+            f"particles         {sum(self.particles)} ({d['particles_per_frame']:.1f} per "
+            "frame)",
+            f"tracks            {d['tracks']}",
+            f"time              {took_s:.1f} s, {1e3 * took_s / n:.1f} ms per frame",
+        ])
+
     def format(self) -> str:
         d = self.as_dict()
         drops = ", ".join(f"{k} {v}" for k, v in d["dropped"].items()) or "none"

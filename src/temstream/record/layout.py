@@ -42,10 +42,11 @@ INFO_COLUMNS = {
 }
 
 
-def _emd_dims(group: h5py.Group, shape: tuple[int, int], pixel_size_nm: float | None) -> None:
+def _emd_dims(group: h5py.Group, shape: tuple[int, int], pixel_size_nm: float | None,
+              time_units: str = "s") -> None:
     time_dim = group.create_dataset("dim1", shape=(0,), maxshape=(None,), chunks=(1024,),
                                     dtype="<f8")
-    time_dim.attrs["name"], time_dim.attrs["units"] = "time", "[s]"
+    time_dim.attrs["name"], time_dim.attrs["units"] = "time", f"[{time_units}]"
     step = pixel_size_nm if pixel_size_nm else 1.0
     units = "[n_m]" if pixel_size_nm else "[px]"
     for key, name, n in (("dim2", "y", shape[0]), ("dim3", "x", shape[1])):

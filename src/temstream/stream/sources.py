@@ -196,7 +196,9 @@ class MemorySource:
     series : int
         Series id given to plain arrays.
     meta : dict
-        Series metadata (``pixel_size_nm``, ``frame_time_s``, ...).
+        Series metadata (``pixel_size_nm``, ``frame_time_s``, ...). Frame ``i`` gets the
+        timestamp ``i * frame_time_s``; without a frame time, ``time_units="frame"`` makes it
+        ``i`` (the recording's time axis then counts frames), else it has none.
     """
 
     def __init__(self, frames: Iterable, *, series: int = 0, meta: dict | None = None):
@@ -208,11 +210,13 @@ class MemorySource:
     def _iterate(frames: Iterable, series: int, meta: dict) -> Iterator[Event]:
         yield SeriesStart(series=series, meta=dict(meta))
         frame_time = meta.get("frame_time_s")
+        counts_frames = meta.get("time_units") == "frame"
         for i, item in enumerate(frames):
             if isinstance(item, Frame):
                 yield item
             else:
-                ts = None if frame_time is None else i * float(frame_time)
+                ts = (i * float(frame_time) if frame_time is not None
+                      else float(i) if counts_frames else None)
                 keep = {k: v for k, v in meta.items() if k == "pixel_size_nm"}
                 yield Frame(image=np.asarray(item), series=series, index=i, timestamp=ts,
                             meta=keep)
