@@ -41,6 +41,9 @@ def describe(path) -> str:
                      f"EMD {a.get('version_major', '?')}.{a.get('version_minor', '?')}, "
                      f"temstream {a.get('temstream_version', '?')}")
         lines.append(f"closed cleanly {bool(a.get('closed_cleanly', False))}")
+        if getattr(f, "repaired_copy", False):
+            lines.append(f"damaged        {a.get('recording_error', 'unreadable tail')}; shown: "
+                         "a repaired copy (the file itself is left as it is)")
         for name in f["data"]:
             ds = f["data"][name]["data"]
             comp = _compression(ds)
