@@ -33,8 +33,11 @@ def _choice(default: Any, *choices: Any) -> Any:
     return field(default=default, metadata={"choices": choices})
 
 
-def _range(default: float, lo: float | None = None, hi: float | None = None) -> Any:
-    return field(default=default, metadata={"range": (lo, hi)})
+def _range(default: float, lo: float | None = None, hi: float | None = None, *,
+           above: bool = False, below: bool = False) -> Any:
+    """A number in ``[lo, hi]``; ``above``/``below``: strictly above ``lo`` / below ``hi``."""
+    return field(default=default, metadata={"range": (lo, hi), "above": above,
+                                            "below": below})
 
 
 class Section:
@@ -114,7 +117,7 @@ class SegmentConfig(Section):
     model: str = "classical"  # classical | default | bilayer | path to a checkpoint
     backend: str = _choice("auto", "auto", "torch", "onnxruntime", "tensorrt")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threshold: float = _range(0.0, 0.0, 1.0)  # 0 = take it from the model card
+    threshold: float = _range(0.0, 0.0, 1.0, below=True)  # 0 = take it from the model card
     tta: int = _choice(1, 1, 2, 4, 8)  # U-Nets: average over this many rotations/mirrors
     compile: bool = False  # torch backend: torch.compile (faster; first frame takes seconds)
 
@@ -173,7 +176,7 @@ class TrackingConfig(Section):
 
     section = "tracking"
 
-    search_range: float = _range(10.0, 0.0, None)
+    search_range: float = _range(10.0, 0.0, None, above=True)  # px; the linker needs > 0
     memory: int = _range(2, 0, None)
     predict: bool = False  # velocity predictor
 
@@ -285,8 +288,11 @@ def _check_value(key: str, f: dataclasses.Field, tp: Any, value: Any) -> Any:
             f"config key '{key}': {value!r} is not one of {', '.join(map(repr, choices))}"
         )
     lo, hi = f.metadata.get("range", (None, None))
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        bounds = f"[{'' if lo is None else lo}, {'' if hi is None else hi}]"
+    above, below = f.metadata.get("above", False), f.metadata.get("below", False)
+    if ((lo is not None and (value <= lo if above else value < lo))
+            or (hi is not None and (value >= hi if below else value > hi))):
+        bounds = (f"{'(' if above else '['}{'' if lo is None else lo}, "
+                  f"{'' if hi is None else hi}{')' if below else ']'}")
         raise ConfigError(f"config key '{key}': {value!r} is outside {bounds}")
     return value
 
