@@ -30,15 +30,16 @@ FORMAT_VERSION = 1
 
 #: columns every particle table has, in order (docs/recording.md)
 PARTICLE_COLUMNS = {
-    "frame": "<i8", "series": "<i8", "particle": "<i8", "label": "<i4", "x": "<f8", "y": "<f8", "area": "<f8",
+    "frame": "<u8", "series": "<u8", "particle": "<i8", "label": "<i4", "x": "<f8", "y": "<f8", "area": "<f8",
     "angle": "<f8", "layer": "<i2", "score": "<f4",
 }
 NM_COLUMNS = {"x_nm": "<f8", "y_nm": "<f8", "area_nm2": "<f8"}
 _STR = h5py.string_dtype()
 INFO_COLUMNS = {
-    "frame": "<i8", "series": "<i8", "status": _STR, "reason": _STR, "timestamp": "<f8",
+    "frame": "<u8", "series": "<u8", "status": _STR, "reason": _STR, "timestamp": "<f8",
     "receive_time": "<f8", "n_particles": "<i4", "queue_ms": "<f4",
     **{f"{stage}_ms": "<f4" for stage in STAGES}, "latency_ms": "<f4",
+    "count": "<u8",  # consecutive indices the row stands for: 1, or the length of a gap
 }
 
 

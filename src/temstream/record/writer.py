@@ -277,6 +277,8 @@ class RecordingWriter:
                 rec[name] = np.nan
             elif name in ("status", "reason"):
                 rec[name] = ""
+            elif name == "count":
+                rec[name] = 1
         start = self.info.shape[0]
         self.info.resize(start + 1, axis=0)
         self.info[start] = rec[0]

@@ -15,7 +15,7 @@ import numpy as np
 import zmq
 
 from temstream.stream.events import (Frame, LostFrame, MalformedMessage, PendingFrame,
-                                     SeriesEnd, SeriesStart)
+                                     SeriesEnd, SeriesStart, clean_meta)
 from temstream.stream.protocols import make_decoder
 from temstream.stream.sockets import open_socket, tune_malloc_for_large_frames
 
@@ -148,6 +148,13 @@ class ZmqSource:
 
     def _emit(self, event: Event) -> None:
         """Queue ``event`` for the caller, after a synthetic start where one is missing."""
+        if isinstance(event, (SeriesStart, Frame)):
+            for key in clean_meta(event.meta):
+                self.stats[f"anomaly:bad-metadata:{key}"] += 1
+                if f"meta:{key}" not in self._logged:
+                    self._logged.add(f"meta:{key}")
+                    log.warning("ignoring %s that is not a number > 0 (message kept); further "
+                                "ones are only counted", key)
         if isinstance(event, SeriesStart):
             self._series = event.series
             self.stats["series"] += 1
@@ -179,6 +186,12 @@ class ZmqSource:
     def malformed(self) -> dict[str, int]:
         """Malformed-message counts by kind."""
         return {k.split(":", 1)[1]: v for k, v in self.stats.items() if k.startswith("malformed:")}
+
+    @property
+    def anomalies(self) -> dict[str, int]:
+        """Valid messages taken without a part that could not be used (``bad-metadata:KEY``:
+        a metadata value removed by :func:`~temstream.stream.events.clean_meta`)."""
+        return {k.split(":", 1)[1]: v for k, v in self.stats.items() if k.startswith("anomaly:")}
 
     def close(self) -> None:
         if self._pool is not None:
