@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="temstream",
         description="Live segmentation, tracking and recording of in-situ TEM movies.",
-        epilog="Example: temstream demo --frames 300 --out demo.h5",
+        epilog="Example: temstream demo --frames 300 --out demo.hspy",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"temstream {__version__}")

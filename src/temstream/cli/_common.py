@@ -77,7 +77,7 @@ def open_input_movie(path):
     temporary copy (:func:`temstream.record.repaired_copy`), removed when the movie closes."""
     from temstream.stream.files import open_movie
 
-    if Path(path).suffix.lower() in (".h5", ".hdf5", ".emd") and Path(path).is_file():
+    if Path(path).suffix.lower() in (".h5", ".hdf5", ".emd", ".hspy") and Path(path).is_file():
         from temstream.record import repair_plan, repaired_copy
 
         plan = repair_plan(path)

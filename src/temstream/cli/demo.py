@@ -11,10 +11,11 @@ from temstream.cli._pipeline import build_runner, describe_segmenter, stop_on_si
 
 def add_parser(sub) -> None:
     p = new_parser(sub, "demo", "stream a simulated liquid-cell movie through the live pipeline",
-                   "temstream demo --frames 300 --out demo.h5")
+                   "temstream demo --frames 300 --out demo.hspy")
     p.add_argument("--frames", type=int, default=200, help="frames to stream (default 200)")
-    p.add_argument("--out", default="demo.h5", metavar="FILE.h5",
-                   help="recording to write (default demo.h5)")
+    p.add_argument("--out", default="demo.hspy", metavar="FILE.hspy",
+                   help="recording to write (default demo.hspy: .hspy opens in HyperSpy as a "
+                        "movie, and in every EMD and HDF5 reader)")
     p.add_argument("--scenario", help="simulator scenario (default: demo.scenario = dispersed)")
     p.add_argument("--size", type=int, help="frame side in pixels (default: demo.size)")
     p.add_argument("--fps", type=float, help="detector frame rate (default: demo.fps)")

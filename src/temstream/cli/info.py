@@ -111,7 +111,7 @@ def _is_model(name: str) -> bool:
 
     from temstream.models.checkpoints import CheckpointError, resolve
 
-    if Path(name).suffix in (".h5", ".hdf5", ".emd"):
+    if Path(name).suffix in (".h5", ".hdf5", ".emd", ".hspy"):
         return False
     try:
         resolve(name)

@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
                    "temstream process movie.tif --out movie.h5 --model classical")
     p.add_argument("input", help="movie: temstream recording (.h5), EMD (Berkeley/Velox), MRC, "
                                  "TIFF stack, DM3/DM4, SER/EMI or .npy")
-    p.add_argument("--out", required=True, metavar="FILE.h5", help="recording to write")
+    p.add_argument("--out", required=True, metavar="FILE.hspy",
+                   help="recording to write (.hspy: HyperSpy opens it as a movie)")
     p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--tta", type=int, choices=[1, 2, 4, 8],

@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
     p.add_argument("--connect", metavar="ENDPOINT",
                    help="where the detector/replay publishes (default tcp://127.0.0.1:5555)")
     p.add_argument("--protocol", choices=["native", "dectris-v2", "dectris-v1"])
-    p.add_argument("--out", metavar="FILE.h5", help="record to this file")
+    p.add_argument("--out", metavar="FILE.hspy",
+                   help="record to this file (.hspy: HyperSpy opens it as a movie)")
     p.add_argument("--frames", type=int, help="stop after N frames")
     p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])

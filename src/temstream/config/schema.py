@@ -191,10 +191,13 @@ class RecordConfig(Section):
     frames_compression: str = _choice(
         "none", "none", "blosc2-lz4", "blosc2-zstd", "bitshuffle-lz4", "gzip"
     )
+    # gzip: filters every HDF5 build has, so HyperSpy, rosettasciio, ncempy and plain h5py
+    # open the labels with no extra import (blosc2/bitshuffle need `import hdf5plugin`)
     labels_compression: str = _choice(
-        "blosc2-zstd", "none", "blosc2-lz4", "blosc2-zstd", "bitshuffle-lz4", "gzip"
+        "gzip", "none", "blosc2-lz4", "blosc2-zstd", "bitshuffle-lz4", "gzip"
     )
-    flush_interval_s: float = _range(1.0, 0.01, 60.0)
+    # a SIGKILL loses at most this plus the pipeline's latency (table rows: one flush more)
+    flush_interval_s: float = _range(0.5, 0.01, 60.0)
     queue_size: int = _range(64, 1, 100000)
     swmr: bool = False  # readable while growing; after a crash open with swmr=True
     compress_threads: int = _range(2, 1, 64)

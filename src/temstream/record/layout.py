@@ -53,3 +53,43 @@ def _emd_dims(group: h5py.Group, shape: tuple[int, int], pixel_size_nm: float | 
     for key, name, n in (("dim2", "y", shape[0]), ("dim3", "x", shape[1])):
         d = group.create_dataset(key, data=np.arange(n, dtype="<f8") * step)
         d.attrs["name"], d.attrs["units"] = name, units
+
+
+#: HyperSpy's own HDF5 layout (``.hspy``), written beside the EMD one: the same datasets,
+#: soft-linked (no copy), under ``/Experiments/<name>`` with their axes, so that
+#: ``hyperspy.api.load("x.hspy")`` gives each stack as a movie (time the navigation axis, y
+#: and x the signal axes), calibrated, with no extra import
+HSPY_VERSION = "3.3"
+
+
+def hspy_view(f: h5py.File, name: str, ds: h5py.Dataset, pixel_size_nm: float | None,
+              frame_time_s: float | None, time_units: str = "s") -> None:
+    """Add ``/Experiments/<name>``: HyperSpy's view of the ``(N, H, W)`` stack ``ds``."""
+    f.attrs["file_format"] = "HyperSpy"
+    f.attrs["file_format_version"] = HSPY_VERSION
+    g = f.require_group("Experiments").create_group(name)
+    # a soft link: one dataset, two names; readers that walk the file (rosettasciio's EMD
+    # reader) still meet it once, under its EMD name
+    g["data"] = h5py.SoftLink(ds.name)
+    g.attrs["package"], g.attrs["package_version"] = "", ""
+    g.create_group("metadata/General").attrs["title"] = name
+    g.create_group("metadata/Signal").attrs["signal_type"] = ""
+    g.create_group("original_metadata")
+    length = ("nm", float(pixel_size_nm)) if pixel_size_nm else ("px", 1.0)
+    for i, (axis, units, scale, navigate) in enumerate((
+            ("time", time_units, frame_time_s or 1.0, True),
+            ("y", *length, False), ("x", *length, False))):
+        a = g.create_group(f"axis-{i}")
+        a.attrs.update({"name": axis, "units": units, "scale": scale, "offset": 0.0,
+                        "size": ds.shape[i], "navigate": navigate, "_type": "UniformDataAxis"})
+
+
+def hspy_update(f: h5py.File, frame_time_s: float | None) -> None:
+    """Bring the axis sizes (and the frame time, once known) up to date."""
+    for g in f.get("Experiments", {}).values():
+        for i in range(3):
+            a = g.get(f"axis-{i}")
+            if a is not None:
+                a.attrs["size"] = g["data"].shape[i]
+        if frame_time_s and "axis-0" in g:
+            g["axis-0"].attrs["scale"] = float(frame_time_s)

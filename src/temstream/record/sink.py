@@ -40,8 +40,8 @@ class RecorderSink:
     """
 
     def __init__(self, path: str | Path, *, config_toml: str = "", raw_frames: bool = True,
-                 frames_compression: str = "none", labels_compression: str = "blosc2-zstd",
-                 flush_interval_s: float = 1.0, queue_size: int = 64,
+                 frames_compression: str = "none", labels_compression: str = "gzip",
+                 flush_interval_s: float = 0.5, queue_size: int = 64,
                  attrs: dict[str, Any] | None = None, swmr: bool = False,
                  compress_threads: int = 2):
         self.path = Path(path)

@@ -19,7 +19,7 @@ import numpy as np
 from temstream._version import __version__
 from temstream.record.compression import Chunk, chunk_encoder, compression_options
 from temstream.record.layout import (FORMAT, FORMAT_VERSION, INFO_COLUMNS, NM_COLUMNS,
-                                     PARTICLE_COLUMNS, _emd_dims)
+                                     PARTICLE_COLUMNS, _emd_dims, hspy_update, hspy_view)
 from temstream.record.repair import salvage
 
 
@@ -54,6 +54,9 @@ class RecordingWriter:
         Extra root attributes (JSON-serialised when not scalars).
     flush_interval_s : float
         Flush to disk at least this often.
+    frame_time_s : float, optional
+        Frame period, for HyperSpy's time axis (``/Experiments``); the median step of the
+        timestamps replaces it when the file is closed.
     time_units : str
         Units of the time axis (dim1): ``s``, or ``frame`` when the frame time is unknown
         (then the timestamps are frame numbers).
@@ -71,10 +74,11 @@ class RecordingWriter:
 
     def __init__(self, path: str | Path, *, frame_shape: tuple[int, int], frame_dtype: Any,
                  pixel_size_nm: float | None = None, raw_frames: bool = True,
-                 frames_compression: str = "none", labels_compression: str = "blosc2-zstd",
+                 frames_compression: str = "none", labels_compression: str = "gzip",
                  extra_columns: dict[str, str] | None = None, config_toml: str = "",
-                 attrs: dict[str, Any] | None = None, flush_interval_s: float = 1.0,
-                 swmr: bool = False, time_units: str = "s"):
+                 attrs: dict[str, Any] | None = None, flush_interval_s: float = 0.5,
+                 swmr: bool = False, time_units: str = "s",
+                 frame_time_s: float | None = None):
         self.path = Path(path)
         self.shape = tuple(int(s) for s in frame_shape)
         self.pixel_size_nm = float(pixel_size_nm) if pixel_size_nm else None
@@ -119,6 +123,11 @@ class RecordingWriter:
                                        **compression_options(labels_compression))
         _emd_dims(g, self.shape, self.pixel_size_nm, time_units)
         self._time_dims = [data[k]["dim1"] for k in data]
+        self.frame_time_s = frame_time_s
+        for name in ("frames", "labels"):
+            if name in data:
+                hspy_view(f, name, data[name]["data"], self.pixel_size_nm, frame_time_s,
+                          time_units)
         columns = dict(PARTICLE_COLUMNS)
         columns.update(NM_COLUMNS)  # always there (NaN without a pixel size): no KeyError
         columns.update({k: v for k, v in (extra_columns or {}).items() if k not in columns})
@@ -212,7 +221,7 @@ class RecordingWriter:
             shape = array.shape
             g.create_dataset("data", shape=(0,) + shape, maxshape=(None,) + shape,
                              chunks=(1,) + shape, dtype=array.dtype,
-                             **compression_options("blosc2-zstd"))
+                             **compression_options("gzip"))
             _emd_dims(g, self.shape, self.pixel_size_nm, self.time_units)
             if array.ndim == 3:  # (L, H, W): a leading index axis before y and x
                 g.move("dim3", "dim4")
@@ -331,6 +340,10 @@ class RecordingWriter:
             return
         self.f.flush()  # the data first, then the rows that list them (see flush)
         self._write_held()
+        t = self._time_dims[0][()] if self._time_dims else np.zeros(0)
+        steps = np.diff(t)
+        hspy_update(self.f, float(np.median(steps)) if steps.size and np.median(steps) > 0
+                    else self.frame_time_s)
         if summary is not None:
             self.f.attrs["summary"] = json.dumps(summary)
         self.f.attrs["closed_cleanly"] = True

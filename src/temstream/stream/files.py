@@ -272,6 +272,7 @@ READERS: dict[str, Callable[[Path], MovieFile]] = {
     ".h5": _open_recording,
     ".hdf5": _open_recording,
     ".emd": _open_recording,
+    ".hspy": _open_recording,
     ".mrc": _open_mrc,
     ".mrcs": _open_mrc,
     ".dm3": lambda p: _open_rsciio(p, "digitalmicrograph"),
