@@ -92,7 +92,8 @@ def describe_model(name) -> str:
                 else ""),
              f"tiles          {arch.tile} px with {arch.halo} px overlap above that size",
              f"weights        {weights.name}, {weights.stat().st_size / 1e6:.1f} MB, sha256 "
-             f"{card.sha256[:12]}... " + ("(verified)" if intact else
+             f"{card.sha256[:12]}... " + ("(verified: safetensors whose tensors fit the "
+                                          "architecture)" if intact else
                                           "(MISMATCH: damaged or replaced file)")]
     if tr:
         lines.append(f"training       {card.extra.get('command', 'preset ' + str(tr.get('name')))}"
@@ -104,6 +105,34 @@ def describe_model(name) -> str:
     if scores:
         lines.append(f"metrics        {', '.join(scores)}")
     return "\n".join(lines)
+
+
+def _is_recording(path) -> bool:
+    """A temstream recording (else a movie file of another kind, or not a movie at all)."""
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format", "")
+    except OSError:
+        return True  # ours or not, open_recording says what is wrong with it
+    return (fmt.decode() if isinstance(fmt, bytes) else fmt) == "temstream-recording"
+
+
+def describe_movie(path) -> str:
+    """A movie file that is not a recording (TIFF, MRC, DM, EMD from elsewhere...)."""
+    from temstream.stream.files import open_movie
+
+    with open_movie(path) as movie:
+        h, w = movie.shape
+        px = f"{movie.pixel_size_nm:g} nm" if movie.pixel_size_nm else "unknown"
+        ft = f"{movie.frame_time_s:g} s" if movie.frame_time_s else "unknown"
+        return "\n".join([f"movie          {path} (not a temstream recording)",
+                           f"frames         {len(movie)} frames of {h}x{w} "
+                           f"{movie.dtype}",
+                           f"pixel size     {px}", f"frame time     {ft}"])
 
 
 def _is_model(name: str) -> bool:
@@ -128,6 +157,11 @@ def run(args) -> int:
     from temstream.cli import UsageError
 
     if _is_model(args.file):
+        from temstream.models.checkpoints import load_checkpoint
+
+        # what `run` checks: the sha256, a safetensors file (never a pickle), tensors that
+        # fit the card's architecture; a failure is a one-line error and exit status 2
+        load_checkpoint(args.file)
         print(describe_model(args.file))
         return 0
     if not Path(args.file).exists():
@@ -135,6 +169,9 @@ def run(args) -> int:
 
         shipped = ", ".join(sorted(q.stem for q in WEIGHTS_DIR.glob("*.json")))
         raise UsageError(f"{args.file!r} is neither a file nor a model (shipped: {shipped})")
+    if not _is_recording(args.file):
+        print(describe_movie(args.file))
+        return 0
     print(describe(args.file))
     if args.config_text:
         with h5py.File(args.file, "r") as f:

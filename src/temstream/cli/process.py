@@ -34,21 +34,23 @@ class _Progress:
     """A sink that moves a tqdm bar."""
 
     def __init__(self, total: int, disable: bool):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, unit="frame", disable=disable, leave=False)
+        self.total, self.disable, self.bar = total, disable, None
 
     def series_start(self, event) -> None:
-        pass
+        if self.bar is None:  # drawn once frames flow, not before a setup error
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="frame", disable=self.disable, leave=False)
 
     def write(self, result) -> None:
         self.bar.update(1)
 
     def dropped(self, row) -> None:
-        self.bar.update(1)
+        self.bar.update(int(row.get("count", 1)))
 
     def close(self, summary) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _positive(value, option: str) -> float | None:

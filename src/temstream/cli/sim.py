@@ -96,6 +96,12 @@ def _summary(movie) -> str:
 def run(args) -> int:
     from temstream.cli import UsageError
 
+    if args.size < 32:
+        raise UsageError(f"--size must be at least 32 px, got {args.size}")
+    if args.frames is not None and args.frames < 1:
+        raise UsageError(f"--frames must be at least 1, got {args.frames}")
+    if not args.fps > 0:
+        raise UsageError(f"--fps must be a number > 0, got {args.fps}")
     scenario, over = _split_overrides(args)
     if args.config:
         over = {**_config_table(args.config), **over}  # the command line wins

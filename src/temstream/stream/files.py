@@ -87,15 +87,25 @@ class _Single:
 
 
 def _open_npy(path: Path) -> MovieFile:
-    return _stack(path, np.load(path, mmap_mode="r", allow_pickle=False))
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # an object array: would need unpickling, never done
+            raise ValueError(f"{path}: holds Python objects (pickle), not pixels; "
+                             "temstream never unpickles") from None
+        raise ValueError(f"{path}: not a readable .npy stack ({exc}; cut short?)") from None
+    return _stack(path, array)
 
 
 def _open_tiff(path: Path) -> MovieFile:
     import tifffile
 
-    tif = tifffile.TiffFile(path)
-    series = tif.series[0]
-    array = series.asarray(out="memmap") if series.dataoffset else series.asarray()
+    try:
+        tif = tifffile.TiffFile(path)
+        series = tif.series[0]
+        array = series.asarray(out="memmap") if series.dataoffset else series.asarray()
+    except (ValueError, OSError, IndexError, tifffile.TiffFileError) as exc:
+        raise ValueError(f"{path}: not a readable TIFF stack ({exc}; cut short?)") from None
     pixel_size = None
     meta: dict[str, Any] = {}
     ij = tif.imagej_metadata or {}
@@ -152,7 +162,10 @@ def _open_h5(path: Path):
         return h5py.File(path, "r")
     except OSError as exc:
         if "already open for write" not in str(exc):
-            raise
+            if not h5py.is_hdf5(path):
+                raise ValueError(f"{path}: not an HDF5 file (an .h5/.emd/.hspy movie is HDF5)"
+                                 ) from None
+            raise ValueError(f"{path}: cannot read this HDF5 file ({exc})") from None
         return h5py.File(path, "r", swmr=True, libver="latest")
 
 
@@ -231,7 +244,10 @@ def _open_recording(path: Path) -> MovieFile:
 def _open_mrc(path: Path) -> MovieFile:
     import mrcfile
 
-    mrc = mrcfile.mmap(path, mode="r", permissive=True)
+    try:
+        mrc = mrcfile.mmap(path, mode="r", permissive=True)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable MRC file ({exc})") from None
     if mrc.data is None:
         mrc.close()
         raise ValueError(f"{path}: MRC file without data")
