@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("pyqtgraph")
+import pyqtgraph  # noqa: E402,F401 - [gui] extra: run or fail, never skip
 
 from pyqtgraph.Qt import QtCore, QtGui  # noqa: E402
 

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-pytest.importorskip("pyqtgraph")
+import pyqtgraph  # noqa: E402,F401 - [gui] extra: run or fail, never skip
 
 from pyqtgraph.Qt import QtGui  # noqa: E402
 

@@ -77,7 +77,7 @@ def test_subscriber_feeds_the_sink_until_the_run_summary(zmq_context):
 
 @pytest.mark.gui
 def test_feed_dashboard_snapshot(qapp, zmq_context, tmp_path):
-    pytest.importorskip("pyqtgraph")
+    import pyqtgraph  # noqa: F401 - [gui] extra: run or fail, never skip
     from pyqtgraph.Qt import QtGui
 
     from temstream.gui import run_feed_dashboard

@@ -201,6 +201,10 @@ def test_a_series_that_announces_its_frame_size_is_warmed_up_before_its_frames(
     out = tmp_path / "warm.h5"
     runner = make_runner(src, segment=seg, flow="live", queue_size=2,
                          sinks=[RecorderSink(out)])
+    # what `temstream run` does before it takes frames: the particle kernels are compiled
+    # (or loaded from numba's cache) now, so an empty cache cannot make this test drop
+    # frames (issue 22 item 22); what is left per frame size is the segmenter's set-up
+    runner.prepare()
     time.sleep(0.05)
     sender = threading.Thread(target=_send_paced, args=(pub, frames, meta))
     sender.start()
@@ -269,3 +273,47 @@ def test_odd_series_announcements_are_ignored(meta, tmp_path):
                           flow="lossless").run()
     assert summary.processed == 3
     assert all(real for _, real in seg.calls)  # no blank warm-up frame was made
+
+
+def test_the_kernels_are_ready_before_the_first_event_is_taken():
+    """Issue 22 items 18 and 22: nothing compiles on the live path. The instance and link
+    stages have run (on synthetic particles) before the runner asks its source for anything,
+    also when no series start announces a frame size."""
+    frames, _ = disks_movie(n_frames=3)
+    order = []
+
+    class Watch(MemorySource):
+        def receive(self, timeout_ms=100):
+            order.append("receive")
+            return super().receive(timeout_ms)
+
+    def measured(probs, raw):
+        order.append("instances")
+        return instances(probs, raw)
+
+    link = Link(TrackingConfig(search_range=5.0))
+    probe = link.warm_up
+    link.warm_up = lambda table: (order.append("link-warm-up"), probe(table))
+    runner = Runner(Watch(frames), preprocess=lambda im: im, segment=ClassicalSegmenter(),
+                    instances=measured, link=link, flow="lossless")
+    assert runner.run().processed == 3
+    first = order.index("receive")
+    assert "instances" in order[:first] and "link-warm-up" in order[:first]
+
+
+def test_run_prepares_the_kernels_before_it_opens_its_socket(monkeypatch, tmp_path):
+    """`temstream run` compiles before it connects: frames cannot queue up meanwhile."""
+    from temstream.cli import _pipeline, run as run_cmd
+
+    order = []
+    real_prepare = Runner.prepare
+    monkeypatch.setattr(Runner, "prepare", lambda self, *a, **k: (order.append("prepare"),
+                                                                  real_prepare(self, *a, **k))[1])
+    monkeypatch.setattr(Runner, "run", lambda self: (order.append("run"), self.summary)[1])
+    real_source = _pipeline.zmq_source
+    monkeypatch.setattr(run_cmd, "zmq_source", lambda config: (order.append("socket"),
+                                                               real_source(config))[1])
+    from temstream.cli import main
+
+    assert main(["run", "--frames", "1", "--connect", "tcp://127.0.0.1:1"]) == 0
+    assert order[:3] == ["prepare", "socket", "run"]

@@ -35,8 +35,12 @@ def run(args) -> int:
         pipeline={"frames": args.frames, "flow": args.flow},
         segment={"model": args.model, "backend": args.backend, "tta": args.tta})
     s = config.source
-    runner = build_runner(config, zmq_source(config), out=args.out)
-    print(f"listening on {s.connect} ({s.protocol}, {config.pipeline.flow}); Ctrl-C to stop")
+    runner = build_runner(config, None, out=args.out)
+    print(f"preparing the pipeline ({config.segment.model} model)...", flush=True)
+    runner.prepare()  # compile before connecting: no frame waits for a compiler
+    runner.source = zmq_source(config)
+    print(f"listening on {s.connect} ({s.protocol}, {config.pipeline.flow}); Ctrl-C to stop",
+          flush=True)
     if args.gui or args.snapshot:
         from temstream.gui import run_with_dashboard
 
