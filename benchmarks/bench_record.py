@@ -45,7 +45,7 @@ def movie(n: int, size: int, seed: int = 0):
 
 
 def record(folder: Path, compression: str, frames, labels, repeat: int,
-           labels_compression: str = "gzip", flush_interval_s: float = 0.5
+           labels_compression: str = "gzip", flush_interval_s: float = 0.25
            ) -> tuple[float, float, float]:
     path = folder / f"bench-{compression}-{labels_compression}.h5"
     sink = RecorderSink(path, frames_compression=compression, queue_size=8,
@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1024² frames, one repeat")
     ap.add_argument("--defaults", action="store_true",
                     help="compare the default recording before issue 22 (raw frames, labels "
-                         "blosc2-zstd, flush 1 s) with today's (labels gzip, flush 0.5 s)")
+                         "blosc2-zstd, flush 1 s) with today's (labels gzip, flush 0.25 s)")
     args = ap.parse_args()
     if args.quick:
         args.size, args.repeat = 1024, 1
@@ -99,7 +99,7 @@ def main() -> None:
             print("| defaults | MB/s (raw+labels) | file ratio | link thread blocked |")
             print("|---|---|---|---|")
             rows = {"old: labels blosc2-zstd, flush 1 s": ("blosc2-zstd", 1.0),
-                    "new: labels gzip, flush 0.5 s": ("gzip", 0.5)}
+                    "new: labels gzip, flush 0.25 s": ("gzip", 0.25)}
             results = {k: [] for k in rows}
             for _ in range(2):
                 for name, (labels_c, flush) in rows.items():

@@ -12,7 +12,7 @@ import pytest
 from temstream.record import read_frames_info, read_particles
 from temstream.stream.publish import FramePublisher
 
-from testkit import disks_movie
+from testkit import assert_shows_a_picture, disks_movie
 
 TEMSTREAM = [sys.executable, "-m", "temstream"]
 
@@ -134,5 +134,6 @@ def test_replay_with_dashboard_records_and_snapshots(tmp_path):
                      "pipeline.flow=lossless")
     assert result.returncode == 0, result.stderr
     assert shot.stat().st_size > 10_000
+    assert_shows_a_picture(shot)  # not a blank window
     info = read_frames_info(out)
     assert list(info["frame"]) == list(range(15)) and set(info["status"]) == {"processed"}

@@ -13,7 +13,7 @@ from temstream.gui import run_with_dashboard  # noqa: E402
 from temstream.gui.bridge import DisplaySink  # noqa: E402
 from temstream.stream.sources import MemorySource  # noqa: E402
 
-from testkit import disks_movie  # noqa: E402
+from testkit import assert_shows_a_picture, disks_movie  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -35,6 +35,7 @@ def test_run_with_dashboard_processes_everything_and_saves_a_snapshot(qapp, tmp_
     assert sink.processed == 30 and sink.closed
     image = QtGui.QImage(str(shot))
     assert not image.isNull() and image.width() > 500
+    assert_shows_a_picture(shot)  # not a blank window
 
 
 def test_closing_the_window_stops_the_runner(qapp):
@@ -74,3 +75,4 @@ def test_demo_cli_snapshot(tmp_path):
                str(shot), "demo.size=128", "demo.fps=100"])
     assert rc == 0
     assert not QtGui.QImage(str(shot)).isNull()
+    assert_shows_a_picture(shot)

@@ -197,7 +197,7 @@ class RecordConfig(Section):
         "gzip", "none", "blosc2-lz4", "blosc2-zstd", "bitshuffle-lz4", "gzip"
     )
     # a SIGKILL loses at most this plus the pipeline's latency (table rows: one flush more)
-    flush_interval_s: float = _range(0.5, 0.01, 60.0)
+    flush_interval_s: float = _range(0.25, 0.01, 60.0)
     queue_size: int = _range(64, 1, 100000)
     swmr: bool = False  # readable while growing; after a crash open with swmr=True
     compress_threads: int = _range(2, 1, 64)

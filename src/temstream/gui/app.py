@@ -155,7 +155,9 @@ def _event_loop(app: QtWidgets.QApplication, window: Dashboard, worker: threadin
         stop(name)
 
     def watch() -> None:
-        if worker.is_alive() or state["finished"]:
+        # not before the worker started: the first paint (processEvents below) can outlast
+        # the timer's period, and a worker not yet started is not alive either
+        if not state.get("started") or worker.is_alive() or state["finished"]:
             return
         state["finished"] = True
         window.refresh()  # the last frames and the final numbers
@@ -181,6 +183,7 @@ def _event_loop(app: QtWidgets.QApplication, window: Dashboard, worker: threadin
     window.show()
     app.processEvents()  # first layout and paint before the run competes for the CPU
     worker.start()
+    state["started"] = True
     try:
         if window.isVisible():
             app.exec()

@@ -41,7 +41,7 @@ class RecorderSink:
 
     def __init__(self, path: str | Path, *, config_toml: str = "", raw_frames: bool = True,
                  frames_compression: str = "none", labels_compression: str = "gzip",
-                 flush_interval_s: float = 0.5, queue_size: int = 64,
+                 flush_interval_s: float = 0.25, queue_size: int = 64,
                  attrs: dict[str, Any] | None = None, swmr: bool = False,
                  compress_threads: int = 2):
         self.path = Path(path)

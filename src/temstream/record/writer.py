@@ -76,7 +76,7 @@ class RecordingWriter:
                  pixel_size_nm: float | None = None, raw_frames: bool = True,
                  frames_compression: str = "none", labels_compression: str = "gzip",
                  extra_columns: dict[str, str] | None = None, config_toml: str = "",
-                 attrs: dict[str, Any] | None = None, flush_interval_s: float = 0.5,
+                 attrs: dict[str, Any] | None = None, flush_interval_s: float = 0.25,
                  swmr: bool = False, time_units: str = "s",
                  frame_time_s: float | None = None):
         self.path = Path(path)
