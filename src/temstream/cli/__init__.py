@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import re
+import signal
 import sys
 import traceback
 import warnings
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_ours)
         warnings.simplefilter("ignore")
+    # SIGTERM ends a command like Ctrl-C does (KeyboardInterrupt: clean-ups run, exit 130);
+    # the pipeline and the dashboard install their own handlers while they run
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, UsageError, ValueError) as exc:
@@ -115,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"temstream {args.command}: error: {where}{_one_line(exc)}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _ours(record: logging.LogRecord) -> bool:

@@ -92,9 +92,9 @@ def run(args) -> int:
                        rcvhwm=config.source.rcvhwm)
     runner = build_runner(config, source, out=args.out)
     print(f"simulated detector: scenario {d.scenario}, {d.size}x{d.size} px, {d.fps:g} fps, "
-          f"{args.frames} frames on {detector.endpoint}")
+          f"{args.frames} frames on {detector.endpoint}", flush=True)
     print(f"pipeline: model {config.segment.model}, flow {config.pipeline.flow}, "
-          f"recording to {args.out}")
+          f"recording to {args.out}; Ctrl-C to stop", flush=True)
     # build what the first frame would build (compiled network, sessions) before it comes
     runner.warm_up((d.size, d.size), np.uint16)
     detector.start()
