@@ -137,3 +137,14 @@ def test_replay_with_dashboard_records_and_snapshots(tmp_path):
     assert_shows_a_picture(shot)  # not a blank window
     info = read_frames_info(out)
     assert list(info["frame"]) == list(range(15)) and set(info["status"]) == {"processed"}
+
+
+def test_live_commands_show_a_status_line_while_they_run(tmp_path):
+    """Issue 22 item 20: `demo` and `run` show frames/s, drops and particles while they run
+    (not only a summary at the end); `process` prints an offline summary instead."""
+    result = run_cli("demo", "--frames", "80", "--size", "64", "--fps", "20", "--model",
+                     "classical", "--out", str(tmp_path / "d.hspy"), timeout=180)
+    assert result.returncode == 0, result.stderr
+    status = [line for line in result.stderr.splitlines() if line.startswith("live:")]
+    assert status and "frames/s" in status[0] and "dropped" in status[0], result.stderr
+    assert "particles" in status[0]

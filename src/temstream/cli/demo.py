@@ -6,7 +6,8 @@ import threading
 import time
 
 from temstream.cli._common import config_from_args, new_parser
-from temstream.cli._pipeline import build_runner, describe_segmenter, stop_on_signals
+from temstream.cli._pipeline import (LiveStatus, build_runner, describe_segmenter,
+                                     stop_on_signals)
 
 
 def add_parser(sub) -> None:
@@ -90,7 +91,8 @@ def run(args) -> int:
                                  seed=d.seed)
     source = ZmqSource(detector.endpoint, protocol="native", socket="pull",
                        rcvhwm=config.source.rcvhwm)
-    runner = build_runner(config, source, out=args.out)
+    gui = args.gui or args.snapshot
+    runner = build_runner(config, source, out=args.out, sinks=None if gui else [LiveStatus()])
     print(f"simulated detector: scenario {d.scenario}, {d.size}x{d.size} px, {d.fps:g} fps, "
           f"{args.frames} frames on {detector.endpoint}", flush=True)
     print(f"pipeline: model {config.segment.model}, flow {config.pipeline.flow}, "
@@ -99,7 +101,7 @@ def run(args) -> int:
     runner.warm_up((d.size, d.size), np.uint16)
     detector.start()
     try:
-        if args.gui or args.snapshot:
+        if gui:
             from temstream.gui import run_with_dashboard
 
             summary = run_with_dashboard(runner, config=config, snapshot=args.snapshot)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from temstream.cli._common import config_from_args, new_parser
-from temstream.cli._pipeline import (build_runner, describe_segmenter, stop_on_signals,
-                                     zmq_source)
+from temstream.cli._pipeline import (LiveStatus, build_runner, describe_segmenter,
+                                     stop_on_signals, zmq_source)
 
 
 def add_parser(sub) -> None:
@@ -35,13 +35,14 @@ def run(args) -> int:
         pipeline={"frames": args.frames, "flow": args.flow},
         segment={"model": args.model, "backend": args.backend, "tta": args.tta})
     s = config.source
-    runner = build_runner(config, None, out=args.out)
+    gui = args.gui or args.snapshot
+    runner = build_runner(config, None, out=args.out, sinks=None if gui else [LiveStatus()])
     print(f"preparing the pipeline ({config.segment.model} model)...", flush=True)
     runner.prepare()  # compile before connecting: no frame waits for a compiler
     runner.source = zmq_source(config)
     print(f"listening on {s.connect} ({s.protocol}, {config.pipeline.flow}); Ctrl-C to stop",
           flush=True)
-    if args.gui or args.snapshot:
+    if gui:
         from temstream.gui import run_with_dashboard
 
         summary = run_with_dashboard(runner, config=config, snapshot=args.snapshot)
