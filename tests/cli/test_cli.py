@@ -27,7 +27,7 @@ def run_cli(*args, timeout=120):
     (["run", "--frames", "1", "tracking.serch_range=3"], "tracking.serch_range"),
     (["run", "--frames", "1", "tracking.search_range=abc"], "tracking.search_range"),
     (["run", "--config", "nope.toml"], "nope.toml"),
-    (["run", "--frames", "1", "--tta", "4"], "segment.tta"),  # the default model is classical
+    (["run", "--frames", "1", "--tta", "4", "--model", "classical"], "segment.tta"),
     (["run", "--frames", "1", "segment.compile=true"], "segment.compile"),
     (["run", "--frames", "1", "segment.model=default", "segment.backend=onnxruntime",
       "segment.compile=true"], "segment.compile"),
@@ -52,7 +52,7 @@ def test_process_npy_writes_a_complete_recording(tmp_path):
     np.save(tmp_path / "movie.npy", frames)
     out = tmp_path / "out.h5"
     result = run_cli("process", str(tmp_path / "movie.npy"), "--out", str(out), "--no-progress",
-                     "tracking.search_range=5")
+                     "tracking.search_range=5", "--model", "classical")
     assert result.returncode == 0, result.stderr
     assert "frames processed  12" in result.stdout
     assert "segmenter         classical (otsu threshold, dark particles)" in result.stdout

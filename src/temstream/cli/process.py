@@ -10,12 +10,13 @@ from temstream.cli._pipeline import build_runner, describe_segmenter, stop_on_si
 
 def add_parser(sub) -> None:
     p = new_parser(sub, "process", "segment, track and record a movie file (offline, lossless)",
-                   "temstream process movie.tif --out movie.h5 --model classical")
+                   "temstream process movie.tif --out movie.hspy --frame-time 0.05")
     p.add_argument("input", help="movie: temstream recording (.h5), EMD (Berkeley/Velox), MRC, "
                                  "TIFF stack, DM3/DM4, SER/EMI or .npy")
     p.add_argument("--out", required=True, metavar="FILE.hspy",
                    help="recording to write (.hspy: HyperSpy opens it as a movie)")
-    p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
+    p.add_argument("--model", help="default (the U-Net, the default) | classical | bilayer | "
+                                   "checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--tta", type=int, choices=[1, 2, 4, 8],
                    help="U-Nets: average over N rotations/mirrors of each frame (N network "

@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", metavar="FILE.hspy",
                    help="record to this file (.hspy: HyperSpy opens it as a movie)")
     p.add_argument("--frames", type=int, help="stop after N frames")
-    p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
+    p.add_argument("--model", help="default (the U-Net, the default) | classical | bilayer | "
+                                   "checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--tta", type=int, choices=[1, 2, 4, 8],
                    help="U-Nets: average over N rotations/mirrors of each frame (N network "

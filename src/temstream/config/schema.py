@@ -114,7 +114,10 @@ class SegmentConfig(Section):
 
     section = "segment"
 
-    model: str = "classical"  # classical | default | bilayer | path to a checkpoint
+    # classical | default | bilayer | path to a checkpoint; the U-Net "default" everywhere
+    # (demo, run, process, replay): it keeps up on a 2-core CPU at 512² (24 frames/s,
+    # docs/models.md) and is what every accuracy figure measures
+    model: str = "default"
     backend: str = _choice("auto", "auto", "torch", "onnxruntime", "tensorrt")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threshold: float = _range(0.0, 0.0, 1.0, below=True)  # 0 = take it from the model card
