@@ -28,7 +28,8 @@ def run_cli(*args, timeout=120):
     (["run", "--frames", "1", "tracking.search_range=abc"], "tracking.search_range"),
     (["run", "--config", "nope.toml"], "nope.toml"),
     (["run", "--frames", "1", "--tta", "4", "--model", "classical"], "segment.tta"),
-    (["run", "--frames", "1", "segment.compile=true"], "segment.compile"),
+    (["run", "--frames", "1", "segment.model=classical", "segment.compile=true"],
+     "segment.compile"),
     (["run", "--frames", "1", "segment.model=default", "segment.backend=onnxruntime",
       "segment.compile=true"], "segment.compile"),
 ])
