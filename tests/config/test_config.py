@@ -118,3 +118,14 @@ def test_nan_and_inf_fail_every_range_check_with_the_key(value):
         load_config(None, [f"record.flush_interval_s={value}"])
     with pytest.raises(ConfigError, match=r"tracking\.search_range"):
         load_config(None, [f"tracking.search_range={value}"])
+
+
+def test_one_default_model_everywhere():
+    """Issue 22 item 21: process and run defaulted to classical while demo and every accuracy
+    figure used the U-Net."""
+    assert load_config().segment.model == "default"
+    for preset in preset_names():
+        config = load_config(preset)
+        assert config.segment.model in ("default", "classical")
+        assert config.segment.model == "default", preset
+    assert load_config().demo.model == "default"

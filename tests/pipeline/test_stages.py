@@ -169,3 +169,26 @@ def test_the_summary_says_what_segmented_the_frames(overrides, line):
     runner = build_runner(load_config(None, overrides + ["segment.backend=torch"]),
                           MemorySource([]))
     assert describe_segmenter(runner) == f"segmenter         {line}"
+
+
+@pytest.mark.parametrize("model", ["classical", "default"])
+def test_nan_and_inf_pixels_reach_no_segmenter(model):
+    """Issue 22 item 7: one NaN pixel in a float32 frame stopped the run (classical: a
+    zero-size reduction). The preprocess stage replaces NaN/inf before any segmenter."""
+    from temstream.config import load_config
+    from temstream.pipeline.assemble import build_stages, load_segmenter_from_config
+
+    config = load_config(None, [f"segment.model={model}"])
+    stages = build_stages(config, load_segmenter_from_config(config))
+    rng = np.random.default_rng(0)
+    frame = rng.normal(1000, 30, (64, 64)).astype(np.float32)
+    frame[20:30, 20:30] = 600
+    frame[5, 5], frame[6, 6], frame[7, :] = np.nan, np.inf, -np.inf
+    for image in (frame, np.full((64, 64), np.nan, np.float32)):
+        prepped = stages["preprocess"](image)
+        assert np.isfinite(prepped).all()
+        probs = stages["segment"](prepped)
+        assert np.isfinite(probs).all()
+        labels, table = stages["instances"](probs, prepped)
+        assert labels.shape == (64, 64)
+    assert stages["preprocess"].nonfinite_frames == 2
