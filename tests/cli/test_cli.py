@@ -149,3 +149,16 @@ def test_live_commands_show_a_status_line_while_they_run(tmp_path):
     status = [line for line in result.stderr.splitlines() if line.startswith("live:")]
     assert status and "frames/s" in status[0] and "dropped" in status[0], result.stderr
     assert "particles" in status[0]
+
+
+def test_the_live_status_line_counts_drops():
+    """The status sink is a sink: ``dropped(row)`` is a method the runner calls."""
+    import io
+
+    from temstream.cli._pipeline import LiveStatus
+
+    out = io.StringIO()
+    status = LiveStatus(stream=out, period_s=1e-9)
+    status.dropped({"frame": 3, "count": 5})
+    status.dropped({"frame": 9})
+    assert status.n_dropped == 6 and "dropped 6" in out.getvalue()

@@ -317,3 +317,16 @@ def test_run_prepares_the_kernels_before_it_opens_its_socket(monkeypatch, tmp_pa
 
     assert main(["run", "--frames", "1", "--connect", "tcp://127.0.0.1:1"]) == 0
     assert order[:3] == ["prepare", "socket", "run"]
+
+
+def test_prepare_compiles_for_a_segmenter_with_three_classes(caplog):
+    """The U-Net's classes are background, particle, boundary: the kernels' warm-up must give
+    the instance stage probabilities of that many classes."""
+    frames, _ = disks_movie(n_frames=2)
+    three = Instances(InstancesConfig(outline="threshold", min_area=4),
+                      classes=("background", "particle", "boundary"))
+    runner = Runner(MemorySource(frames), preprocess=lambda im: im, segment=ClassicalSegmenter(),
+                    instances=three, link=Link(), flow="lossless")
+    with caplog.at_level("WARNING"):
+        runner.prepare()
+    assert "could not prepare" not in caplog.text

@@ -58,7 +58,7 @@ class LiveStatus:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.period_s = period_s or (1.0 if self.tty else 2.0)
-        self.processed = self.dropped = self.particles = 0
+        self.processed = self.n_dropped = self.particles = 0
         self._t = self._t0 = None
         self._n_at = 0
         self._shown = False
@@ -72,7 +72,7 @@ class LiveStatus:
         self._maybe_show()
 
     def dropped(self, row) -> None:
-        self.dropped += int(row.get("count", 1))
+        self.n_dropped += int(row.get("count", 1))
         self._maybe_show()
 
     def _maybe_show(self) -> None:
@@ -87,7 +87,7 @@ class LiveStatus:
         fps = (self.processed - self._n_at) / (now - self._t)
         self._t, self._n_at = now, self.processed
         line = (f"live: {fps:5.1f} frames/s, processed {self.processed}, dropped "
-                f"{self.dropped}, particles {self.particles}")
+                f"{self.n_dropped}, particles {self.particles}")
         self.stream.write(("\r" + line + "  ") if self.tty else line + "\n")
         self.stream.flush()
         self._shown = True

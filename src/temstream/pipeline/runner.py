@@ -399,7 +399,8 @@ class Runner:
         if self._prepared:
             return 0.0
         t0 = time.perf_counter()
-        blank = np.zeros((2, 64, 64), np.float32)
+        classes = len(getattr(self.instances, "classes", ())) or 2  # a U-Net may have 3+
+        blank = np.zeros((classes, 64, 64), np.float32)
         blank[0] = 1.0
         particles = synthetic_particles(blank)
         try:
