@@ -75,3 +75,26 @@ def test_a_default_recording_opens_in_every_reader(tmp_path):
     assert out["rsciio_hspy"] == 2
     assert out["ncempy"] == [2, 2]
     assert not out["hdf5plugin_imported"]
+
+
+def test_hyperspy_time_axis_lists_uneven_frame_times(tmp_path):
+    """Frames dropped under `live` leave uneven times: HyperSpy's axis lists them rather
+    than claiming a constant step (a uniform scale when they are even)."""
+    import h5py
+
+    from temstream.record import RecordingWriter
+
+    for name, times in (("even", [0, 0.05, 0.1, 0.15]), ("uneven", [0, 0.05, 0.1, 0.2, 0.4])):
+        path = tmp_path / f"{name}.hspy"
+        w = RecordingWriter(path, frame_shape=(8, 8), frame_dtype=np.uint16)
+        for i, t in enumerate(times):
+            w.append(i, 100.0 + t, np.zeros((8, 8), np.uint16), np.zeros((8, 8), np.uint32), {})
+        w.close()
+        with h5py.File(path, "r") as f:
+            axis = f["Experiments/frames/axis-0"].attrs
+            assert axis["navigate"] and axis["size"] == len(times)
+            if name == "even":
+                assert axis["scale"] == pytest.approx(0.05) and "axis" not in axis
+            else:
+                assert axis["_type"] == "DataAxis"
+                np.testing.assert_allclose(axis["axis"], times, atol=1e-9)

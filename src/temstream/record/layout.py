@@ -84,12 +84,26 @@ def hspy_view(f: h5py.File, name: str, ds: h5py.Dataset, pixel_size_nm: float | 
                         "size": ds.shape[i], "navigate": navigate, "_type": "UniformDataAxis"})
 
 
-def hspy_update(f: h5py.File, frame_time_s: float | None) -> None:
-    """Bring the axis sizes (and the frame time, once known) up to date."""
+def hspy_update(f: h5py.File, frame_time_s: float | None,
+                times: np.ndarray | None = None) -> None:
+    """Bring the axis sizes (and the frame time, once known) up to date. Where ``times`` (the
+    frames' times, dim1) are not evenly spaced (dropped frames, gaps), HyperSpy's time axis
+    lists them (a non-uniform ``DataAxis``) instead of claiming a constant step."""
     for g in f.get("Experiments", {}).values():
         for i in range(3):
             a = g.get(f"axis-{i}")
             if a is not None:
                 a.attrs["size"] = g["data"].shape[i]
-        if frame_time_s and "axis-0" in g:
-            g["axis-0"].attrs["scale"] = float(frame_time_s)
+        a = g.get("axis-0")
+        if a is None:
+            continue
+        if frame_time_s:
+            a.attrs["scale"] = float(frame_time_s)
+        if times is not None and len(times) == g["data"].shape[0] and len(times) > 2:
+            steps = np.diff(times)
+            if steps.size and np.ptp(steps) > 0.01 * max(abs(float(np.median(steps))), 1e-12):
+                a.attrs["_type"] = "DataAxis"
+                a.attrs["axis"] = np.asarray(times, dtype="<f8")
+                for key in ("scale", "offset"):
+                    if key in a.attrs:
+                        del a.attrs[key]

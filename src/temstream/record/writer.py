@@ -343,7 +343,7 @@ class RecordingWriter:
         t = self._time_dims[0][()] if self._time_dims else np.zeros(0)
         steps = np.diff(t)
         hspy_update(self.f, float(np.median(steps)) if steps.size and np.median(steps) > 0
-                    else self.frame_time_s)
+                    else self.frame_time_s, t)
         if summary is not None:
             self.f.attrs["summary"] = json.dumps(summary)
         self.f.attrs["closed_cleanly"] = True
