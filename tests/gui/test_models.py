@@ -196,7 +196,8 @@ def test_pipeline_control_changes_settings_between_frames(tmp_path):
     from temstream.gui.control import PipelineControl
     from temstream.stream.sources import MemorySource
 
-    runner = build_runner(load_config(None, ()), MemorySource([]), out=tmp_path / "r.h5")
+    runner = build_runner(load_config(None, ["segment.model=classical"]), MemorySource([]),
+                          out=tmp_path / "r.h5")
     sink = DisplaySink()
     runner.sinks.append(sink)
     control = PipelineControl(runner, sink)
