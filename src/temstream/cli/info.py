@@ -55,9 +55,12 @@ def describe(path) -> str:
             lines.append(f"model          {model}")
     info = read_frames_info(path)
     particles = read_particles(path)
-    status = info["status"].value_counts().to_dict()
-    reasons = info.loc[info["status"] == "dropped", "reason"].value_counts().to_dict()
-    lines.append(f"frames seen    {len(info)}: processed {status.get('processed', 0)}, "
+    # a row stands for `count` frame indices (a gap in the numbering is one row)
+    count = info["count"].astype("int64") if "count" in info else info["status"].map(lambda _: 1)
+    status = count.groupby(info["status"]).sum().to_dict()
+    dropped = info["status"] == "dropped"
+    reasons = count[dropped].groupby(info.loc[dropped, "reason"]).sum().to_dict()
+    lines.append(f"frames seen    {int(count.sum())}: processed {status.get('processed', 0)}, "
                  f"dropped {status.get('dropped', 0)} {reasons if reasons else ''}".rstrip())
     processed = info[info["status"] == "processed"]
     if len(processed):
