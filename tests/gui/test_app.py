@@ -19,7 +19,7 @@ pytestmark = pytest.mark.gui
 
 
 def make_runner(n_frames=30, out=None, frames=None):
-    config = load_config(None, ())
+    config = load_config(None, ["segment.model=classical"])  # the dashboard, not the model
     if frames is None:
         frames, _ = disks_movie(n_frames=n_frames, size=96, n_disks=4)
     source = MemorySource(frames, meta={"pixel_size_nm": 0.8, "frame_time_s": 0.05})

@@ -226,7 +226,8 @@ def test_fast_replay_into_a_slow_pipeline(flow, tmp_path, zmq_context):
     out = tmp_path / "rec.h5"
     try:
         rc = run_cli("run", "--connect", f"tcp://127.0.0.1:{port}", "--out", str(out),
-                     "--flow", flow, "pipeline.queue_size=1", "classical.sigma=8",
+                     "--flow", flow, "pipeline.queue_size=1", "--model", "classical",
+                     "classical.sigma=8",
                      "source.rcvhwm=1000")
     finally:
         proc.communicate(timeout=30)
