@@ -129,14 +129,11 @@ def test_pickle_is_never_executed(tiny_checkpoint, tmp_path):
     np.save(movie, np.zeros((2, 64, 64), np.uint16))
     obj = tmp_path / "objects.npy"
     np.save(obj, np.array([_LeavesAMark(marker), 1], dtype=object), allow_pickle=True)
-    env = {"PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[2] / "src")}
-    import os
-    env = {**os.environ, **env}
     for argv in (["process", str(movie), "--out", str(tmp_path / "a.hspy"), "--model", str(ck)],
                  ["info", str(ck)],
                  ["process", str(obj), "--out", str(tmp_path / "b.hspy")]):
         r = subprocess.run([sys.executable, "-m", "temstream", *argv], capture_output=True,
-                           text=True, timeout=180, env=env)
+                           text=True, timeout=180)
         assert r.returncode == 2, (argv, r.stdout, r.stderr[-2000:])
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
         assert not marker.exists(), argv
@@ -146,8 +143,6 @@ def test_pickle_is_never_executed(tiny_checkpoint, tmp_path):
 def test_info_checks_what_run_checks(damage, tiny_checkpoint, tmp_path):
     """Issue 22 item 15: `info MODEL` said "verified" whenever the sha256 in the card matched,
     and exited 0 on a MISMATCH."""
-    import os
-
     from safetensors.torch import save_file
 
     from temstream.models.checkpoints import sha256_file
@@ -160,15 +155,13 @@ def test_info_checks_what_run_checks(damage, tiny_checkpoint, tmp_path):
     card = json.loads((ck / "model.json").read_text())
     card["weights_sha256"] = sha256_file(ck / "model.safetensors")
     (ck / "model.json").write_text(json.dumps(card))
-    env = {**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[2]
-                                           / "src")}
     r = subprocess.run([sys.executable, "-m", "temstream", "info", str(ck)],
-                       capture_output=True, text=True, timeout=120, env=env)
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "verified" not in r.stdout, (r.stdout, r.stderr)
     card["weights_sha256"] = "0" * 64  # and a plain sha256 mismatch fails too
     (ck / "model.json").write_text(json.dumps(card))
     r = subprocess.run([sys.executable, "-m", "temstream", "info", str(ck)],
-                       capture_output=True, text=True, timeout=120, env=env)
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "does not match" in r.stderr
 
 
