@@ -8,6 +8,8 @@ pipeline's link thread spent blocked in ``write`` (queue full): near 100 % means
 sets the pace. The peer is a plain memory copy of the same bytes in the same run.
 
     python benchmarks/bench_record.py [--frames 40] [--dir /dev/shm]
+    python benchmarks/bench_record.py --defaults   # the default recording before and after
+                                                   # issue 22 (labels blosc2-zstd -> gzip)
 """
 
 from __future__ import annotations
@@ -42,10 +44,13 @@ def movie(n: int, size: int, seed: int = 0):
     return frames, labels
 
 
-def record(folder: Path, compression: str, frames, labels, repeat: int) -> tuple[float, float]:
-    path = folder / f"bench-{compression}.h5"
+def record(folder: Path, compression: str, frames, labels, repeat: int,
+           labels_compression: str = "gzip", flush_interval_s: float = 0.25
+           ) -> tuple[float, float, float]:
+    path = folder / f"bench-{compression}-{labels_compression}.h5"
     sink = RecorderSink(path, frames_compression=compression, queue_size=8,
-                        flush_interval_s=1.0, compress_threads=2)
+                        labels_compression=labels_compression,
+                        flush_interval_s=flush_interval_s, compress_threads=2)
     nbytes, blocked = 0, 0.0
     t0 = time.perf_counter()
     i = 0
@@ -72,6 +77,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").exists() else None)
     ap.add_argument("--quick", action="store_true", help="1024² frames, one repeat")
+    ap.add_argument("--defaults", action="store_true",
+                    help="compare the default recording before issue 22 (raw frames, labels "
+                         "blosc2-zstd, flush 1 s) with today's (labels gzip, flush 0.25 s)")
     args = ap.parse_args()
     if args.quick:
         args.size, args.repeat = 1024, 1
@@ -83,9 +91,29 @@ def main() -> None:
         np.copyto(dst, src)
         n += 1
     copy = n * per / (time.perf_counter() - t0) / 1e6
+    if args.defaults:
+        with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+            print(f"## Default recording, {args.size}² uint16 frames + uint32 labels to "
+                  f"{args.dir or 'tmp'} ({args.frames * args.repeat} frames, twice each, "
+                  "interleaved)\n")
+            print("| defaults | MB/s (raw+labels) | file ratio | link thread blocked |")
+            print("|---|---|---|---|")
+            rows = {"old: labels blosc2-zstd, flush 1 s": ("blosc2-zstd", 1.0),
+                    "new: labels gzip, flush 0.25 s": ("gzip", 0.25)}
+            results = {k: [] for k in rows}
+            for _ in range(2):
+                for name, (labels_c, flush) in rows.items():
+                    results[name].append(record(Path(folder), "none", frames, labels,
+                                                args.repeat, labels_c, flush))
+            for name, runs in results.items():
+                rate = max(r[0] for r in runs)
+                print(f"| {name} | {rate:.0f} | {runs[0][2]:.2f} | "
+                      f"{100 * min(r[1] for r in runs):.0f} % |")
+        print(f"\nmemcpy of the same bytes: {copy:.0f} MB/s (best of two runs each)")
+        return
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         print(f"## Recording {args.size}² uint16 frames + uint32 labels to {args.dir or 'tmp'} "
-              f"({args.frames * args.repeat} frames, labels blosc2-zstd)\n")
+              f"({args.frames * args.repeat} frames, labels gzip)\n")
         print("| frames compression | MB/s (raw+labels) | ratio to memcpy | file ratio | "
               "link thread blocked |")
         print("|---|---|---|---|---|")

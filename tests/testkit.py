@@ -66,3 +66,44 @@ def layered_recording(path, n_frames=30, size=96, seed=0):
     write_movie(path, frames, labels, df, pixel_size_nm=0.5, frame_time_s=0.05,
                 attrs={"model": "bilayer"}, extra={"layer_labels": planes})
     return path, df
+
+
+_BLANK: dict = {}
+
+
+def _blank_dashboard(size):
+    """A snapshot of the dashboard that never received a frame (made once per session)."""
+    if size not in _BLANK:
+        import tempfile
+        from pathlib import Path
+
+        from PIL import Image
+
+        from temstream.cli._pipeline import build_runner
+        from temstream.config import load_config
+        from temstream.gui.app import ensure_app, run_with_dashboard
+        from temstream.stream.sources import MemorySource
+
+        ensure_app()
+        config = load_config(None, ())
+        with tempfile.TemporaryDirectory() as tmp:
+            shot = Path(tmp) / "blank.png"
+            run_with_dashboard(build_runner(config, MemorySource([])), config=config,
+                               snapshot=shot)
+            blank = Image.open(shot).convert("RGB")
+            _BLANK[size] = np.asarray(blank.resize(size)).astype(np.int16)
+    return _BLANK[size]
+
+
+def assert_shows_a_picture(png, min_share=0.04):
+    """A snapshot of the dashboard shows what it was fed, not a blank window: at least
+    ``min_share`` of its pixels differ from a dashboard that never received a frame (a blank
+    one with other text: ~2 %; a results feed of three small particles with its plots: ~5 %;
+    a run with frames: ~30 %)."""
+    from PIL import Image
+
+    shot = Image.open(png).convert("RGB")
+    blank = _blank_dashboard(shot.size)
+    diff = np.abs(np.asarray(shot).astype(np.int16) - blank).sum(axis=-1) > 30
+    assert diff.mean() >= min_share, f"{png}: only {diff.mean():.1%} differs from a blank " \
+                                     "dashboard"

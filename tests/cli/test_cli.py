@@ -12,7 +12,7 @@ import pytest
 from temstream.record import read_frames_info, read_particles
 from temstream.stream.publish import FramePublisher
 
-from testkit import disks_movie
+from testkit import assert_shows_a_picture, disks_movie
 
 TEMSTREAM = [sys.executable, "-m", "temstream"]
 
@@ -27,8 +27,9 @@ def run_cli(*args, timeout=120):
     (["run", "--frames", "1", "tracking.serch_range=3"], "tracking.serch_range"),
     (["run", "--frames", "1", "tracking.search_range=abc"], "tracking.search_range"),
     (["run", "--config", "nope.toml"], "nope.toml"),
-    (["run", "--frames", "1", "--tta", "4"], "segment.tta"),  # the default model is classical
-    (["run", "--frames", "1", "segment.compile=true"], "segment.compile"),
+    (["run", "--frames", "1", "--tta", "4", "--model", "classical"], "segment.tta"),
+    (["run", "--frames", "1", "segment.model=classical", "segment.compile=true"],
+     "segment.compile"),
     (["run", "--frames", "1", "segment.model=default", "segment.backend=onnxruntime",
       "segment.compile=true"], "segment.compile"),
 ])
@@ -52,7 +53,7 @@ def test_process_npy_writes_a_complete_recording(tmp_path):
     np.save(tmp_path / "movie.npy", frames)
     out = tmp_path / "out.h5"
     result = run_cli("process", str(tmp_path / "movie.npy"), "--out", str(out), "--no-progress",
-                     "tracking.search_range=5")
+                     "tracking.search_range=5", "--model", "classical")
     assert result.returncode == 0, result.stderr
     assert "frames processed  12" in result.stdout
     assert "segmenter         classical (otsu threshold, dark particles)" in result.stdout
@@ -134,5 +135,30 @@ def test_replay_with_dashboard_records_and_snapshots(tmp_path):
                      "pipeline.flow=lossless")
     assert result.returncode == 0, result.stderr
     assert shot.stat().st_size > 10_000
+    assert_shows_a_picture(shot)  # not a blank window
     info = read_frames_info(out)
     assert list(info["frame"]) == list(range(15)) and set(info["status"]) == {"processed"}
+
+
+def test_live_commands_show_a_status_line_while_they_run(tmp_path):
+    """Issue 22 item 20: `demo` and `run` show frames/s, drops and particles while they run
+    (not only a summary at the end); `process` prints an offline summary instead."""
+    result = run_cli("demo", "--frames", "80", "--size", "64", "--fps", "20", "--model",
+                     "classical", "--out", str(tmp_path / "d.hspy"), timeout=180)
+    assert result.returncode == 0, result.stderr
+    status = [line for line in result.stderr.splitlines() if line.startswith("live:")]
+    assert status and "frames/s" in status[0] and "dropped" in status[0], result.stderr
+    assert "particles" in status[0]
+
+
+def test_the_live_status_line_counts_drops():
+    """The status sink is a sink: ``dropped(row)`` is a method the runner calls."""
+    import io
+
+    from temstream.cli._pipeline import LiveStatus
+
+    out = io.StringIO()
+    status = LiveStatus(stream=out, period_s=1e-9)
+    status.dropped({"frame": 3, "count": 5})
+    status.dropped({"frame": 9})
+    assert status.n_dropped == 6 and "dropped 6" in out.getvalue()

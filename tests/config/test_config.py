@@ -80,3 +80,53 @@ def test_toml_round_trip(tmp_path):
 def test_parse_overrides_rejects_garbage():
     with pytest.raises(ConfigError):
         parse_overrides(["no-equals-sign"])
+
+
+def _numeric_bounds():
+    import dataclasses
+
+    from temstream.config.schema import Config
+
+    for sf in dataclasses.fields(Config):
+        for f in dataclasses.fields(sf.default_factory()):
+            lo, hi = f.metadata.get("range", (None, None))
+            for bound in (lo, hi):
+                if bound is not None:
+                    strict = f.metadata.get("above" if bound == lo else "below", False)
+                    yield f"{sf.name}.{f.name}", bound, strict
+
+
+@pytest.mark.parametrize("key, bound, above", list(_numeric_bounds()))
+def test_schema_ranges_match_what_the_stages_accept(key, bound, above):
+    """Issue 22 item 16: a value the schema accepts is one the stages take (and one it
+    refuses names the key); tracking.search_range=0 used to pass here and fail in the linker."""
+    from temstream.models.classical import ClassicalSegmenter
+    from temstream.pipeline.assemble import build_stages
+
+    override = [f"{key}={bound!r}"]
+    if above:
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_config(None, override)
+        return
+    config = load_config(None, override)
+    build_stages(config, ClassicalSegmenter())
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_nan_and_inf_fail_every_range_check_with_the_key(value):
+    """Issue 22 item 4: record.flush_interval_s=nan used to be accepted (nothing flushed)."""
+    with pytest.raises(ConfigError, match=r"record\.flush_interval_s"):
+        load_config(None, [f"record.flush_interval_s={value}"])
+    with pytest.raises(ConfigError, match=r"tracking\.search_range"):
+        load_config(None, [f"tracking.search_range={value}"])
+
+
+def test_one_default_model_everywhere():
+    """Issue 22 item 21: process and run defaulted to classical while demo and every accuracy
+    figure used the U-Net."""
+    assert load_config().segment.model == "default"
+    for preset in preset_names():
+        config = load_config(preset)
+        assert config.segment.model in ("default", "classical")
+        assert config.segment.model == "default", preset
+    assert load_config().demo.model == "default"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("pyqtgraph")
+import pyqtgraph  # noqa: E402,F401 - [gui] extra: run or fail, never skip
 
 from pyqtgraph.Qt import QtCore, QtGui  # noqa: E402
 
@@ -13,13 +13,13 @@ from temstream.gui import run_with_dashboard  # noqa: E402
 from temstream.gui.bridge import DisplaySink  # noqa: E402
 from temstream.stream.sources import MemorySource  # noqa: E402
 
-from testkit import disks_movie  # noqa: E402
+from testkit import assert_shows_a_picture, disks_movie  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
 
 def make_runner(n_frames=30, out=None, frames=None):
-    config = load_config(None, ())
+    config = load_config(None, ["segment.model=classical"])  # the dashboard, not the model
     if frames is None:
         frames, _ = disks_movie(n_frames=n_frames, size=96, n_disks=4)
     source = MemorySource(frames, meta={"pixel_size_nm": 0.8, "frame_time_s": 0.05})
@@ -35,6 +35,7 @@ def test_run_with_dashboard_processes_everything_and_saves_a_snapshot(qapp, tmp_
     assert sink.processed == 30 and sink.closed
     image = QtGui.QImage(str(shot))
     assert not image.isNull() and image.width() > 500
+    assert_shows_a_picture(shot)  # not a blank window
 
 
 def test_closing_the_window_stops_the_runner(qapp):
@@ -74,3 +75,4 @@ def test_demo_cli_snapshot(tmp_path):
                str(shot), "demo.size=128", "demo.fps=100"])
     assert rc == 0
     assert not QtGui.QImage(str(shot)).isNull()
+    assert_shows_a_picture(shot)

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-pytest.importorskip("pyqtgraph")
+import pyqtgraph  # noqa: E402,F401 - [gui] extra: run or fail, never skip
 
 from pyqtgraph.Qt import QtGui  # noqa: E402
 
@@ -217,7 +217,7 @@ def test_outline_rule_box_switches_the_pipelines_instance_stage(qtbot, tmp_path)
     from temstream.stream.sources import MemorySource
 
     assert tuple(OUTLINE_CHOICES) == OUTLINE_RULES
-    runner = build_runner(load_config(None, ()), MemorySource([]))
+    runner = build_runner(load_config(None, ["segment.model=classical"]), MemorySource([]))
     sink = DisplaySink()
     runner.sinks.append(sink)
     instances = runner.instances

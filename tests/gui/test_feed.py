@@ -20,7 +20,8 @@ def frame_result(i, n=3, size=48):
     table = {"x": np.array([10.0 + i, 20.0, 30.0]), "y": np.array([10.0, 20.0, 30.0]),
              "area": np.full(n, 50.0), "angle": np.full(n, 0.1), "particle": np.arange(n),
              "score": np.ones(n, np.float32)}
-    return FrameResult(frame=Frame(image=np.zeros((size, size), np.uint16), series=2, index=i,
+    image = np.random.default_rng(i).integers(0, 4000, (size, size)).astype(np.uint16)
+    return FrameResult(frame=Frame(image=image, series=2, index=i,
                                    meta={"pixel_size_nm": 0.5}),
                        labels=labels, table=table, stamps={"received": 0.0, "link": 0.0})
 
@@ -77,7 +78,7 @@ def test_subscriber_feeds_the_sink_until_the_run_summary(zmq_context):
 
 @pytest.mark.gui
 def test_feed_dashboard_snapshot(qapp, zmq_context, tmp_path):
-    pytest.importorskip("pyqtgraph")
+    import pyqtgraph  # noqa: F401 - [gui] extra: run or fail, never skip
     from pyqtgraph.Qt import QtGui
 
     from temstream.gui import run_feed_dashboard
@@ -93,6 +94,9 @@ def test_feed_dashboard_snapshot(qapp, zmq_context, tmp_path):
     assert result["frames"] == 30
     image = QtGui.QImage(str(shot))
     assert not image.isNull() and image.width() > 500
+    from testkit import assert_shows_a_picture
+
+    assert_shows_a_picture(shot)  # not a blank window
 
 
 def test_feed_carries_a_binned_rate_limited_frame_back_on_the_full_grid(zmq_context):

@@ -1,6 +1,7 @@
 """Qt-free parts of the dashboard: tails, MSD, stats, rendering, the display sink, controls."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -154,12 +155,33 @@ def test_display_sink_keeps_latest_frame_and_every_table():
 
 
 def test_display_sink_write_never_waits_for_the_reader():
-    sink = DisplaySink()
-    with sink._lock:  # noqa: SLF001 - a reader holding the lock only delays by a swap
-        pass
-    for i in range(10_000):
+    """The pipeline hands frames to the dashboard without waiting for it: a GUI that stalls
+    (busy drawing, or not taking at all) for two seconds holds back none of 5,000 writes, and
+    what it has not taken is bounded (older tables are skipped and counted). A sink whose
+    write waited for the reader (a bounded queue, or a lock held while drawing) fails."""
+    import threading
+
+    sink = DisplaySink(history=64)
+    taken, stalled = threading.Event(), threading.Event()
+
+    def gui():
+        sink.take()
+        taken.set()
+        stalled.wait(10)  # drawing... (or hung)
+
+    reader = threading.Thread(target=gui)
+    reader.start()
+    taken.wait(5)
+    t0 = time.monotonic()
+    for i in range(5_000):
         sink.write(result(i, n=1, size=4))
-    assert sink.take().processed == 10_000
+    took = time.monotonic() - t0
+    done_while_stalled = not stalled.is_set()
+    stalled.set()
+    reader.join()
+    assert done_while_stalled and took < 5, took
+    take = sink.take()
+    assert take.processed == 5_000 and len(take.tables) == 64 and take.skipped > 0
 
 
 def test_display_frame_from_result_is_zero_copy():
@@ -174,7 +196,8 @@ def test_pipeline_control_changes_settings_between_frames(tmp_path):
     from temstream.gui.control import PipelineControl
     from temstream.stream.sources import MemorySource
 
-    runner = build_runner(load_config(None, ()), MemorySource([]), out=tmp_path / "r.h5")
+    runner = build_runner(load_config(None, ["segment.model=classical"]), MemorySource([]),
+                          out=tmp_path / "r.h5")
     sink = DisplaySink()
     runner.sinks.append(sink)
     control = PipelineControl(runner, sink)

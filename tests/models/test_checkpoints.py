@@ -91,18 +91,78 @@ def test_missing_and_damaged_cards(tiny_checkpoint, tmp_path):
         load_checkpoint(ck)
 
 
-def test_pickle_is_never_executed(tiny_checkpoint, tmp_path):
-    # a pickle payload in place of the weights must be rejected, not run
+class _LeavesAMark:
+    """Unpickling this creates the file ``path``: proof that a pickle was executed."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _pickled_checkpoint(tiny_checkpoint, tmp_path, marker):
+    import pickle
+
     ck = _copy(tiny_checkpoint, tmp_path)
-    marker = tmp_path / "pwned"
-    torch.save({"x": torch.zeros(1)}, ck / "model.safetensors")
+    payload = pickle.dumps({"x": _LeavesAMark(marker)})
+    assert pickle.loads(payload) and marker.exists()  # the payload works: it leaves a mark
+    marker.unlink()
+    (ck / "model.safetensors").write_bytes(payload)
+    torch.save({"x": _LeavesAMark(marker)}, ck / "alt.pt")
     card = json.loads((ck / "model.json").read_text())
     from temstream.models.checkpoints import sha256_file
-    card["weights_sha256"] = sha256_file(ck / "model.safetensors")
+    card["weights_sha256"] = sha256_file(ck / "model.safetensors")  # the card "agrees"
     (ck / "model.json").write_text(json.dumps(card))
+    return ck
+
+
+def test_pickle_is_never_executed(tiny_checkpoint, tmp_path):
+    """Issue 22 item 23: a payload whose unpickling leaves a mark, through every loader a user
+    can reach: load_checkpoint, `--model PATH`, `temstream info`, and .npy inputs."""
+    marker = tmp_path / "pwned"
+    ck = _pickled_checkpoint(tiny_checkpoint, tmp_path, marker)
     with pytest.raises(CheckpointError):
         load_checkpoint(ck)
     assert not marker.exists()
+    movie = tmp_path / "movie.npy"
+    np.save(movie, np.zeros((2, 64, 64), np.uint16))
+    obj = tmp_path / "objects.npy"
+    np.save(obj, np.array([_LeavesAMark(marker), 1], dtype=object), allow_pickle=True)
+    for argv in (["process", str(movie), "--out", str(tmp_path / "a.hspy"), "--model", str(ck)],
+                 ["info", str(ck)],
+                 ["process", str(obj), "--out", str(tmp_path / "b.hspy")]):
+        r = subprocess.run([sys.executable, "-m", "temstream", *argv], capture_output=True,
+                           text=True, timeout=180)
+        assert r.returncode == 2, (argv, r.stdout, r.stderr[-2000:])
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+        assert not marker.exists(), argv
+
+
+@pytest.mark.parametrize("damage", ["wrong-shapes", "bogus-header"])
+def test_info_checks_what_run_checks(damage, tiny_checkpoint, tmp_path):
+    """Issue 22 item 15: `info MODEL` said "verified" whenever the sha256 in the card matched,
+    and exited 0 on a MISMATCH."""
+    from safetensors.torch import save_file
+
+    from temstream.models.checkpoints import sha256_file
+
+    ck = _copy(tiny_checkpoint, tmp_path)
+    if damage == "wrong-shapes":
+        save_file({"enc.0.weight": torch.zeros(3, 3)}, str(ck / "model.safetensors"))
+    else:
+        (ck / "model.safetensors").write_bytes(b"\xff" * 8 + b"{not a header}" + b"\0" * 64)
+    card = json.loads((ck / "model.json").read_text())
+    card["weights_sha256"] = sha256_file(ck / "model.safetensors")
+    (ck / "model.json").write_text(json.dumps(card))
+    r = subprocess.run([sys.executable, "-m", "temstream", "info", str(ck)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "verified" not in r.stdout, (r.stdout, r.stderr)
+    card["weights_sha256"] = "0" * 64  # and a plain sha256 mismatch fails too
+    (ck / "model.json").write_text(json.dumps(card))
+    r = subprocess.run([sys.executable, "-m", "temstream", "info", str(ck)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "does not match" in r.stderr
 
 
 def test_importing_models_does_not_import_torch():

@@ -263,3 +263,26 @@ def test_link_keeps_tracks_that_a_stage_jump_pushed_out_of_view():
     assert held[-1].tolist() == held[0].tolist()  # the same two tracks after 20 frames away
     lost = run(False)
     assert lost[-1][1] == lost[0][1] and lost[-1][0] != lost[0][0]  # memory 2 alone: a new one
+
+
+@pytest.mark.parametrize("model", ["classical", "default"])
+def test_nan_and_inf_pixels_reach_no_segmenter(model):
+    """Issue 22 item 7: one NaN pixel in a float32 frame stopped the run (classical: a
+    zero-size reduction). The preprocess stage replaces NaN/inf before any segmenter."""
+    from temstream.config import load_config
+    from temstream.pipeline.assemble import build_stages, load_segmenter_from_config
+
+    config = load_config(None, [f"segment.model={model}"])
+    stages = build_stages(config, load_segmenter_from_config(config))
+    rng = np.random.default_rng(0)
+    frame = rng.normal(1000, 30, (64, 64)).astype(np.float32)
+    frame[20:30, 20:30] = 600
+    frame[5, 5], frame[6, 6], frame[7, :] = np.nan, np.inf, -np.inf
+    for image in (frame, np.full((64, 64), np.nan, np.float32)):
+        prepped = stages["preprocess"](image)
+        assert np.isfinite(prepped).all()
+        probs = stages["segment"](prepped)
+        assert np.isfinite(probs).all()
+        labels, table = stages["instances"](probs, prepped)
+        assert labels.shape == (64, 64)
+    assert stages["preprocess"].nonfinite_frames == 2

@@ -173,3 +173,23 @@ def test_disk_full_ends_cleanly_and_keeps_the_frames(tmp_path):
         for i in range(n):
             assert data[i, 0, 0] == i
         assert f.attrs["recording_error"]
+
+
+def test_alternating_frame_shapes_and_dtypes_lose_no_frame(tmp_path):
+    """Issue 22 item 2: each switch used to reopen the other file in write mode (truncated)."""
+    sink = RecorderSink(tmp_path / "alt.h5")
+    sink.series_start(SeriesStart(series=1, meta={}))
+    kinds = [((32, 32), np.uint16), ((16, 16), np.uint16), ((32, 32), np.float32)]
+    for i in range(18):
+        shape, dtype = kinds[i % 3]
+        sink.write(result(i, np.full(shape, i, dtype), np.zeros(shape, np.int32), series=1))
+    sink.close({"frames": 18})
+    assert len(sink.paths) == 3
+    seen = []
+    for path in sink.paths:
+        with h5py.File(path, "r") as f:  # plain h5py: every file closed cleanly
+            assert bool(f.attrs["closed_cleanly"])
+            seen += [int(v) for v in f["data/frames/data"][:, 0, 0]]
+            info = f["frames_info"]["frame"][()]
+            assert sorted(int(v) for v in f["data/frames/data"][:, 0, 0]) == sorted(info)
+    assert sorted(seen) == list(range(18))

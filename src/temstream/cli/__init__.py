@@ -11,8 +11,10 @@ import argparse
 import importlib
 import logging
 import re
+import signal
 import sys
 import traceback
+import warnings
 
 from temstream import __version__
 from temstream.cli._common import add_overrides
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="temstream",
         description="Live segmentation, tracking and recording of in-situ TEM movies.",
-        epilog="Example: temstream demo --frames 300 --out demo.h5",
+        epilog="Example: temstream demo --frames 300 --out demo.hspy",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"temstream {__version__}")
@@ -88,10 +90,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # what third-party readers say about a damaged file (tifffile's log, mrcfile's and
+        # numpy's warnings) is summed up by our one-line error; -v shows it
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_ours)
+        warnings.simplefilter("ignore")
+    # SIGTERM ends a command like Ctrl-C does (KeyboardInterrupt: clean-ups run, exit 130);
+    # the pipeline and the dashboard install their own handlers while they run
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, UsageError, ValueError) as exc:
-        print(f"temstream {args.command}: error: {exc}", file=sys.stderr)
+        print(f"temstream {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
         print(f"temstream {args.command}: error: file not found: {exc.filename or exc}",
@@ -105,3 +116,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"temstream {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # unreadable or unwritable files: h5py, mmap, permissions
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"temstream {args.command}: error: {where}{_one_line(exc)}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _ours(record: logging.LogRecord) -> bool:
+    """Log records shown without -v: temstream's, and anyone's that is critical."""
+    return record.name.startswith("temstream") or record.levelno >= logging.CRITICAL
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500] or type(exc).__name__

@@ -72,16 +72,31 @@ def training_overrides(args) -> dict:
 
 
 def open_input_movie(path):
-    """:func:`temstream.stream.files.open_movie`, after letting
-    :func:`temstream.record.open_recording` cut back a recording whose writer was killed in
-    mid-flush (its last frames would not read)."""
+    """:func:`temstream.stream.files.open_movie`, never writing the input: a recording whose
+    writer was killed in mid-write (its last frames would not read) is read from a repaired
+    temporary copy (:func:`temstream.record.repaired_copy`), removed when the movie closes."""
     from temstream.stream.files import open_movie
 
-    if Path(path).suffix.lower() in (".h5", ".hdf5", ".emd") and Path(path).is_file():
-        from temstream.record import open_recording
+    if Path(path).suffix.lower() in (".h5", ".hdf5", ".emd", ".hspy") and Path(path).is_file():
+        from temstream.record import repair_plan, repaired_copy
 
-        try:
-            open_recording(path).close()
-        except OSError:
-            pass  # open_movie says what is wrong with it
+        plan = repair_plan(path)
+        if plan is not None:
+            copy = repaired_copy(path, plan)
+            print(f"{path} was not closed cleanly ({plan[2]}): reading a repaired copy; the "
+                  "file itself is left as it is")
+            try:
+                movie = open_movie(copy)
+            except BaseException:
+                copy.unlink(missing_ok=True)
+                raise
+            movie.path = Path(path)
+            close = movie._close
+
+            def close_and_remove():
+                if close is not None:
+                    close()
+                copy.unlink(missing_ok=True)
+            movie._close = close_and_remove
+            return movie
     return open_movie(path)

@@ -52,6 +52,57 @@ def build_runner(config: Config, source, *, out: str | Path | None = None,
     )
 
 
+class LiveStatus:
+    """A sink that keeps one status line up to date while a live run goes: frames/s, frames
+    processed and dropped, particles in the latest frame. On a terminal the line is redrawn
+    in place (about once a second); otherwise a plain line is printed every ``period_s``."""
+
+    def __init__(self, stream=None, period_s: float | None = None):
+        import sys
+
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.period_s = period_s or (1.0 if self.tty else 2.0)
+        self.processed = self.n_dropped = self.particles = 0
+        self._t = self._t0 = None
+        self._n_at = 0
+        self._shown = False
+
+    def series_start(self, event) -> None:
+        pass
+
+    def write(self, result) -> None:
+        self.processed += 1
+        self.particles = len(result.table.get("x", ()))
+        self._maybe_show()
+
+    def dropped(self, row) -> None:
+        self.n_dropped += int(row.get("count", 1))
+        self._maybe_show()
+
+    def _maybe_show(self) -> None:
+        import time
+
+        now = time.monotonic()
+        if self._t is None:
+            self._t = self._t0 = now
+            return
+        if now - self._t < self.period_s:
+            return
+        fps = (self.processed - self._n_at) / (now - self._t)
+        self._t, self._n_at = now, self.processed
+        line = (f"live: {fps:5.1f} frames/s, processed {self.processed}, dropped "
+                f"{self.n_dropped}, particles {self.particles}")
+        self.stream.write(("\r" + line + "  ") if self.tty else line + "\n")
+        self.stream.flush()
+        self._shown = True
+
+    def close(self, summary) -> None:
+        if self._shown and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
 def describe_segmenter(runner: Runner) -> str:
     """One summary line saying what segmented the frames: the model, its backend, threshold
     and outline rule (the classical baseline: its threshold method)."""

@@ -6,15 +6,17 @@ import threading
 import time
 
 from temstream.cli._common import config_from_args, new_parser
-from temstream.cli._pipeline import build_runner, describe_segmenter, stop_on_signals
+from temstream.cli._pipeline import (LiveStatus, build_runner, describe_segmenter,
+                                     stop_on_signals)
 
 
 def add_parser(sub) -> None:
     p = new_parser(sub, "demo", "stream a simulated liquid-cell movie through the live pipeline",
-                   "temstream demo --frames 300 --out demo.h5")
+                   "temstream demo --frames 300 --out demo.hspy")
     p.add_argument("--frames", type=int, default=200, help="frames to stream (default 200)")
-    p.add_argument("--out", default="demo.h5", metavar="FILE.h5",
-                   help="recording to write (default demo.h5)")
+    p.add_argument("--out", default="demo.hspy", metavar="FILE.hspy",
+                   help="recording to write (default demo.hspy: .hspy opens in HyperSpy as a "
+                        "movie, and in every EMD and HDF5 reader)")
     p.add_argument("--scenario", help="simulator scenario (default: demo.scenario = dispersed)")
     p.add_argument("--size", type=int, help="frame side in pixels (default: demo.size)")
     p.add_argument("--fps", type=float, help="detector frame rate (default: demo.fps)")
@@ -89,16 +91,17 @@ def run(args) -> int:
                                  seed=d.seed)
     source = ZmqSource(detector.endpoint, protocol="native", socket="pull",
                        rcvhwm=config.source.rcvhwm)
-    runner = build_runner(config, source, out=args.out)
+    gui = args.gui or args.snapshot
+    runner = build_runner(config, source, out=args.out, sinks=None if gui else [LiveStatus()])
     print(f"simulated detector: scenario {d.scenario}, {d.size}x{d.size} px, {d.fps:g} fps, "
-          f"{args.frames} frames on {detector.endpoint}")
+          f"{args.frames} frames on {detector.endpoint}", flush=True)
     print(f"pipeline: model {config.segment.model}, flow {config.pipeline.flow}, "
-          f"recording to {args.out}")
+          f"recording to {args.out}; Ctrl-C to stop", flush=True)
     # build what the first frame would build (compiled network, sessions) before it comes
     runner.warm_up((d.size, d.size), np.uint16)
     detector.start()
     try:
-        if args.gui or args.snapshot:
+        if gui:
             from temstream.gui import run_with_dashboard
 
             summary = run_with_dashboard(runner, config=config, snapshot=args.snapshot)

@@ -42,6 +42,9 @@ def describe(path) -> str:
                      f"EMD {a.get('version_major', '?')}.{a.get('version_minor', '?')}, "
                      f"temstream {a.get('temstream_version', '?')}")
         lines.append(f"closed cleanly {bool(a.get('closed_cleanly', False))}")
+        if getattr(f, "repaired_copy", False):
+            lines.append(f"damaged        {a.get('recording_error', 'unreadable tail')}; shown: "
+                         "a repaired copy (the file itself is left as it is)")
         for name in f["data"]:
             ds = f["data"][name]["data"]
             comp = _compression(ds)
@@ -53,9 +56,12 @@ def describe(path) -> str:
             lines.append(f"model          {model}")
     info = read_frames_info(path)
     particles = read_particles(path)
-    status = info["status"].value_counts().to_dict()
-    reasons = info.loc[info["status"] == "dropped", "reason"].value_counts().to_dict()
-    lines.append(f"frames seen    {len(info)}: processed {status.get('processed', 0)}, "
+    # a row stands for `count` frame indices (a gap in the numbering is one row)
+    count = info["count"].astype("int64") if "count" in info else info["status"].map(lambda _: 1)
+    status = count.groupby(info["status"]).sum().to_dict()
+    dropped = info["status"] == "dropped"
+    reasons = count[dropped].groupby(info.loc[dropped, "reason"]).sum().to_dict()
+    lines.append(f"frames seen    {int(count.sum())}: processed {status.get('processed', 0)}, "
                  f"dropped {status.get('dropped', 0)} {reasons if reasons else ''}".rstrip())
     processed = info[info["status"] == "processed"]
     if len(processed):
@@ -100,7 +106,8 @@ def describe_model(name) -> str:
                 else ""),
              f"tiles          {arch.tile} px with {arch.halo} px overlap above that size",
              f"weights        {weights.name}, {weights.stat().st_size / 1e6:.1f} MB, sha256 "
-             f"{card.sha256[:12]}... " + ("(verified)" if intact else
+             f"{card.sha256[:12]}... " + ("(verified: safetensors whose tensors fit the "
+                                          "architecture)" if intact else
                                           "(MISMATCH: damaged or replaced file)")]
     if tr:
         lines.append(f"training       {card.extra.get('command', 'preset ' + str(tr.get('name')))}"
@@ -114,12 +121,40 @@ def describe_model(name) -> str:
     return "\n".join(lines)
 
 
+def _is_recording(path) -> bool:
+    """A temstream recording (else a movie file of another kind, or not a movie at all)."""
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format", "")
+    except OSError:
+        return True  # ours or not, open_recording says what is wrong with it
+    return (fmt.decode() if isinstance(fmt, bytes) else fmt) == "temstream-recording"
+
+
+def describe_movie(path) -> str:
+    """A movie file that is not a recording (TIFF, MRC, DM, EMD from elsewhere...)."""
+    from temstream.stream.files import open_movie
+
+    with open_movie(path) as movie:
+        h, w = movie.shape
+        px = f"{movie.pixel_size_nm:g} nm" if movie.pixel_size_nm else "unknown"
+        ft = f"{movie.frame_time_s:g} s" if movie.frame_time_s else "unknown"
+        return "\n".join([f"movie          {path} (not a temstream recording)",
+                           f"frames         {len(movie)} frames of {h}x{w} "
+                           f"{movie.dtype}",
+                           f"pixel size     {px}", f"frame time     {ft}"])
+
+
 def _is_model(name: str) -> bool:
     from pathlib import Path
 
     from temstream.models.checkpoints import CheckpointError, resolve
 
-    if Path(name).suffix in (".h5", ".hdf5", ".emd"):
+    if Path(name).suffix in (".h5", ".hdf5", ".emd", ".hspy"):
         return False
     try:
         resolve(name)
@@ -136,6 +171,11 @@ def run(args) -> int:
     from temstream.cli import UsageError
 
     if _is_model(args.file):
+        from temstream.models.checkpoints import load_checkpoint
+
+        # what `run` checks: the sha256, a safetensors file (never a pickle), tensors that
+        # fit the card's architecture; a failure is a one-line error and exit status 2
+        load_checkpoint(args.file)
         print(describe_model(args.file))
         return 0
     if not Path(args.file).exists():
@@ -143,6 +183,9 @@ def run(args) -> int:
 
         shipped = ", ".join(sorted(q.stem for q in WEIGHTS_DIR.glob("*.json")))
         raise UsageError(f"{args.file!r} is neither a file nor a model (shipped: {shipped})")
+    if not _is_recording(args.file):
+        print(describe_movie(args.file))
+        return 0
     print(describe(args.file))
     if args.config_text:
         with h5py.File(args.file, "r") as f:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from temstream.cli._common import config_from_args, new_parser
-from temstream.cli._pipeline import (build_runner, describe_segmenter, stop_on_signals,
-                                     zmq_source)
+from temstream.cli._pipeline import (LiveStatus, build_runner, describe_segmenter,
+                                     stop_on_signals, zmq_source)
 
 
 def add_parser(sub) -> None:
@@ -14,9 +14,11 @@ def add_parser(sub) -> None:
     p.add_argument("--connect", metavar="ENDPOINT",
                    help="where the detector/replay publishes (default tcp://127.0.0.1:5555)")
     p.add_argument("--protocol", choices=["native", "dectris-v2", "dectris-v1"])
-    p.add_argument("--out", metavar="FILE.h5", help="record to this file")
+    p.add_argument("--out", metavar="FILE.hspy",
+                   help="record to this file (.hspy: HyperSpy opens it as a movie)")
     p.add_argument("--frames", type=int, help="stop after N frames")
-    p.add_argument("--model", help="classical | default | bilayer | checkpoint path")
+    p.add_argument("--model", help="default (the U-Net, the default) | classical | bilayer | "
+                                   "checkpoint path")
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--tta", type=int, choices=[1, 2, 4, 8],
                    help="U-Nets: average over N rotations/mirrors of each frame (N network "
@@ -34,9 +36,14 @@ def run(args) -> int:
         pipeline={"frames": args.frames, "flow": args.flow},
         segment={"model": args.model, "backend": args.backend, "tta": args.tta})
     s = config.source
-    runner = build_runner(config, zmq_source(config), out=args.out)
-    print(f"listening on {s.connect} ({s.protocol}, {config.pipeline.flow}); Ctrl-C to stop")
-    if args.gui or args.snapshot:
+    gui = args.gui or args.snapshot
+    runner = build_runner(config, None, out=args.out, sinks=None if gui else [LiveStatus()])
+    print(f"preparing the pipeline ({config.segment.model} model)...", flush=True)
+    runner.prepare()  # compile before connecting: no frame waits for a compiler
+    runner.source = zmq_source(config)
+    print(f"listening on {s.connect} ({s.protocol}, {config.pipeline.flow}); Ctrl-C to stop",
+          flush=True)
+    if gui:
         from temstream.gui import run_with_dashboard
 
         summary = run_with_dashboard(runner, config=config, snapshot=args.snapshot)

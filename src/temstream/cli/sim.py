@@ -96,18 +96,44 @@ def _summary(movie) -> str:
 def run(args) -> int:
     from temstream.cli import UsageError
 
+    if args.size < 32:
+        raise UsageError(f"--size must be at least 32 px, got {args.size}")
+    if args.frames is not None and args.frames < 1:
+        raise UsageError(f"--frames must be at least 1, got {args.frames}")
+    if not args.fps > 0:
+        raise UsageError(f"--fps must be a number > 0, got {args.fps}")
     scenario, over = _split_overrides(args)
     if args.config:
         over = {**_config_table(args.config), **over}  # the command line wins
     if args.publish:
+        import signal
+        import threading
+
         from temstream.stream.emulator import emulate
 
+        print(f"rendering {min(args.buffer, args.frames or args.buffer)} frames of {scenario} "
+              f"({args.size}x{args.size} px) to stream on {args.publish}...", flush=True)
+        stop = threading.Event()
+
+        def on_signal(signum, _frame):
+            if stop.is_set():
+                raise KeyboardInterrupt
+            print(f"{signal.Signals(signum).name}: stopping the stream", flush=True)
+            stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             stats = emulate(scenario, endpoint=args.publish, fps=args.fps, frames=args.frames,
                             protocol=args.protocol, size=args.size, seed=args.seed,
-                            buffer=args.buffer, socket=args.socket, **over)
+                            buffer=args.buffer, socket=args.socket, stop=stop,
+                            announce=lambda line: print(line + "; Ctrl-C to stop", flush=True),
+                            **over)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         print(f"sent {stats.frames_sent} frames: requested {stats.requested_fps:g} fps, "
               f"achieved {stats.achieved_fps:.2f} fps, lateness mean {stats.mean_late_ms:.3f} "
               f"ms, max {stats.max_late_ms:.3f} ms")

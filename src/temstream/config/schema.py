@@ -33,8 +33,11 @@ def _choice(default: Any, *choices: Any) -> Any:
     return field(default=default, metadata={"choices": choices})
 
 
-def _range(default: float, lo: float | None = None, hi: float | None = None) -> Any:
-    return field(default=default, metadata={"range": (lo, hi)})
+def _range(default: float, lo: float | None = None, hi: float | None = None, *,
+           above: bool = False, below: bool = False) -> Any:
+    """A number in ``[lo, hi]``; ``above``/``below``: strictly above ``lo`` / below ``hi``."""
+    return field(default=default, metadata={"range": (lo, hi), "above": above,
+                                            "below": below})
 
 
 class Section:
@@ -111,10 +114,13 @@ class SegmentConfig(Section):
 
     section = "segment"
 
-    model: str = "classical"  # classical | default | bilayer | path to a checkpoint
+    # classical | default | bilayer | path to a checkpoint; the U-Net "default" everywhere
+    # (demo, run, process, replay): it keeps up on a 2-core CPU at 512² (24 frames/s,
+    # docs/models.md) and is what every accuracy figure measures
+    model: str = "default"
     backend: str = _choice("auto", "auto", "torch", "onnxruntime", "tensorrt")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threshold: float = _range(0.0, 0.0, 1.0)  # 0 = take it from the model card
+    threshold: float = _range(0.0, 0.0, 1.0, below=True)  # 0 = take it from the model card
     tta: int = _choice(1, 1, 2, 4, 8)  # U-Nets: average over this many rotations/mirrors
     compile: bool = False  # torch backend: torch.compile (faster; first frame takes seconds)
     threads: int = _range(0, 0, 1024)  # U-Nets on a CPU: threads (0 = the runtime's default)
@@ -211,10 +217,13 @@ class RecordConfig(Section):
     frames_compression: str = _choice(
         "none", "none", "blosc2-lz4", "blosc2-zstd", "bitshuffle-lz4", "gzip"
     )
+    # gzip: filters every HDF5 build has, so HyperSpy, rosettasciio, ncempy and plain h5py
+    # open the labels with no extra import (blosc2/bitshuffle need `import hdf5plugin`)
     labels_compression: str = _choice(
-        "blosc2-zstd", "none", "blosc2-lz4", "blosc2-zstd", "bitshuffle-lz4", "gzip"
+        "gzip", "none", "blosc2-lz4", "blosc2-zstd", "bitshuffle-lz4", "gzip"
     )
-    flush_interval_s: float = _range(1.0, 0.01, 60.0)
+    # a SIGKILL loses at most this plus the pipeline's latency (table rows: one flush more)
+    flush_interval_s: float = _range(0.25, 0.01, 60.0)
     queue_size: int = _range(64, 1, 100000)
     swmr: bool = False  # readable while growing; after a crash open with swmr=True
     compress_threads: int = _range(2, 1, 64)
@@ -312,8 +321,11 @@ def _check_value(key: str, f: dataclasses.Field, tp: Any, value: Any) -> Any:
             f"config key '{key}': {value!r} is not one of {', '.join(map(repr, choices))}"
         )
     lo, hi = f.metadata.get("range", (None, None))
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        bounds = f"[{'' if lo is None else lo}, {'' if hi is None else hi}]"
+    above, below = f.metadata.get("above", False), f.metadata.get("below", False)
+    if ((lo is not None and (value <= lo if above else value < lo))
+            or (hi is not None and (value >= hi if below else value > hi))):
+        bounds = (f"{'(' if above else '['}{'' if lo is None else lo}, "
+                  f"{'' if hi is None else hi}{')' if below else ']'}")
         raise ConfigError(f"config key '{key}': {value!r} is outside {bounds}")
     return value
 

@@ -81,6 +81,7 @@ def run_with_dashboard(runner: Any, *, config=None, snapshot: str | Path | None 
     Closing the window stops the runner (queued frames are still processed). Ctrl-C / SIGTERM
     stop the runner and close the window when it has finished.
     """
+    early = _early_signals(runner.stop)  # a signal while Qt starts: stop, not an exception
     app = ensure_app()
     sink = attach_display_sink(runner)
     window = Dashboard(sink, PipelineControl(runner, sink), title=title,
@@ -94,7 +95,7 @@ def run_with_dashboard(runner: Any, *, config=None, snapshot: str | Path | None 
             outcome["error"] = exc
 
     worker = threading.Thread(target=work, name="temstream-runner", daemon=True)
-    _event_loop(app, window, worker, stop=runner.stop, snapshot=snapshot)
+    _event_loop(app, window, worker, stop=runner.stop, snapshot=snapshot, early=early)
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("summary", runner.summary)
@@ -138,10 +139,30 @@ def run_feed_dashboard(endpoint: str, *, config=None, snapshot: str | Path | Non
             "missing": sub.missing}
 
 
+def _early_signals(stop: Callable[[str], None]) -> dict:
+    """Until the event loop installs its handlers: Ctrl-C and SIGTERM stop the run (recorded
+    in the returned dict) instead of raising in the middle of Qt's start-up."""
+    early: dict = {}
+    if threading.current_thread() is not threading.main_thread():
+        return early
+
+    def handler(signum, _frame) -> None:
+        early["signal"] = signal.Signals(signum).name
+        log.warning("%s: stopping", early["signal"])
+        stop(early["signal"])
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        early.setdefault("previous", {})[sig] = signal.signal(sig, handler)
+    return early
+
+
 def _event_loop(app: QtWidgets.QApplication, window: Dashboard, worker: threading.Thread, *,
-                stop: Callable[[str], None], snapshot: str | Path | None) -> None:
+                stop: Callable[[str], None], snapshot: str | Path | None,
+                early: dict | None = None) -> None:
     """Show ``window``, run ``worker``, and end both cleanly."""
-    state = {"close_when_done": snapshot is not None or is_headless(app), "finished": False}
+    early = early or {}
+    state = {"close_when_done": snapshot is not None or is_headless(app) or
+             "signal" in early, "finished": False, "signalled": "signal" in early}
 
     def on_closed() -> None:
         stop("window closed")
@@ -157,7 +178,9 @@ def _event_loop(app: QtWidgets.QApplication, window: Dashboard, worker: threadin
         stop(name)
 
     def watch() -> None:
-        if worker.is_alive() or state["finished"]:
+        # not before the worker started: the first paint (processEvents below) can outlast
+        # the timer's period, and a worker not yet started is not alive either
+        if not state.get("started") or worker.is_alive() or state["finished"]:
             return
         state["finished"] = True
         window.refresh()  # the last frames and the final numbers
@@ -173,16 +196,18 @@ def _event_loop(app: QtWidgets.QApplication, window: Dashboard, worker: threadin
             window.statusBar().showMessage("run finished - close the window to exit")
 
     window.closed.connect(on_closed)
-    previous = {}
+    previous = dict(early.get("previous", {}))
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
+            old = signal.signal(sig, on_signal)
+            previous.setdefault(sig, old)
     watcher = QtCore.QTimer()
     watcher.timeout.connect(watch)
     watcher.start(_WATCH_MS)
     window.show()
     app.processEvents()  # first layout and paint before the run competes for the CPU
     worker.start()
+    state["started"] = True
     try:
         if window.isVisible():
             app.exec()

@@ -408,6 +408,7 @@ class Dashboard(QtWidgets.QMainWindow):
         """Save the whole window as a PNG (works offscreen)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._draw_panels()  # the plots as of the last frame, whatever the panel rate
         if not self.grab().save(str(path)):
             raise OSError(f"could not write the snapshot {path}")
         return path

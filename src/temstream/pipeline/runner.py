@@ -9,7 +9,10 @@ Stages know nothing of threads; the runner calls them. Under the ``live`` flow p
 compute queue drops its *oldest* frame (counted, reason ``queue-full``); under ``lossless`` the
 ingest thread blocks, which back-pressures the sender (PUSH/PULL). Every frame index seen ends
 exactly once as processed or dropped with a reason, and gaps in the detector's numbering are
-recorded as dropped with reason ``gap``. An exception in any stage stops the run and is re-raised
+recorded as dropped with reason ``gap``, one row per run of missing indices (its ``count``
+column says how many). A frame whose index is not above every index already accounted for in
+its series (late or repeated) is ignored and counted in ``RunSummary.anomalies``, so each index
+has exactly one row. An exception in any stage stops the run and is re-raised
 from :meth:`Runner.run` as :class:`StageError` with the frame index.
 """
 
@@ -26,11 +29,10 @@ import numpy as np
 
 from temstream.pipeline.stages import synthetic_particles
 from temstream.stream.events import STAGES, Frame, LostFrame, SeriesEnd, SeriesStart
-from temstream.stream.limits import MAX_SIDE
+from temstream.stream.limits import MAX_PIXELS, fits_budget
 
 log = logging.getLogger(__name__)
 
-MAX_GAP_ROWS = 100_000  # a numbering jump larger than this is recorded as one summary row
 _POLL_S = 0.1
 
 
@@ -108,13 +110,16 @@ class Sink(Protocol):
 
 
 def dropped_row(series: int, index: int, reason: str, *, receive_time: float,
-                timestamp: float | None = None) -> dict:
-    """The ``/frames_info`` row of a frame index that was not processed.
+                timestamp: float | None = None, count: int = 1) -> dict:
+    """The ``/frames_info`` row of a frame index (or a run of indices) that was not processed.
 
     Parameters
     ----------
     series, index : int
-        The detector's series and frame index.
+        The detector's series and frame index (the first of the run).
+    count : int
+        How many consecutive indices from ``index`` on the row stands for (a gap in the
+        detector's numbering is one row, whatever its length).
     reason : str
         ``queue-full``, ``gap``, ``decode-error``, ``error``, ...
     receive_time : float
@@ -123,7 +128,8 @@ def dropped_row(series: int, index: int, reason: str, *, receive_time: float,
         The detector's timestamp, seconds.
     """
     return {"frame": index, "series": series, "status": "dropped", "reason": reason,
-            "timestamp": _nan(timestamp), "receive_time": receive_time, "n_particles": 0}
+            "timestamp": _nan(timestamp), "receive_time": receive_time, "n_particles": 0,
+            "count": count}
 
 
 @dataclass
@@ -184,6 +190,9 @@ class RunSummary:
     bad_frames: dict[str, int] = field(default_factory=dict)  # quality flag -> frames
     jumps: int = 0  # stage jumps registered
     tracking: dict = field(default_factory=dict)  # the link stage's summary (search range)
+    #: valid messages that were handled specially, by kind: ``late-or-repeated`` frames
+    #: (ignored), ``non-finite-pixels`` (replaced), ``bad-metadata`` fields (dropped)...
+    anomalies: dict[str, int] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -203,8 +212,27 @@ class RunSummary:
             if self.particles else 0.0,
             "tracks": self.tracks, "series": list(self.series), "stopped_by": self.stopped_by,
             "bad_frames": dict(self.bad_frames), "jumps": self.jumps,
-            "tracking": dict(self.tracking),
+            "tracking": dict(self.tracking), "anomalies": dict(self.anomalies),
         }
+
+    def format_offline(self, took_s: float) -> str:
+        """The summary of an offline run (``process``): frames, particles, tracks, time."""
+        d = self.as_dict()
+        drops = ", ".join(f"{k} {v}" for k, v in d["dropped"].items())
+        n = max(1, self.processed)
+        return "\n".join([
+            f"frames processed  {d['processed']}" + (f" (not processed: {drops})"
+                                                      if drops else ""),
+            f"particles         {sum(self.particles)} ({d['particles_per_frame']:.1f} per "
+            "frame)",
+            f"tracks            {d['tracks']}",
+            f"time              {took_s:.1f} s, {1e3 * took_s / n:.1f} ms per frame",
+        ] + self._anomaly_lines())
+
+    def _anomaly_lines(self) -> list[str]:
+        if not self.anomalies:
+            return []
+        return ["handled           " + ", ".join(f"{k} {v}" for k, v in self.anomalies.items())]
 
     def format(self) -> str:
         d = self.as_dict()
@@ -222,7 +250,7 @@ class RunSummary:
             f"particles/frame   {d['particles_per_frame']:.1f}",
             f"tracks            {d['tracks']}",
             *self._tracking_lines(),
-        ])
+        ] + self._anomaly_lines())
 
     def _tracking_lines(self) -> list[str]:
         lines = []
@@ -354,6 +382,7 @@ class Runner:
         self._track_ids: set[int] = set()
         self._t_first: float | None = None
         self._warm: set[tuple] = set()
+        self._prepared = False
 
     # -- control -------------------------------------------------------------------------
     def stop(self, reason: str = "stop requested") -> None:
@@ -407,6 +436,44 @@ class Runner:
                  np.dtype(dtype).name, took)
         return took
 
+    def prepare(self, dtypes=(np.uint16, np.float32)) -> float:
+        """Compile (or load from numba's cache) the kernels that measure and link particles,
+        before the first frame is taken.
+
+        The kernels do not depend on the frame size, so this needs no announcement: it runs
+        the instance stage on a small frame's worth of synthetic particles (for each raw
+        ``dtypes``) and ``link.warm_up`` on what it finds; the segmenter is not called (its
+        per-size set-up is :meth:`warm_up`'s). :meth:`run` calls it before it starts taking
+        frames, so a run that joins a series in the middle, without a start message, still
+        compiles nothing on the live path. With a warm cache it takes milliseconds; an empty
+        one (a fresh install) costs tens of seconds once, here, and not on live frames.
+
+        Returns
+        -------
+        float
+            Seconds it took.
+        """
+        if self._prepared:
+            return 0.0
+        t0 = time.perf_counter()
+        classes = len(getattr(self.instances, "classes", ())) or 2  # a U-Net may have 3+
+        blank = np.zeros((classes, 64, 64), np.float32)
+        blank[0] = 1.0
+        particles = synthetic_particles(blank)
+        try:
+            for dtype in dtypes:
+                _, table = self.instances(particles, np.zeros((64, 64), np.dtype(dtype)))
+                warm = getattr(self.link, "warm_up", None)
+                if warm is not None and len(table.get("x", ())):
+                    warm(table)
+        except Exception as exc:  # noqa: BLE001 - a stage that cannot take this runs live
+            log.warning("could not prepare the particle kernels (%s): the first frames "
+                        "compile them", exc)
+        self._prepared = True
+        took = time.perf_counter() - t0
+        log.info("particle kernels ready in %.2f s", took)
+        return took
+
     def _warm_up_for(self, meta: dict) -> None:
         """Warm up for the frame size a series start announces (if it does, and is new)."""
         shape = meta.get("shape") or (meta.get("height"), meta.get("width"))
@@ -415,9 +482,11 @@ class Runner:
             dtype = np.dtype(meta.get("dtype") or meta.get("image_dtype") or np.uint16)
         except (TypeError, ValueError):
             return
-        # the announcement comes from the network: only sizes and types a frame could have
-        if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE and dtype.kind in "uif"
-                and dtype.itemsize <= 8):
+        # the announcement comes from the network: only sizes and types a frame could have,
+        # within the one MAX_PIXELS budget every allocation from wire sizes obeys
+        if not (fits_budget(h, w) and dtype.kind in "uif" and dtype.itemsize <= 4):
+            log.warning("series announces %r %s frames, beyond what a frame may be (%d px "
+                        "at most): no warm-up", shape, dtype, MAX_PIXELS)
             return
         if (h, w, dtype.str) not in self._warm:
             try:
@@ -449,26 +518,39 @@ class Runner:
 
     def _drop_row(self, row: dict) -> None:
         with self._lock:
-            self.summary.dropped[row["reason"]] = self.summary.dropped.get(row["reason"], 0) + 1
+            self.summary.dropped[row["reason"]] = (self.summary.dropped.get(row["reason"], 0)
+                                                   + int(row.get("count", 1)))
         self._pending_drops.append(row)  # handed to the sinks by the link thread, in order
 
-    def _check_gap(self, frame: Frame | LostFrame) -> None:
+    def _note(self, kind: str, n: int = 1) -> None:
+        with self._lock:
+            self.summary.anomalies[kind] = self.summary.anomalies.get(kind, 0) + n
+
+    def _check_gap(self, frame: Frame | LostFrame) -> bool:
+        """Account the numbering up to ``frame``; False when it is late or repeated.
+
+        "Exactly once" for out-of-order input: an index is accounted the first time it is
+        seen or known to be missing, and the indices of a series are accounted in rising
+        order. A frame whose index is not above the highest one already accounted in its
+        series (a duplicate, or one that arrives after a later frame, or after its index was
+        recorded in a gap) is ignored: no second row, counted as ``late-or-repeated``. A
+        jump is one ``gap`` row with the number of missing indices in ``count`` (O(1), however
+        far the numbering jumps).
+        """
         last = self._last_index.get(frame.series)
-        self._last_index[frame.series] = max(frame.index, last if last is not None else -1)
-        if last is None or frame.index <= last + 1:
-            if last is not None and frame.index <= last:
+        if last is not None and frame.index <= last:
+            self._note("late-or-repeated")
+            if self.summary.anomalies["late-or-repeated"] == 1:
                 log.warning("frame %d of series %d arrived after frame %d (out of order or "
-                            "repeated)", frame.index, frame.series, last)
-            return
-        missing = frame.index - last - 1
-        if missing > MAX_GAP_ROWS:
-            log.warning("series %d jumps from frame %d to %d", frame.series, last, frame.index)
-            self._drop_row(dropped_row(frame.series, last + 1, f"gap of {missing} frames",
-                                       receive_time=frame.receive_time))
-            return
-        for idx in range(last + 1, frame.index):
-            self._drop_row(dropped_row(frame.series, idx, "gap",
-                                       receive_time=frame.receive_time))
+                            "repeated): ignored; further ones are only counted", frame.index,
+                            frame.series, last)
+            return False
+        self._last_index[frame.series] = frame.index
+        if last is not None and frame.index > last + 1:
+            self._drop_row(dropped_row(frame.series, last + 1, "gap",
+                                       receive_time=frame.receive_time,
+                                       count=frame.index - last - 1))
+        return True
 
     # -- threads -------------------------------------------------------------------------
     def _ingest(self) -> None:
@@ -487,7 +569,8 @@ class Runner:
                         self._t_first = time.perf_counter()
                     received += 1
                     self.summary.received = received
-                    self._check_gap(event)
+                    if not self._check_gap(event):
+                        continue
                     item = FrameResult(frame=event, stamps={"received": time.perf_counter()})
                     old = self.compute_q.put(item, drop_oldest=self.flow == "live",
                                              stop=self._stop)
@@ -498,11 +581,14 @@ class Runner:
                 elif isinstance(event, LostFrame):
                     received += 1
                     self.summary.received = received
-                    self._check_gap(event)
+                    if not self._check_gap(event):
+                        continue
                     self._drop_row(dropped_row(event.series, event.index, event.reason,
                                                receive_time=event.receive_time))
                 elif isinstance(event, SeriesStart):
                     self.summary.series.append(event.series)
+                    if not event.meta.get("synthetic"):
+                        self._last_index.pop(event.series, None)  # numbering starts afresh
                     self.compute_q.put(event, drop_oldest=False, stop=self._stop)
                 elif isinstance(event, SeriesEnd):
                     self.compute_q.put(event, drop_oldest=False, stop=self._stop)
@@ -537,8 +623,10 @@ class Runner:
                     item.probabilities = self.segment(item.image)
                     s[name] = time.perf_counter()
                     name = "instances"
-                    item.labels, item.table = self.instances(item.probabilities,
-                                                             item.frame.image)
+                    raw = item.frame.image
+                    if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+                        raw = item.image  # the segmenter's input: NaN/inf pixels replaced
+                    item.labels, item.table = self.instances(item.probabilities, raw)
                     s[name] = time.perf_counter()
                     name = "register"
                     if self.register is not None:
@@ -629,6 +717,7 @@ class Runner:
         StageError
             If a stage raised; the recording (sinks) is closed first.
         """
+        self.prepare()  # nothing compiles once frames are taken
         threads = [threading.Thread(target=fn, name=f"temstream-{name}", daemon=True)
                    for name, fn in (("ingest", self._ingest), ("compute", self._compute),
                                     ("link", self._link_and_sink))]
@@ -648,6 +737,11 @@ class Runner:
         self.summary.tracks = len(self._track_ids)
         self.summary.tracking = dict(self.link.summary())
         self.summary.malformed = dict(self.source.malformed)
+        nonfinite = getattr(self.preprocess, "nonfinite_frames", 0)
+        if nonfinite:
+            self._note("non-finite-pixels", nonfinite)
+        for kind, n in getattr(self.source, "anomalies", {}).items():
+            self._note(kind, n)
         # frames still queued after an error never reached a sink: account for them now
         for q in (self.compute_q, self.link_q):
             while True:

@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 class Preprocess:
     """Raw frame -> segmenter input. Keeps the dtype (normalisation happens in the model).
 
+    NaN and infinite pixels of a float frame (a dead pixel map, a detector's masked gaps) are
+    replaced by the median of the finite ones (0 where none is), so that no segmenter sees
+    them; :attr:`nonfinite_frames` counts the frames that had any. The raw frame is recorded
+    as it came.
+
     Parameters
     ----------
     median : bool
@@ -40,13 +45,25 @@ class Preprocess:
 
     def __init__(self, median: bool = False):
         self.median = median
+        self.nonfinite_frames = 0
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        if image.dtype.kind == "f":
+            image = self._finite(image)
         if not self.median:
             return image
         if image.dtype in (np.uint8, np.uint16, np.float32):
             return cv2.medianBlur(np.ascontiguousarray(image), 3)
         return cv2.medianBlur(image.astype(np.float32), 3)
+
+
+    def _finite(self, image: np.ndarray) -> np.ndarray:
+        finite = np.isfinite(image)
+        if finite.all():
+            return image
+        self.nonfinite_frames += 1
+        fill = np.median(image[finite]) if finite.any() else 0.0
+        return np.where(finite, image, np.asarray(fill, image.dtype))
 
 
 def synthetic_particles(probabilities: np.ndarray) -> np.ndarray | None:

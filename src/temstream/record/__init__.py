@@ -19,7 +19,7 @@ from temstream.record.lazy import Recording
 from temstream.record.layout import (FORMAT, FORMAT_VERSION, INFO_COLUMNS, NM_COLUMNS,
                                      PARTICLE_COLUMNS)
 from temstream.record.read import read_frames_info, read_particles
-from temstream.record.repair import open_recording, salvage
+from temstream.record.repair import open_recording, repair_plan, repaired_copy, salvage
 from temstream.record.sink import RecorderSink
 from temstream.record.writer import RecordingError, RecordingWriter, write_movie
 
@@ -27,5 +27,6 @@ __all__ = [
     "FORMAT", "FORMAT_VERSION", "PARTICLE_COLUMNS", "NM_COLUMNS", "INFO_COLUMNS",
     "compression_options", "Chunk", "chunk_encoder",
     "RecordingError", "RecordingWriter", "write_movie", "RecorderSink",
-    "salvage", "open_recording", "read_particles", "read_frames_info", "Recording",
+    "salvage", "open_recording", "repair_plan", "repaired_copy", "read_particles",
+    "read_frames_info", "Recording",
 ]

@@ -1,7 +1,8 @@
 """Opening recordings, and repairing those whose writer failed or was killed in mid-write.
 
 :func:`open_recording` opens any recording read-only (also one still being written in SWMR
-mode); :func:`salvage` cuts a recording back to what reads back.
+mode, or one whose writer was killed: then a repaired temporary copy, the file itself is never
+written); :func:`salvage` cuts a recording the writer owns back to what reads back.
 """
 
 from __future__ import annotations
@@ -127,31 +128,83 @@ def _in_use(path: Path) -> bool:
     return False
 
 
-def open_recording(path: str | Path) -> h5py.File:
-    """Open a recording read-only, also one that is still being written in SWMR mode or whose
-    SWMR writer was killed (those open only with ``swmr=True``). A recording whose writer was
-    killed in mid-write is cut back, once, to what reads back (see :func:`salvage`)."""
+def repair_plan(path: str | Path) -> tuple[int | None, tuple[int, int] | None, str] | None:
+    """What :func:`salvage` would need to do to ``path`` (read-only look): ``(n_frames, rows,
+    reason)``, or None when the file opens and reads back as it is (or is not HDF5, or is
+    held by a live writer)."""
+    path = Path(path)
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         if "truncated file" in str(exc) and "stored_eof" in str(exc):
-            log.warning("%s ends early (its writer failed mid-write): repairing it", path)
-            if salvage(path, None, error="the writer failed mid-write; repaired when opened"):
-                return h5py.File(path, "r")
-        if "already open for write" not in str(exc):
-            raise
-        return h5py.File(path, "r", swmr=True, libver="latest")
-    if bool(f.attrs.get("closed_cleanly", True)):
-        return f
-    cut = _readable_extent(f)
-    if cut is None:
-        return f
-    f.close()
-    if _in_use(Path(path)):
-        return h5py.File(path, "r")
-    log.warning("%s: its writer was killed in mid-write and the last frames do not read "
-                "back; keeping the first %d", path, cut[0])
-    _extend_eoa_to_eof(Path(path))  # else cutting back cannot flush the index nodes
-    salvage(path, cut[0], cut[1], error="the writer was killed in mid-write; cut back to "
-                                        "what reads back when opened")
-    return h5py.File(path, "r")
+            return None, None, "the writer failed mid-write (the file ends early)"
+        return None
+    try:
+        if bool(f.attrs.get("closed_cleanly", True)):
+            return None
+        cut = _readable_extent(f)
+    finally:
+        f.close()
+    if cut is None or _in_use(path):
+        return None
+    return cut[0], cut[1], (f"the writer was killed in mid-write; the first {cut[0]} frames "
+                            "read back")
+
+
+def repaired_copy(path: str | Path, plan=None) -> Path:
+    """A salvaged temporary copy of the recording ``path`` (the caller removes it); the file
+    itself is never written. ``plan`` is :func:`repair_plan`'s answer (looked up if None).
+
+    Raises
+    ------
+    OSError
+        If even the copy cannot be made to open.
+    """
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    plan = plan or repair_plan(path) or (None, None, "")
+    n_frames, rows, error = plan
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=f"{path.stem}.repaired.")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        shutil.copyfile(path, tmp_path)
+        if n_frames is not None:
+            _extend_eoa_to_eof(tmp_path)  # else cutting back cannot flush the index nodes
+        if not salvage(tmp_path, n_frames, rows, error=error):
+            raise OSError(f"{path}: unable to open or repair this HDF5 file")
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    log.warning("%s: %s; reading a repaired copy (the file itself is left as it is)", path,
+                error)
+    return tmp_path
+
+
+def open_recording(path: str | Path) -> h5py.File:
+    """Open a recording read-only, also one that is still being written in SWMR mode or whose
+    SWMR writer was killed (those open only with ``swmr=True``).
+
+    The file is never written. A recording whose writer was killed in mid-write (a truncated
+    end, or a tail whose chunks do not read back) is salvaged in a temporary copy
+    (:func:`repaired_copy`), which is what is returned, already unlinked (the open file keeps
+    it readable until closed); its ``repaired_copy`` attribute is then True.
+    """
+    path = Path(path)
+    plan = repair_plan(path)
+    if plan is None:
+        try:
+            return h5py.File(path, "r")
+        except OSError as exc:
+            if "already open for write" not in str(exc):
+                raise
+            return h5py.File(path, "r", swmr=True, libver="latest")
+    copy = repaired_copy(path, plan)
+    try:
+        f = h5py.File(copy, "r")
+    finally:
+        copy.unlink(missing_ok=True)
+    f.repaired_copy = True  # type: ignore[attr-defined]
+    return f

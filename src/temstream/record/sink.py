@@ -29,8 +29,9 @@ class RecorderSink:
     (``write_direct_chunk``), so HDF5's global lock is held for the write alone.
 
     Series: every series goes into the same file (``series`` column in the tables) while the
-    frame shape and dtype stay the same; a series with another frame shape starts a new file
-    ``<stem>.series<id><suffix>`` (listed in :attr:`paths`).
+    frame shape and dtype stay the same; frames of another shape or dtype go to a file of
+    their own, ``<stem>.series<id><suffix>`` (listed in :attr:`paths`), which stays open, so
+    frames that alternate between shapes all land in their file.
 
     Errors: the output folder is checked when the sink is made (a clear error before the run
     starts). A write that fails later (disk full, permission lost) closes the file, which
@@ -39,8 +40,8 @@ class RecorderSink:
     """
 
     def __init__(self, path: str | Path, *, config_toml: str = "", raw_frames: bool = True,
-                 frames_compression: str = "none", labels_compression: str = "blosc2-zstd",
-                 flush_interval_s: float = 1.0, queue_size: int = 64,
+                 frames_compression: str = "none", labels_compression: str = "gzip",
+                 flush_interval_s: float = 0.25, queue_size: int = 64,
                  attrs: dict[str, Any] | None = None, swmr: bool = False,
                  compress_threads: int = 2):
         self.path = Path(path)
@@ -60,6 +61,7 @@ class RecorderSink:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
         self.writer: RecordingWriter | None = None
+        self._writers: dict[tuple, RecordingWriter] = {}  # by (frame shape, dtype)
         self.frames_written = 0
         self.paused = False
         self._pending_info: list[dict] = []
@@ -129,7 +131,8 @@ class RecorderSink:
         image = self._encode(o["frames_compression"], frame.image if o["raw_frames"] else None,
                              frame.image.dtype)
         labels = self._encode(o["labels_compression"], result.labels, "<u4")
-        self._put(("frame", frame.index, frame.series, frame.timestamp or frame.receive_time,
+        ts = frame.timestamp if frame.timestamp is not None else frame.receive_time
+        self._put(("frame", frame.index, frame.series, ts,
                    frame.image.shape, frame.image.dtype, image, labels, result.table,
                    result.info_row(),
                    frame.meta.get("pixel_size_nm", self._series_meta.get("pixel_size_nm"))))
@@ -147,26 +150,40 @@ class RecorderSink:
     def _open(self, path: Path, shape, dtype, table: dict, pixel_size_nm) -> RecordingWriter:
         extra = {k: np.asarray(v).dtype.str for k, v in table.items()
                  if k not in PARTICLE_COLUMNS and np.asarray(v).dtype.kind in "fiub"}
+        time_units = "frame" if self._series_meta.get("time_units") == "frame" else "s"
         writer = RecordingWriter(path, frame_shape=shape, frame_dtype=dtype,
                                  pixel_size_nm=pixel_size_nm, extra_columns=extra,
-                                 attrs=self._attrs, **self._options)
+                                 attrs=self._attrs, time_units=time_units, **self._options)
         for row in self._pending_info:
             writer.append_info(row)
         self._pending_info.clear()
         return writer
 
     def _writer_for(self, series, shape, dtype, table, pixel_size) -> RecordingWriter:
+        key = (tuple(int(s) for s in shape), np.dtype(dtype).str)
         w = self.writer
         if w is None:
-            self.writer = self._open(self.path, shape, dtype, table, pixel_size)
-        elif w.shape != tuple(shape) or (w.frames is not None and w.frames.dtype != dtype):
-            path = self.path.with_name(f"{self.path.stem}.series{series}{self.path.suffix}")
-            log.warning("series %s has %s %s frames, the recording %s holds %s: recording it "
-                        "to %s", series, shape, dtype, w.path, w.shape, path)
-            w.close({"continued_in": str(path)})
-            self.writer = self._open(path, shape, dtype, table, pixel_size)
-            self.paths.append(path)
+            self.writer = self._writers[key] = self._open(self.path, shape, dtype, table,
+                                                          pixel_size)
+        elif key != self._key_of(w):
+            # each frame shape and dtype has its own file, kept open: frames that switch back
+            # and forth go on appending to theirs (never reopened, never truncated)
+            if key not in self._writers:
+                path = self.path.with_name(f"{self.path.stem}.series{series}{self.path.suffix}")
+                if path in self.paths:
+                    path = path.with_name(f"{self.path.stem}.series{series}.{key[0][0]}x"
+                                          f"{key[0][1]}.{np.dtype(dtype).name}"
+                                          f"{self.path.suffix}")
+                log.warning("series %s has %s %s frames, the recording %s holds %s: "
+                            "recording them to %s", series, shape, dtype, w.path, w.shape, path)
+                self._writers[key] = self._open(path, shape, dtype, table, pixel_size)
+                self.paths.append(path)
+            self.writer = self._writers[key]
         return self.writer
+
+    @staticmethod
+    def _key_of(w: RecordingWriter) -> tuple:
+        return (w.shape, w.frame_dtype.str)
 
     def _loop(self) -> None:
         try:
@@ -195,7 +212,11 @@ class RecorderSink:
                         if self.file_size == 0:
                             self.path.unlink(missing_ok=True)
                     else:
-                        self.writer.close(item[1])
+                        others = [str(w.path) for w in self._writers.values()
+                                  if w is not self.writer]
+                        for w in self._writers.values():
+                            w.close({**item[1], "other_files": others} if others
+                                    else item[1])
                     return
         except BaseException as exc:  # noqa: BLE001 - surfaced by _check() in the pipeline
             w = self.writer
@@ -217,6 +238,12 @@ class RecorderSink:
                         w.abandon(exc)
                     except Exception:  # noqa: BLE001
                         log.exception("could not close %s", w.path)
+            for other in self._writers.values():
+                if other is not w:
+                    try:
+                        other.close({"error": str(exc)})
+                    except Exception:  # noqa: BLE001
+                        log.exception("could not close %s", other.path)
             while True:  # keep draining so the pipeline never blocks on a dead recorder
                 item = self._queue.get()
                 if item[0] == "close":

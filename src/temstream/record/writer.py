@@ -19,7 +19,7 @@ import numpy as np
 from temstream._version import __version__
 from temstream.record.compression import Chunk, chunk_encoder, compression_options
 from temstream.record.layout import (FORMAT, FORMAT_VERSION, INFO_COLUMNS, NM_COLUMNS,
-                                     PARTICLE_COLUMNS, _emd_dims)
+                                     PARTICLE_COLUMNS, _emd_dims, hspy_update, hspy_view)
 from temstream.record.repair import salvage
 
 
@@ -40,7 +40,8 @@ class RecordingWriter:
     frame_dtype : numpy dtype
         Dtype of the raw frames.
     pixel_size_nm : float, optional
-        Pixel size; adds calibrated dims and the ``x_nm``, ``y_nm``, ``area_nm2`` columns.
+        Pixel size; calibrates the dims and fills the ``x_nm``, ``y_nm``, ``area_nm2``
+        columns (always present; NaN without a pixel size).
     raw_frames : bool
         Record the raw frames (labels and tables are always recorded).
     frames_compression, labels_compression : str
@@ -53,6 +54,12 @@ class RecordingWriter:
         Extra root attributes (JSON-serialised when not scalars).
     flush_interval_s : float
         Flush to disk at least this often.
+    frame_time_s : float, optional
+        Frame period, for HyperSpy's time axis (``/Experiments``); the median step of the
+        timestamps replaces it when the file is closed.
+    time_units : str
+        Units of the time axis (dim1): ``s``, or ``frame`` when the frame time is unknown
+        (then the timestamps are frame numbers).
     swmr : bool
         Single-writer/multiple-reader mode: other processes may read the file while it grows
         (``h5py.File(path, "r", swmr=True, libver="latest")`` and ``dataset.refresh()``).
@@ -67,13 +74,16 @@ class RecordingWriter:
 
     def __init__(self, path: str | Path, *, frame_shape: tuple[int, int], frame_dtype: Any,
                  pixel_size_nm: float | None = None, raw_frames: bool = True,
-                 frames_compression: str = "none", labels_compression: str = "blosc2-zstd",
+                 frames_compression: str = "none", labels_compression: str = "gzip",
                  extra_columns: dict[str, str] | None = None, config_toml: str = "",
-                 attrs: dict[str, Any] | None = None, flush_interval_s: float = 1.0,
-                 swmr: bool = False):
+                 attrs: dict[str, Any] | None = None, flush_interval_s: float = 0.25,
+                 swmr: bool = False, time_units: str = "s",
+                 frame_time_s: float | None = None):
         self.path = Path(path)
         self.shape = tuple(int(s) for s in frame_shape)
         self.pixel_size_nm = float(pixel_size_nm) if pixel_size_nm else None
+        self.time_units = time_units
+        self.frame_dtype = np.dtype(frame_dtype)
         self.flush_interval_s = flush_interval_s
         self.swmr = swmr
         self.frames_encoder = chunk_encoder(frames_compression, frame_dtype) if raw_frames \
@@ -105,17 +115,21 @@ class RecordingWriter:
             self.frames = g.create_dataset("data", shape=(0, h, w), maxshape=(None, h, w),
                                            chunks=(1, h, w), dtype=np.dtype(frame_dtype),
                                            **compression_options(frames_compression))
-            _emd_dims(g, self.shape, self.pixel_size_nm)
+            _emd_dims(g, self.shape, self.pixel_size_nm, time_units)
         g = data.create_group("labels")
         g.attrs["emd_group_type"] = 1
         self.labels = g.create_dataset("data", shape=(0, h, w), maxshape=(None, h, w),
                                        chunks=(1, h, w), dtype="<u4",
                                        **compression_options(labels_compression))
-        _emd_dims(g, self.shape, self.pixel_size_nm)
+        _emd_dims(g, self.shape, self.pixel_size_nm, time_units)
         self._time_dims = [data[k]["dim1"] for k in data]
+        self.frame_time_s = frame_time_s
+        for name in ("frames", "labels"):
+            if name in data:
+                hspy_view(f, name, data[name]["data"], self.pixel_size_nm, frame_time_s,
+                          time_units)
         columns = dict(PARTICLE_COLUMNS)
-        if self.pixel_size_nm:
-            columns.update(NM_COLUMNS)
+        columns.update(NM_COLUMNS)  # always there (NaN without a pixel size): no KeyError
         columns.update({k: v for k, v in (extra_columns or {}).items() if k not in columns})
         self.particle_dtype = np.dtype(list(columns.items()))
         # the tables are not compressed: an uncompressed chunk is rewritten in place, so a
@@ -128,6 +142,7 @@ class RecordingWriter:
                                      dtype=self.info_dtype)
         self.n_frames = 0
         self.n_flushed = 0
+        self._held: list[tuple[np.ndarray, dict]] = []  # table rows waiting for a flush
         self._flushed_rows = (0, 0)
         self._t0: float | None = None
         self._last_flush = time.monotonic()
@@ -176,9 +191,13 @@ class RecordingWriter:
         for dim in self._time_dims:
             dim.resize(n + 1, axis=0)
             dim[n] = ts - self._t0
-        count = self._append_particles(frame, particles, series)
-        self.append_info(info or {"frame": frame, "series": series, "status": "processed",
-                                  "timestamp": ts, "n_particles": count})
+        rows = self._particle_rows(frame, particles, series)
+        info = info or {"frame": frame, "series": series, "status": "processed",
+                        "timestamp": ts, "n_particles": len(rows)}
+        # the table rows of a frame go in only after a flush has put its data on disk, so
+        # that a file cut short anywhere (a kill, even in mid-flush) never lists a frame or
+        # a particle that its data stacks do not hold
+        self._held.append((rows, info))
         self.n_frames = n + 1
         self.maybe_flush()
 
@@ -202,8 +221,8 @@ class RecordingWriter:
             shape = array.shape
             g.create_dataset("data", shape=(0,) + shape, maxshape=(None,) + shape,
                              chunks=(1,) + shape, dtype=array.dtype,
-                             **compression_options("blosc2-zstd"))
-            _emd_dims(g, self.shape, self.pixel_size_nm)
+                             **compression_options("gzip"))
+            _emd_dims(g, self.shape, self.pixel_size_nm, self.time_units)
             if array.ndim == 3:  # (L, H, W): a leading index axis before y and x
                 g.move("dim3", "dim4")
                 g.move("dim2", "dim3")
@@ -223,12 +242,12 @@ class RecordingWriter:
         except (KeyError, IndexError):
             return None
 
-    def _append_particles(self, frame: int, particles: Any, series: int = 0) -> int:
+    def _particle_rows(self, frame: int, particles: Any, series: int = 0) -> np.ndarray:
         x = self._column(particles, "x")
         count = 0 if x is None else len(x)
-        if count == 0:
-            return 0
         rows = np.zeros(count, self.particle_dtype)
+        if count == 0:
+            return rows
         for name in self.particle_dtype.names:
             col = self._column(particles, name)
             if col is not None:
@@ -244,10 +263,19 @@ class RecordingWriter:
             rows["x_nm"], rows["y_nm"] = rows["x"] * p, rows["y"] * p
             rows["area_nm2"] = rows["area"] * p * p
             rows["area_nm2_err"] = rows["area_err"] * p * p
-        start = self.particles.shape[0]
-        self.particles.resize(start + count, axis=0)
-        self.particles[start:] = rows
-        return count
+        return rows
+
+    def _write_held(self) -> None:
+        """Append the table rows of the frames the last flush put on disk."""
+        held, self._held = self._held, []
+        particles = [rows for rows, _ in held if len(rows)]
+        if particles:
+            rows = np.concatenate(particles)
+            start = self.particles.shape[0]
+            self.particles.resize(start + len(rows), axis=0)
+            self.particles[start:] = rows
+        for _, info in held:
+            self.append_info(info)
 
     def append_info(self, row: dict) -> None:
         """Append one ``/frames_info`` row (processed or dropped frame)."""
@@ -259,6 +287,8 @@ class RecordingWriter:
                 rec[name] = np.nan
             elif self.info_dtype[name].kind == "O":  # strings: status, reason, quality
                 rec[name] = ""
+            elif name == "count":
+                rec[name] = 1
         start = self.info.shape[0]
         self.info.resize(start + 1, axis=0)
         self.info[start] = rec[0]
@@ -269,10 +299,15 @@ class RecordingWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write everything to the file (what a crash afterwards keeps)."""
+        """Write everything to the file (what a crash afterwards keeps).
+
+        The frames' table rows follow one flush behind their data: after the flush that
+        stored them, they are added, and the next flush (or :meth:`close`) stores them.
+        """
+        rows = (self.particles.shape[0], self.info.shape[0])
         self.f.flush()
-        self.n_flushed = self.n_frames
-        self._flushed_rows = (self.particles.shape[0], self.info.shape[0])
+        self.n_flushed, self._flushed_rows = self.n_frames, rows
+        self._write_held()
         self._last_flush = time.monotonic()
 
     def abandon(self, error: BaseException) -> None:
@@ -304,6 +339,12 @@ class RecordingWriter:
         """Write the summary, mark the file as cleanly closed and close it."""
         if not self.f.id.valid:
             return
+        self.f.flush()  # the data first, then the rows that list them (see flush)
+        self._write_held()
+        t = self._time_dims[0][()] if self._time_dims else np.zeros(0)
+        steps = np.diff(t)
+        hspy_update(self.f, float(np.median(steps)) if steps.size and np.median(steps) > 0
+                    else self.frame_time_s, t)
         if summary is not None:
             self.f.attrs["summary"] = json.dumps(summary)
         self.f.attrs["closed_cleanly"] = True

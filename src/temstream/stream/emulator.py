@@ -89,6 +89,9 @@ def stream_frames(publisher: FramePublisher, frames: np.ndarray, *, fps: float,
     if fps <= 0:
         raise ValueError("fps must be > 0; pass the camera frame rate, e.g. --fps 100")
     period = 1.0 / fps
+    while not publisher.writable(100):  # no receiver yet: wait for one, or for stop
+        if stop is not None and stop.is_set():
+            return EmulatorStats(0, float(fps), float("nan"), 0.0, 0.0, 0.0)
     # announce the frame size: receivers can prepare (warm up) before the first frame
     publisher.start_series({"shape": list(frames.shape[1:]), "dtype": frames.dtype.str,
                             **(meta or {})})
@@ -105,6 +108,11 @@ def stream_frames(publisher: FramePublisher, frames: np.ndarray, *, fps: float,
                 break
             deadline = start + i * period
             _wait_until(deadline)
+            while not publisher.writable(100):  # no receiver yet, or it is behind
+                if stop is not None and stop.is_set():
+                    break
+            if stop is not None and stop.is_set():
+                break
             now = time.perf_counter()
             late.append(now - deadline)
             publisher.send(frames[i % k], frame=i, timestamp=wall0 + 0.01 + i * period,
@@ -117,7 +125,8 @@ def stream_frames(publisher: FramePublisher, frames: np.ndarray, *, fps: float,
     except KeyboardInterrupt:
         log.info("interrupted after %d frames", sent)
     finally:
-        publisher.end_series(frames_sent=sent)
+        if publisher.writable(1000):  # with no receiver, the end message waits for nobody
+            publisher.end_series(frames_sent=sent)
     span = t_last - t_first
     achieved = (sent - 1) / span if sent > 1 and span > 0 else float("nan")
     lat = np.asarray(late) * 1e3 if late else np.zeros(1)
@@ -128,7 +137,7 @@ def stream_frames(publisher: FramePublisher, frames: np.ndarray, *, fps: float,
 def emulate(scenario: str, *, endpoint: str = "tcp://127.0.0.1:5555", fps: float = 100.0,
             frames: int | None = None, protocol: str = "native", size: int = 512,
             seed: int = 0, buffer: int = 100, socket: str = "push", stop=None,
-            **overrides) -> EmulatorStats:
+            announce=None, **overrides) -> EmulatorStats:
     """Play a simulated camera: render a buffer of frames, then stream them at ``fps``.
 
     Parameters
@@ -145,6 +154,10 @@ def emulate(scenario: str, *, endpoint: str = "tcp://127.0.0.1:5555", fps: float
         Wire protocol (any encoder registered in ``temstream.stream.protocols``).
     buffer : int
         Frames rendered ahead and cycled.
+    stop : threading.Event, optional
+        Set it to end the stream (after the frame being sent).
+    announce : callable, optional
+        Called with one line saying where and how the frames go, once they are rendered.
     **overrides
         Simulator parameters.
     """
@@ -155,9 +168,11 @@ def emulate(scenario: str, *, endpoint: str = "tcp://127.0.0.1:5555", fps: float
             "frame_time_s": 1.0 / fps, "exposure_s": params["frame_time_s"],
             "dose_e_per_A2": params["dose_e_per_A2"]}
     with FramePublisher(endpoint, protocol=protocol, socket=socket, bind=True) as pub:
-        log.info("streaming %s frames of %s on %s at %g fps (%s)",
-                 frames if frames is not None else "endless", scenario, pub.endpoint, fps,
-                 protocol)
+        line = (f"streaming {frames if frames is not None else 'endless'} frames of "
+                f"{scenario} on {pub.endpoint} at {fps:g} fps ({protocol}, {socket})")
+        log.info("%s", line)
+        if announce is not None:
+            announce(line)
         return stream_frames(pub, imgs, fps=fps, count=frames, meta=meta,
                              frame_meta={"pixel_size_nm": px,
                                          "exposure_s": params["frame_time_s"]},

@@ -6,6 +6,7 @@ turns its wire messages into.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -97,3 +98,24 @@ class PendingFrame:
         """Run ``work`` and return the completed frame."""
         self.frame.image = self.work()
         return self.frame
+
+
+#: metadata keys the pipeline uses as numbers: each must be a finite number > 0
+POSITIVE_META = ("pixel_size_nm", "frame_time_s", "exposure_s")
+
+
+def clean_meta(meta: dict[str, Any]) -> list[str]:
+    """Remove, in place, the metadata values a stage could not use: ``pixel_size_nm``,
+    ``frame_time_s`` or ``exposure_s`` that is not a finite number > 0 ("abc", [1, 2], NaN,
+    -1...). Untrusted metadata is checked here, where it enters; the frame goes on without
+    the bad value. Returns the keys removed (the sources count them)."""
+    bad = []
+    for key in POSITIVE_META:
+        if key in meta:
+            v = meta[key]
+            ok = (isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and math.isfinite(v) and v > 0)
+            if not ok:
+                del meta[key]
+                bad.append(key)
+    return bad

@@ -87,15 +87,25 @@ class _Single:
 
 
 def _open_npy(path: Path) -> MovieFile:
-    return _stack(path, np.load(path, mmap_mode="r", allow_pickle=False))
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # an object array: would need unpickling, never done
+            raise ValueError(f"{path}: holds Python objects (pickle), not pixels; "
+                             "temstream never unpickles") from None
+        raise ValueError(f"{path}: not a readable .npy stack ({exc}; cut short?)") from None
+    return _stack(path, array)
 
 
 def _open_tiff(path: Path) -> MovieFile:
     import tifffile
 
-    tif = tifffile.TiffFile(path)
-    series = tif.series[0]
-    array = series.asarray(out="memmap") if series.dataoffset else series.asarray()
+    try:
+        tif = tifffile.TiffFile(path)
+        series = tif.series[0]
+        array = series.asarray(out="memmap") if series.dataoffset else series.asarray()
+    except (ValueError, OSError, IndexError, tifffile.TiffFileError) as exc:
+        raise ValueError(f"{path}: not a readable TIFF stack ({exc}; cut short?)") from None
     pixel_size = None
     meta: dict[str, Any] = {}
     ij = tif.imagej_metadata or {}
@@ -111,6 +121,23 @@ def _open_tiff(path: Path) -> MovieFile:
             pixel_size = length_nm(xres[1] / xres[0], unit)
     except (KeyError, ZeroDivisionError, TypeError):
         pass
+    if tif.is_ome and tif.ome_metadata:  # OME-XML: PhysicalSizeX and TimeIncrement
+        import re
+
+        xml = tif.ome_metadata
+
+        def attr(key):
+            m = re.search(rf'\b{key}="([^"]*)"', xml)
+            return m.group(1) if m else None
+        try:
+            size = attr("PhysicalSizeX")
+            if size is not None:
+                pixel_size = length_nm(float(size), attr("PhysicalSizeXUnit") or "um")
+            step = attr("TimeIncrement")
+            if step is not None:
+                meta["frame_time_s"] = time_s(float(step), attr("TimeIncrementUnit") or "s")
+        except ValueError:
+            pass
     return _stack(path, array, pixel_size_nm=pixel_size,
                   frame_time_s=meta.pop("frame_time_s", None), close=tif.close, **meta)
 
@@ -152,12 +179,21 @@ def _open_h5(path: Path):
         return h5py.File(path, "r")
     except OSError as exc:
         if "already open for write" not in str(exc):
-            raise
+            if not h5py.is_hdf5(path):
+                raise ValueError(f"{path}: not an HDF5 file (an .h5/.emd/.hspy movie is HDF5)"
+                                 ) from None
+            raise ValueError(f"{path}: cannot read this HDF5 file ({exc})") from None
         return h5py.File(path, "r", swmr=True, libver="latest")
 
 
 def _emd_group_stack(path: Path, f, group) -> MovieFile:
-    """A Berkeley EMD data group (``data`` + ``dim1..dimN``), read frame by frame."""
+    """A Berkeley EMD data group (``data`` + ``dim1..dimN``), read frame by frame.
+
+    The axes are read by their roles, not their position: the time (navigation) axis is the
+    dim whose units are a time (or whose name is ``time``/``t``), the others are y and x.
+    HyperSpy/rosettasciio write the array transposed, ``(x, y, time)``; ncempy and temstream
+    ``(time, y, x)``.
+    """
     ds = group["data"]
     if ds.ndim not in (2, 3):
         f.close()
@@ -169,20 +205,49 @@ def _emd_group_stack(path: Path, f, group) -> MovieFile:
         vec = d[()] if d is not None and d.shape and d.shape[0] > 1 else None
         step = float(vec[1] - vec[0]) if vec is not None else None
         dims.append((step, d.attrs.get("units", "") if d is not None else "",
-                     _unit(d.attrs.get("name", "")) if d is not None else ""))
-    if dims[0][2] == "x" and dims[-1][2] != "x":  # rosettasciio's writer: transposed (x, y, t)
-        dims = dims[::-1]
-        ds = _Transposed(ds)
-    pixel = length_nm(*dims[-1][:2])
-    frame_time = None
+                     _unit(d.attrs.get("name", "")) if d is not None else "", vec))
+    is_time = [time_s(1.0, units) is not None or name in ("time", "t")
+               for _, units, name, _ in dims]
     if ds.ndim == 3:
-        dim1 = group.get("dim1") if not isinstance(ds, _Transposed) else None
-        if dim1 is not None and dim1.shape[0] > 2 and time_s(1.0, dim1.attrs.get("units")):
-            frame_time = float(np.median(np.diff(dim1[()]))) * time_s(1.0, dim1.attrs["units"])
+        if any(is_time):
+            t_axis = is_time.index(True)
+        elif dims[0][2] == "x" and dims[-1][2] != "x":
+            t_axis = 2  # an unlabelled transposed stack
         else:
-            frame_time = time_s(*dims[0][:2])
+            t_axis = 0
+    else:
+        t_axis = None
+        if dims[0][2] == "x" and dims[-1][2] != "x":
+            ds = _Transposed(ds)
+    frame_time = None
+    if t_axis is not None:
+        step, units, _, vec = dims[t_axis]
+        factor = time_s(1.0, units) or None
+        if factor and vec is not None and vec.size > 2:
+            diffs = np.diff(vec)
+            frame_time = float(np.median(diffs)) * factor if np.median(diffs) > 0 else None
+        elif factor and step and step > 0:
+            frame_time = step * factor
+        if t_axis == 2:
+            ds = _Transposed(ds)  # (x, y, time) -> (time, y, x)
+        elif t_axis == 1:
+            ds = _TimeInMiddle(ds)
+    space = [d for k, d in enumerate(dims) if k != t_axis]
+    pixel = next((length_nm(step, units) for step, units, _, _ in space
+                  if length_nm(step, units)), None)
     return _stack(path, ds, pixel_size_nm=pixel, frame_time_s=frame_time, close=f.close,
                   emd_group=group.name)
+
+
+class _TimeInMiddle:
+    """An HDF5 dataset stored ``(H, N, W)`` read as ``(N, H, W)`` frame by frame."""
+
+    def __init__(self, ds):
+        self.ds, self.ndim, self.dtype = ds, 3, ds.dtype
+        self.shape = (ds.shape[1], ds.shape[0], ds.shape[2])
+
+    def __getitem__(self, i):
+        return np.asarray(self.ds[:, i, :])
 
 
 class _Transposed:
@@ -231,7 +296,10 @@ def _open_recording(path: Path) -> MovieFile:
 def _open_mrc(path: Path) -> MovieFile:
     import mrcfile
 
-    mrc = mrcfile.mmap(path, mode="r", permissive=True)
+    try:
+        mrc = mrcfile.mmap(path, mode="r", permissive=True)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable MRC file ({exc})") from None
     if mrc.data is None:
         mrc.close()
         raise ValueError(f"{path}: MRC file without data")
@@ -272,6 +340,7 @@ READERS: dict[str, Callable[[Path], MovieFile]] = {
     ".h5": _open_recording,
     ".hdf5": _open_recording,
     ".emd": _open_recording,
+    ".hspy": _open_recording,
     ".mrc": _open_mrc,
     ".mrcs": _open_mrc,
     ".dm3": lambda p: _open_rsciio(p, "digitalmicrograph"),

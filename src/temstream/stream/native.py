@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from temstream.stream.events import Frame, MalformedMessage, SeriesEnd, SeriesStart
-from temstream.stream.limits import MAX_SIDE
+from temstream.stream.limits import MAX_PIXELS, MAX_SIDE, fits_budget
 
 WIRE_VERSION = 1
 HTYPE_FRAME = "temstream-frame-1"
@@ -84,10 +84,19 @@ def _header(part: Any) -> dict:
     return header
 
 
+def _short(value: Any) -> str:
+    """A value for an error message: never the digits of a huge integer (which may not even
+    convert to text)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit integer"
+    return f"{value!r:.60}"
+
+
 def _int(header: dict, key: str, kind: str) -> int:
     value = header.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise MalformedMessage(kind, f"{key!r} must be a non-negative integer, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
+        raise MalformedMessage(kind, f"{key!r} must be an integer in [0, 2**64), got "
+                               f"{_short(value)}")
     return value
 
 
@@ -133,11 +142,11 @@ def decode(parts: list) -> Frame | SeriesStart | SeriesEnd:
     if (
         not isinstance(shape, list)
         or len(shape) != 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_SIDE
-                   for s in shape)
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
+        or not fits_budget(*shape)
     ):
-        raise MalformedMessage("bad-shape", f"shape must be [H, W] with 0 < side <= {MAX_SIDE}, "
-                               f"got {shape!r}")
+        raise MalformedMessage("bad-shape", f"shape must be [H, W] with 0 < side <= {MAX_SIDE} "
+                               f"and H x W <= {MAX_PIXELS}, got {shape!r:.60}")
     series = _int(header, "series", "bad-field")
     frame = _int(header, "frame", "bad-field")
     timestamp = header.get("timestamp")

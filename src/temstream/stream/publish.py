@@ -56,6 +56,11 @@ class FramePublisher:
             nbytes = part.nbytes if isinstance(part, np.ndarray) else len(part)
             self._sock.send(part, flags, copy=nbytes < zmq.COPY_THRESHOLD)
 
+    def writable(self, timeout_ms: int = 100) -> bool:
+        """True when a message can be sent without blocking (a PUSH socket without a peer,
+        or whose peer is behind, is not), after waiting up to ``timeout_ms``."""
+        return bool(self._sock.poll(timeout_ms, zmq.POLLOUT))
+
     def start_series(self, meta: dict[str, Any] | None = None, *, series: int | None = None) -> int:
         """Open a series; returns its id."""
         self.series = next(_series_ids) if series is None else int(series)

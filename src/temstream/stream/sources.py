@@ -15,7 +15,7 @@ import numpy as np
 import zmq
 
 from temstream.stream.events import (Frame, LostFrame, MalformedMessage, PendingFrame,
-                                     SeriesEnd, SeriesStart)
+                                     SeriesEnd, SeriesStart, clean_meta)
 from temstream.stream.protocols import make_decoder
 from temstream.stream.sockets import open_socket, tune_malloc_for_large_frames
 
@@ -148,6 +148,13 @@ class ZmqSource:
 
     def _emit(self, event: Event) -> None:
         """Queue ``event`` for the caller, after a synthetic start where one is missing."""
+        if isinstance(event, (SeriesStart, Frame)):
+            for key in clean_meta(event.meta):
+                self.stats[f"anomaly:bad-metadata:{key}"] += 1
+                if f"meta:{key}" not in self._logged:
+                    self._logged.add(f"meta:{key}")
+                    log.warning("ignoring %s that is not a number > 0 (message kept); further "
+                                "ones are only counted", key)
         if isinstance(event, SeriesStart):
             self._series = event.series
             self.stats["series"] += 1
@@ -180,6 +187,12 @@ class ZmqSource:
         """Malformed-message counts by kind."""
         return {k.split(":", 1)[1]: v for k, v in self.stats.items() if k.startswith("malformed:")}
 
+    @property
+    def anomalies(self) -> dict[str, int]:
+        """Valid messages taken without a part that could not be used (``bad-metadata:KEY``:
+        a metadata value removed by :func:`~temstream.stream.events.clean_meta`)."""
+        return {k.split(":", 1)[1]: v for k, v in self.stats.items() if k.startswith("anomaly:")}
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -196,7 +209,9 @@ class MemorySource:
     series : int
         Series id given to plain arrays.
     meta : dict
-        Series metadata (``pixel_size_nm``, ``frame_time_s``, ...).
+        Series metadata (``pixel_size_nm``, ``frame_time_s``, ...). Frame ``i`` gets the
+        timestamp ``i * frame_time_s``; without a frame time, ``time_units="frame"`` makes it
+        ``i`` (the recording's time axis then counts frames), else it has none.
     """
 
     def __init__(self, frames: Iterable, *, series: int = 0, meta: dict | None = None):
@@ -208,11 +223,13 @@ class MemorySource:
     def _iterate(frames: Iterable, series: int, meta: dict) -> Iterator[Event]:
         yield SeriesStart(series=series, meta=dict(meta))
         frame_time = meta.get("frame_time_s")
+        counts_frames = meta.get("time_units") == "frame"
         for i, item in enumerate(frames):
             if isinstance(item, Frame):
                 yield item
             else:
-                ts = None if frame_time is None else i * float(frame_time)
+                ts = (i * float(frame_time) if frame_time is not None
+                      else float(i) if counts_frames else None)
                 keep = {k: v for k, v in meta.items() if k == "pixel_size_nm"}
                 yield Frame(image=np.asarray(item), series=series, index=i, timestamp=ts,
                             meta=keep)

@@ -11,6 +11,7 @@ import numpy as np
 from temstream.stream.dectris.compression import Compressed
 from temstream.stream.events import Frame, MalformedMessage, PendingFrame
 from temstream.stream.limits import MAX_PIXELS, MAX_SIDE
+from temstream.stream.native import _short
 
 
 def _check_shape(h: Any, w: Any) -> tuple[int, int]:
@@ -53,9 +54,9 @@ def _frame(image_or_work, **kwargs) -> Frame | PendingFrame:
 
 
 def _uint(value: Any, key: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise MalformedMessage("bad-field", f"{key!r} must be a non-negative integer, "
-                               f"got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
+        raise MalformedMessage("bad-field", f"{key!r} must be an unsigned 64-bit integer, "
+                               f"got {_short(value)}")
     return value
 
 

@@ -249,12 +249,17 @@ class V2Encoder:
             dt = np.dtype(meta["dtype"])
             if dt.kind == "u":
                 msg["image_dtype"] = f"uint{8 * dt.itemsize}"
-        if meta.get("pixel_size_nm"):
-            msg["pixel_size_x"] = msg["pixel_size_y"] = float(meta["pixel_size_nm"]) * 1e-9
-        if meta.get("frame_time_s"):
-            msg["frame_time"] = float(meta["frame_time_s"])
-        if meta.get("exposure_s"):
-            msg["count_time"] = float(meta["exposure_s"])
+        def number(key):  # only what is a number goes into the standard fields
+            v = meta.get(key)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+            return float(v) if ok and np.isfinite(v) else None
+
+        if number("pixel_size_nm"):
+            msg["pixel_size_x"] = msg["pixel_size_y"] = number("pixel_size_nm") * 1e-9
+        if number("frame_time_s"):
+            msg["frame_time"] = number("frame_time_s")
+        if number("exposure_s"):
+            msg["count_time"] = number("exposure_s")
         msg["detector_description"] = str(meta.get("detector", "temstream"))
         msg["user_data"] = {"temstream": _plain(dict(meta))}
         return [self._dump(msg)]
@@ -292,7 +297,7 @@ class V2Encoder:
             msg["series_date"] = _iso(self._t0)
             msg["start_time"] = [start, self.TIME_BASE]
             exposure = meta.get("exposure_s")
-            if exposure:
+            if isinstance(exposure, (int, float)) and exposure > 0 and np.isfinite(exposure):
                 msg["stop_time"] = [start + round(float(exposure) * self.TIME_BASE),
                                     self.TIME_BASE]
                 msg["real_time"] = [round(float(exposure) * self.TIME_BASE), self.TIME_BASE]
