@@ -33,6 +33,10 @@ class SimFrame:
     layers : (n_layers, H, W) bool per-layer masks, or None for single-layer scenarios
     timestamp_s : float, time since the start of the movie
     pixel_size_nm : float
+    layer_labels : (n_layers, H, W) int32 per-layer instance labels (label = particle + 1),
+        or None for single-layer scenarios
+    vacancies : pandas.DataFrame or None, the empty lattice sites of this frame (``frame``,
+        ``layer`` 1..L, ``x``, ``y`` px) for lattice scenarios with layers
     """
 
     index: int
@@ -42,6 +46,8 @@ class SimFrame:
     layers: np.ndarray | None
     timestamp_s: float
     pixel_size_nm: float = 0.0
+    layer_labels: np.ndarray | None = None
+    vacancies: pd.DataFrame | None = None
 
 
 @dataclass
@@ -57,9 +63,17 @@ class Movie:
     layers : (N, L, H, W) bool per-layer masks (moire), or None
     truth : pandas.DataFrame, one row per particle with at least one labelled pixel per frame;
         columns :data:`TRUTH_COLUMNS` (x = column, y = row, px; area px; angle rad, in-plane
-        orientation unwrapped along the track; shape index into ``temstream.sim.SHAPES``)
+        orientation unwrapped along the track; shape index into ``temstream.sim.SHAPES``).
+        Multi-layer scenarios: ``layer`` is 1..L (0 in single-layer ones), ``area`` the
+        particle's pixels in its own layer's plane (a particle hidden behind one of another
+        layer still counts), plus ``site_x``, ``site_y`` (px, its lattice site in that frame)
+        and ``interstitial`` (bool)
     pixel_size_nm, frame_time_s : float
     params : dict, the parameters used (JSON-serialisable)
+    layer_labels : (N, L, H, W) int32 per-layer instance labels (moire), or None: the layout
+        of a recording's ``/data/layer_labels``
+    vacancies : pandas.DataFrame or None, empty lattice sites per frame (``frame``, ``layer``,
+        ``x``, ``y`` px) of multi-layer lattice scenarios
     """
 
     frames: np.ndarray
@@ -69,6 +83,8 @@ class Movie:
     pixel_size_nm: float
     frame_time_s: float
     params: dict
+    layer_labels: np.ndarray | None = None
+    vacancies: pd.DataFrame | None = None
 
 
 def _shape2(size) -> tuple[int, int]:
@@ -78,8 +94,12 @@ def _shape2(size) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def _truth(index, labels, ps: P.ParticleSet, offset_px, px) -> pd.DataFrame:
-    area = np.bincount(labels.ravel())
+def _truth(index, labels, ps: P.ParticleSet, offset_px, px, layer_labels=None,
+           dyn=None) -> pd.DataFrame:
+    if layer_labels is None:
+        area = np.bincount(labels.ravel())
+    else:  # every layer's particles, each counted in its own plane
+        area = np.bincount(layer_labels.ravel(), minlength=int(ps.pid.max(initial=0)) + 2)
     ids = np.nonzero(area)[0]
     ids = ids[ids > 0]
     order = np.searchsorted(ps.pid, ids - 1)
@@ -87,14 +107,35 @@ def _truth(index, labels, ps: P.ParticleSet, offset_px, px) -> pd.DataFrame:
     x = sel.pos_nm[:, 0] / px + offset_px[0]
     y = sel.pos_nm[:, 1] / px + offset_px[1]
     a = area[ids].astype(np.int64)
-    return pd.DataFrame({
+    layer = sel.layer.astype(np.int64) + (1 if layer_labels is not None else 0)
+    df = pd.DataFrame({
         "frame": np.full(len(ids), index, np.int64), "particle": sel.pid.astype(np.int64),
         "label": ids.astype(np.int32), "x": x, "y": y, "area": a, "angle": sel.angle,
-        "layer": sel.layer.astype(np.int64), "score": np.ones(len(ids), np.float32),
+        "layer": layer, "score": np.ones(len(ids), np.float32),
         "x_nm": x * px, "y_nm": y * px, "area_nm2": a * px * px,
         "size_nm": sel.size_nm * sel.scale, "shape": sel.shape.astype(np.int64),
         "symmetry": P.SYMMETRY[sel.shape].astype(np.int64),
     }, columns=TRUTH_COLUMNS)
+    sites = getattr(dyn, "sites", None)
+    if layer_labels is not None and sites is not None and len(sites) == len(ps):
+        df["site_x"] = sites[order, 0] / px + offset_px[0]
+        df["site_y"] = sites[order, 1] / px + offset_px[1]
+        df["interstitial"] = np.asarray(getattr(dyn, "interstitial", np.zeros(len(ps), bool))
+                                        )[order]
+    return df
+
+
+def _vacancies(index, dyn, offset_px, px, shape) -> pd.DataFrame | None:
+    """The empty sites of a layered lattice inside the frame (px)."""
+    vacant = getattr(dyn, "vacant", None)
+    if vacant is None:
+        return None
+    x = vacant[:, 0] / px + offset_px[0]
+    y = vacant[:, 1] / px + offset_px[1]
+    inside = (x >= 0) & (x < shape[1]) & (y >= 0) & (y < shape[0])
+    return pd.DataFrame({"frame": np.full(int(inside.sum()), index, np.int64),
+                         "layer": dyn.vacant_layer[inside] + 1, "x": x[inside],
+                         "y": y[inside]})
 
 
 def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | None = None,
@@ -154,9 +195,12 @@ def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | N
             d.blur_px = np.concatenate([fresh.blur_px, dis.blur_px[keep]])
         ps = dyn.ps
         out = render_scene(shape, params, ps, bg, d, rng_noise, t_s=t, offset_px=tuple(offset))
-        truth = _truth(i, out.labels, ps, offset, px)
-        yield SimFrame(i, out.image, out.labels, truth,
-                       out.layers if n_layers > 1 else None, t, px)
+        layered = n_layers > 1
+        truth = _truth(i, out.labels, ps, offset, px,
+                       out.layer_labels if layered else None, dyn)
+        yield SimFrame(i, out.image, out.labels, truth, out.layers if layered else None, t, px,
+                       out.layer_labels if layered else None,
+                       _vacancies(i, dyn, offset, px, shape) if layered else None)
         i += 1
 
 
@@ -175,14 +219,19 @@ def simulate(scenario: str | dict, *, frames: int = 10, size=256, seed: int = 0,
     if progress:
         from tqdm import tqdm
         it = tqdm(it, total=frames, unit="frame", desc=f"sim {params['scenario']}")
-    imgs, labs, lays, rows = [], [], [], []
+    imgs, labs, lays, planes, rows, vac = [], [], [], [], [], []
     for f in it:
         imgs.append(f.image)
         labs.append(f.labels)
         rows.append(f.truth)
         if f.layers is not None:
             lays.append(f.layers)
+            planes.append(f.layer_labels)
+        if f.vacancies is not None:
+            vac.append(f.vacancies)
     truth = pd.concat(rows, ignore_index=True)
     json.dumps(params)  # guarantee the contract: params are JSON-serialisable
     return Movie(np.stack(imgs), np.stack(labs), np.stack(lays) if lays else None, truth,
-                 float(params["pixel_size_nm"]), float(params["frame_time_s"]), params)
+                 float(params["pixel_size_nm"]), float(params["frame_time_s"]), params,
+                 np.stack(planes) if planes else None,
+                 pd.concat(vac, ignore_index=True) if vac else None)

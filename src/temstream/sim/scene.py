@@ -57,12 +57,14 @@ def random_distractors(params: dict, shape, rng: np.random.Generator) -> Distrac
 
 @dataclass
 class Rendered:
-    """A rendered frame: counts, instance labels, per-layer masks, truth inputs."""
+    """A rendered frame: counts, instance labels, per-layer masks and instance labels, truth
+    inputs."""
 
     image: np.ndarray
     labels: np.ndarray
     layers: np.ndarray
     expected: np.ndarray
+    layer_labels: np.ndarray | None = None
 
 
 def render_scene(shape, params: dict, ps: P.ParticleSet, bg: B.Background,
@@ -116,4 +118,4 @@ def render_scene(shape, params: dict, ps: P.ParticleSet, bg: B.Background,
         inten = cv2.GaussianBlur(inten, (0, 0), blur, borderType=cv2.BORDER_REFLECT)
     expected = inten * bg.illumination(t_s) * np.float32(electrons_per_pixel(params))
     image = detect(expected, params, rng)
-    return Rendered(image, proj.labels, proj.layers, expected)
+    return Rendered(image, proj.labels, proj.layers, expected, proj.layer_labels)
