@@ -57,10 +57,11 @@ class Source(Protocol):
 
 
 class InstanceStage(Protocol):
-    """Class probabilities (C, H, W) and the raw frame -> labels (H, W) and a particle table."""
+    """Class probabilities (C, H, W) and the raw frame -> labels (H, W) and a particle table
+    (two-layer models: and the per-layer labels (L, H, W), a third item)."""
 
     def __call__(self, probabilities: np.ndarray,
-                 frame: np.ndarray | None = None) -> tuple[np.ndarray, dict]: ...
+                 frame: np.ndarray | None = None) -> tuple: ...
 
 
 class LinkStage(Protocol):
@@ -115,6 +116,7 @@ class FrameResult:
     probabilities: np.ndarray | None = None  # (C, H, W) float32
     labels: np.ndarray | None = None  # (H, W) int32 instance labels
     table: dict[str, np.ndarray] = field(default_factory=dict)  # one row per particle
+    layer_labels: np.ndarray | None = None  # (L, H, W) int32, two-layer models
     stamps: dict[str, float] = field(default_factory=dict)  # perf_counter after each stage
 
     @property
@@ -341,7 +343,7 @@ class Runner:
         self.instances(probabilities, frame)
         with_particles = synthetic_particles(probabilities)
         if with_particles is not None:
-            _, table = self.instances(with_particles, frame)
+            table = self.instances(with_particles, frame)[1]
             self.link.warm_up(table)
         self._warm.add(key)
         took = time.perf_counter() - t0
@@ -479,8 +481,9 @@ class Runner:
                     item.probabilities = self.segment(item.image)
                     s[name] = time.perf_counter()
                     name = "instances"
-                    item.labels, item.table = self.instances(item.probabilities,
-                                                             item.frame.image)
+                    out = self.instances(item.probabilities, item.frame.image)
+                    item.labels, item.table = out[0], out[1]
+                    item.layer_labels = out[2] if len(out) > 2 else None
                     s[name] = time.perf_counter()
                 elif isinstance(item, SeriesStart):
                     self._warm_up_for(item.meta)

@@ -129,10 +129,12 @@ class RecorderSink:
         image = self._encode(o["frames_compression"], frame.image if o["raw_frames"] else None,
                              frame.image.dtype)
         labels = self._encode(o["labels_compression"], result.labels, "<u4")
+        layer_labels = getattr(result, "layer_labels", None)
         self._put(("frame", frame.index, frame.series, frame.timestamp or frame.receive_time,
                    frame.image.shape, frame.image.dtype, image, labels, result.table,
                    result.info_row(),
-                   frame.meta.get("pixel_size_nm", self._series_meta.get("pixel_size_nm"))))
+                   frame.meta.get("pixel_size_nm", self._series_meta.get("pixel_size_nm")),
+                   layer_labels))
 
     def dropped(self, row: dict) -> None:
         self._put(("info", row))
@@ -175,11 +177,13 @@ class RecorderSink:
                 kind = item[0]
                 if kind == "frame":
                     (_, index, series, ts, shape, dtype, image, labels, table, info,
-                     pixel_size) = item
+                     pixel_size, layer_labels) = item
                     image = image.result() if hasattr(image, "result") else image
                     labels = labels.result() if hasattr(labels, "result") else labels
                     writer = self._writer_for(series, shape, dtype, table, pixel_size)
-                    writer.append(index, ts, image, labels, table, info, series=series)
+                    extra = None if layer_labels is None else {"layer_labels": layer_labels}
+                    writer.append(index, ts, image, labels, table, info, series=series,
+                                  extra=extra)
                     self.frames_written += 1
                 elif kind == "info":
                     if self.writer is None:
