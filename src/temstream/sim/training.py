@@ -147,7 +147,7 @@ def _bilayer_particles(rng, prm, size):
     from temstream.sim.lattices import layer_sites
 
     p = prm["pixel_size_nm"]
-    d_px = float(np.clip(prm["diameter_nm"] / p, 6.0, 32.0))
+    d_px = _log_uniform(rng, 6.0, 30.0)
     prm["diameter_nm"] = d_px * p
     prm["shapes"] = {"sphere": 1.0}
     equal = rng.random() < 1 / 3

@@ -134,7 +134,7 @@ def _convert(key: str, value, kind: type):
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     "bilayer": TrainConfig(name="bilayer", arch="bilayer", task="bilayer", size=192, crop=144,
-                           steps=4000, val_size=32, extra_noise=1.5,
+                           steps=6000, eval_every=500, val_size=32, extra_noise=1.5,
                            select="layers"),
     "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3, steps=3000),
     # a minute's check that training runs on this machine (a tiny network, a few steps)
