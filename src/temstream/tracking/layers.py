@@ -165,7 +165,7 @@ def merge_planes(planes, tables):
     for k, (plane, t) in enumerate(zip(planes, tables)):
         n = len(t["x"])
         ids = np.asarray(t["label"], np.int32)
-        remap = np.zeros(int(plane.max(initial=0)) + 1, np.int32)
+        remap = np.zeros(max(int(plane.max(initial=0)), int(ids.max(initial=0))) + 1, np.int32)
         remap[ids] = ids + offset
         out[k] = remap[plane]
         view = np.where(out[k] > 0, out[k], view)
@@ -262,7 +262,8 @@ class LayerLattices:
             own, other = fits[k], fits[1 - k]
             r_own = own.residuals(pts) / own.a
             r_other = other.residuals(pts) / other.a
-            moved.append((r_own > 0.3) & (r_other < 0.15))
+            # off its own lattice (beyond the thermal scatter) and clearly nearer the other's
+            moved.append((r_other < 0.15) & (r_own > np.maximum(0.15, 2.5 * r_other)))
         if not any(m.any() for m in moved):
             return planes, tables
         new_planes = [p.copy() for p in planes]
