@@ -98,3 +98,37 @@ def test_single_layer_models_keep_todays_layout(tmp_path):
     with h5py.File(path, "r") as f:
         assert "layer_labels" not in f["data"]
     assert set(pd.unique(read_particles(path).layer)) == {0}
+
+
+def test_export_layers_writes_two_movies_tables_and_a_figure(tmp_path, capsys):
+    import tifffile
+
+    from temstream.cli import main
+
+    frames, truth, path, _ = _record(tmp_path, n=3)
+    out = tmp_path / "layers"
+    assert main(["export", "--layers", str(path), "--out", str(out)]) == 0
+    for k, name in enumerate("AB"):
+        labels = tifffile.imread(out / f"layer_{name}_labels.tif")
+        assert labels.shape == (3, 96, 96) and labels.dtype == np.uint32
+        assert np.array_equal(labels > 0, truth[:, k] > 0)
+        rgb = tifffile.imread(out / f"layer_{name}_overlay.tif")
+        assert rgb.shape == (3, 96, 96, 3) and rgb.dtype == np.uint8
+        table = pd.read_csv(out / f"particles_layer_{name}.csv")
+        assert set(table.layer) == {k + 1} and set(table.frame) == {0, 1, 2}
+    assert (out / "figure.png").stat().st_size > 1000
+    assert "figure.png" in capsys.readouterr().out
+
+
+def test_export_layers_of_a_one_layer_recording_says_why_not(tmp_path):
+    from temstream.cli.layers_export import export_layers
+    from testkit import disks_movie
+    from temstream.record import write_movie
+
+    frames, _ = disks_movie(2)
+    path = write_movie(tmp_path / "one.h5", frames, np.zeros(frames.shape, np.int32),
+                       pd.DataFrame({"frame": [0], "x": [1.0], "y": [1.0]}))
+    import pytest
+
+    with pytest.raises(ValueError, match="two-layer"):
+        export_layers(path, tmp_path / "out")
