@@ -22,7 +22,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: particle-table columns the dashboard uses (others stay with the pipeline)
-DISPLAY_COLUMNS = ("particle", "x", "y", "area", "angle")
+DISPLAY_COLUMNS = ("particle", "x", "y", "area", "angle", "layer")
 
 
 @dataclass
@@ -39,9 +39,11 @@ class DisplayFrame:
     labels : (H, W) integer ndarray or None
         Instance labels, 0 = background.
     table : dict of 1-D ndarray
-        ``particle``, ``x``, ``y``, ``area``, ``angle`` (where present).
+        ``particle``, ``x``, ``y``, ``area``, ``angle``, ``layer`` (where present).
     latency_ms : float
         Receive -> linked.
+    layer_labels : (L, H, W) integer ndarray or None
+        Two-layer models: each layer's instance labels.
     """
 
     index: int
@@ -50,6 +52,7 @@ class DisplayFrame:
     labels: np.ndarray | None = None
     table: dict[str, np.ndarray] = field(default_factory=dict)
     latency_ms: float = float("nan")
+    layer_labels: np.ndarray | None = None
 
     @classmethod
     def from_result(cls, result: Any) -> DisplayFrame:
@@ -60,7 +63,8 @@ class DisplayFrame:
             else float("nan")
         return cls(index=result.frame.index, series=result.frame.series,
                    image=result.frame.image, labels=result.labels,
-                   table={k: t[k] for k in DISPLAY_COLUMNS if k in t}, latency_ms=latency)
+                   table={k: t[k] for k in DISPLAY_COLUMNS if k in t}, latency_ms=latency,
+                   layer_labels=getattr(result, "layer_labels", None))
 
 
 @dataclass
