@@ -217,8 +217,9 @@ class LayerLattices:
         L = len(planes)
         fits = [self._fit(t) for t in tables]
         if L == 2 and self.reassign and all(f is not None for f in fits):
-            planes, tables = self._reassign(planes, tables, fits, seg, settings)
-            fits = [self._fit(t) for t in tables]
+            planes, tables, moved = self._reassign(planes, tables, fits)
+            if moved:  # fit again without the particles that moved
+                fits = [self._fit(t) for t in tables]
         if self.complete:
             for k in range(L):
                 if fits[k] is not None:
@@ -248,10 +249,10 @@ class LayerLattices:
         twist = abs(float(wrap_angle(fa.theta - fb.theta, 60.0)))
         return twist > 1.0 or abs(fa.a / fb.a - 1) > 0.03
 
-    def _reassign(self, planes, tables, fits, seg, settings):
+    def _reassign(self, planes, tables, fits):
         fa, fb = fits
         if not self._distinct(fa, fb):
-            return planes, tables
+            return planes, tables, False
         moved = []
         for k in (0, 1):
             t = tables[k]
@@ -265,7 +266,7 @@ class LayerLattices:
             # off its own lattice (beyond the thermal scatter) and clearly nearer the other's
             moved.append((r_other < 0.15) & (r_own > np.maximum(0.15, 2.5 * r_other)))
         if not any(m.any() for m in moved):
-            return planes, tables
+            return planes, tables, False
         new_planes = [p.copy() for p in planes]
         new_tables = []
         for k in (0, 1):
@@ -291,7 +292,7 @@ class LayerLattices:
             rows["label"] = new_ids
             rows["layer"] = np.full(len(ids), dest + 1, np.int16)
             new_tables[dest] = _cat(new_tables[dest], rows)
-        return new_planes, new_tables
+        return new_planes, new_tables, True
 
     def _complete(self, seg, k, plane, table, fit: Lattice, settings):
         """Particles at interior sites of layer ``k`` that the cores missed."""
