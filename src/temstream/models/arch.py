@@ -120,7 +120,8 @@ class UNetConfig:
 #: ``groschner``: the pyNanoFind 512^2 shallow U-Net (filters 4-8-16-32, one conv per
 #: encoder level, dropout 0.2, 3x3 median prefilter); ``bilayer``: default with the multi-label
 #: two-layer head (:data:`LAYER_CLASSES`);
-#: ``smoke``: a tiny network for the training preset that checks an installation.
+#: ``smoke`` (``smoke-bilayer``): a tiny network (with the two-layer head) for checking that
+#: training runs.
 PRESETS: dict[str, UNetConfig] = {
     "default": UNetConfig(),
     "groschner": UNetConfig(classes=("background", "particle"), depth=4, base=4, bottleneck=32,
@@ -128,6 +129,7 @@ PRESETS: dict[str, UNetConfig] = {
                             upsample="bilinear", tile=512),
     "bilayer": UNetConfig(classes=LAYER_CLASSES, head="multilabel"),
     "smoke": UNetConfig(base=4, depth=2),
+    "smoke-bilayer": UNetConfig(classes=LAYER_CLASSES, head="multilabel", base=4, depth=2),
 }
 
 
