@@ -72,7 +72,7 @@ def test_particles_on_the_other_layers_lattice_move_there():
     assert wrong(plain) >= 10
     assert wrong(fixed) <= 4  # left: pieces of particles the swap merged or cut
     for k in (0, 1):
-        assert np.mean((found[k] > 0) == (truth[0, k] > 0)) > 0.98
+        assert np.mean((found[k] > 0) == (truth[0, k] > 0)) > 0.97
 
 
 def test_layer_identity_is_kept_when_the_network_swaps_the_names():
@@ -105,8 +105,8 @@ def test_missed_interior_sites_are_completed_where_the_layer_is_present():
     p[1][lab == target] = 0.3   # ...and its presence is doubtful: a vacancy, left empty
     _, t0, _ = extract_layers(p, SETTINGS, classes=LAYER_CLASSES, lattices=LayerLattices())
     assert not has(t0)
-    # present above the threshold but below min_score (0.65): too faint alone...
-    p[1][lab == target] = 0.6
+    # present above the threshold (0.5) but below min(min_score, threshold + 0.1): too faint
+    p[1][lab == target] = 0.55
     _, t1, _ = extract_layers(p, SETTINGS, classes=LAYER_CLASSES)
     assert not has(t1)
     # ...but at a site of its layer's lattice: completed there

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ["Lattice", "fit_lattice", "fit_grains", "wrap_angle"]
+__all__ = ["Lattice", "fit_lattice", "fit_grains", "two_lattices", "wrap_angle"]
 
 
 def wrap_angle(angle, period):
@@ -118,7 +118,8 @@ def _basis(a, theta_rad, symmetry):
 
 
 def fit_lattice(points, symmetry: int = 6, *, a: float | None = None,
-                inlier: float = 0.3, min_points: int = 7) -> Lattice | None:
+                inlier: float = 0.3, min_points: int = 7,
+                theta: float | None = None) -> Lattice | None:
     """Fit one lattice to the points most of which sit on it.
 
     Parameters
@@ -134,6 +135,9 @@ def fit_lattice(points, symmetry: int = 6, *, a: float | None = None,
         grain, another layer, interstitials, false detections).
     min_points : int
         Fewer points (or inliers) than this: no fit.
+    theta : float, optional
+        Orientation (deg) to start from (default: from the bond angles); with ``a``, e.g.
+        from :func:`two_lattices`.
 
     Returns
     -------
@@ -157,7 +161,9 @@ def fit_lattice(points, symmetry: int = 6, *, a: float | None = None,
     if n < min_points:
         return None
     tree = cKDTree(pts)
-    k = min(symmetry, n - 1)
+    # twice the coordination: where two lattices overlap, a point's nearest neighbours are
+    # often the other lattice's
+    k = min(2 * symmetry, n - 1)
     dist, idx = tree.query(pts, k + 1)
     dist, idx = dist[:, 1:], idx[:, 1:]
     if a is None:
@@ -168,16 +174,19 @@ def fit_lattice(points, symmetry: int = 6, *, a: float | None = None,
             a = float(np.median(near))
     if not a > 0:
         return None
-    ok = (dist > 0.75 * a) & (dist < 1.25 * a)
-    if ok.sum() < min_points:
-        return None
-    d = pts[idx[ok]] - np.repeat(pts, k, axis=0).reshape(n, k, 2)[ok]
-    phase = np.mod(symmetry * np.arctan2(d[:, 1], d[:, 0]), 2 * np.pi)
-    hist, edges = np.histogram(phase, bins=72, range=(0, 2 * np.pi))
-    hist = hist + np.roll(hist, 1) + np.roll(hist, -1)  # circular smoothing
-    peak = 0.5 * (edges[np.argmax(hist)] + edges[np.argmax(hist) + 1])
-    near = np.abs(wrap_angle(phase - peak, 2 * np.pi)) < np.pi / 4
-    theta = (peak + np.angle(np.exp(1j * (phase[near] - peak)).mean())) / symmetry
+    if theta is not None:
+        theta = np.radians(theta)
+    else:
+        ok = (dist > 0.75 * a) & (dist < 1.25 * a)
+        if ok.sum() < min_points:
+            return None
+        d = pts[idx[ok]] - np.repeat(pts, k, axis=0).reshape(n, k, 2)[ok]
+        phase = np.mod(symmetry * np.arctan2(d[:, 1], d[:, 0]), 2 * np.pi)
+        hist, edges = np.histogram(phase, bins=72, range=(0, 2 * np.pi))
+        hist = hist + np.roll(hist, 1) + np.roll(hist, -1)  # circular smoothing
+        peak = 0.5 * (edges[np.argmax(hist)] + edges[np.argmax(hist) + 1])
+        near = np.abs(wrap_angle(phase - peak, 2 * np.pi)) < np.pi / 12
+        theta = (peak + np.angle(np.exp(1j * (phase[near] - peak)).mean())) / symmetry
     vectors = _basis(a, theta, symmetry)
     # origin: the circular mean of the fractional parts, around the point nearest the middle
     ref = pts[np.argmin(np.hypot(*(pts - pts.mean(0)).T))]
@@ -210,9 +219,13 @@ def fit_lattice(points, symmetry: int = 6, *, a: float | None = None,
 
 
 def fit_grains(points, symmetry: int = 6, *, max_grains: int = 2, min_share: float = 0.15,
-               inlier: float = 0.3, min_points: int = 7) -> list[Lattice]:
+               inlier: float = 0.3, min_points: int = 7, a: float | None = None) -> list[Lattice]:
     """Lattices of up to ``max_grains`` grains: each one fitted to the points the previous
     ones leave out, kept when it holds at least ``min_share`` of the points.
+
+    a : float, optional
+        Lattice constant to start each fit from (needed where the points are two overlapping
+        lattices, whose nearest neighbours are not lattice neighbours).
 
     Returns
     -------
@@ -237,11 +250,99 @@ def fit_grains(points, symmetry: int = 6, *, max_grains: int = 2, min_share: flo
     for _ in range(max_grains):
         if left.sum() < max(min_points, min_share * len(pts)):
             break
-        lat = fit_lattice(pts[left], symmetry, inlier=inlier, min_points=min_points)
+        lat = fit_lattice(pts[left], symmetry, a=a, inlier=inlier, min_points=min_points)
         if lat is None or lat.inliers.sum() < max(min_points, min_share * len(pts)):
             break
         full = np.zeros(len(pts), bool)
         full[np.flatnonzero(left)[lat.inliers]] = True
         out.append(Lattice(lat.origin, lat.vectors, lat.symmetry, full, lat.rms))
         left &= ~full
+    return out
+
+
+def two_lattices(points, a: float, *, min_twist: float = 1.0, min_ratio: float = 0.15,
+                 inlier: float = 0.15, min_points: int = 12) -> list[Lattice]:
+    """The lattices of two overlapping hexagonal layers, from all their points at once.
+
+    The structure factor ``|sum_j exp(i k . r_j)|^2`` of the points, on a polar grid of wave
+    vectors around the first reciprocal-lattice ring of a lattice of constant ``a`` (folded
+    over the 60-degree symmetry), peaks once per lattice, however the points are split: the
+    strongest peak and the strongest one at least ``min_twist`` degrees away from it (with at
+    least ``min_ratio`` of its height) give each lattice's orientation and constant, which
+    :func:`fit_lattice` then refines on the points within ``inlier`` lattice constants of its
+    sites.
+
+    Parameters
+    ----------
+    points : (N, 2) array_like
+        Positions of the particles of both layers (x, y), px.
+    a : float
+        Approximate lattice constant (px; within about 15 %).
+
+    Returns
+    -------
+    list of Lattice
+        The stronger lattice first; one when the points show only one, none when they show none.
+
+    Examples
+    --------
+    >>> i, j = np.mgrid[-7:8, -7:8]
+    >>> def layer(th, shift):
+    ...     t = np.radians(th)
+    ...     v = 20 * np.array([[np.cos(t), np.sin(t)],
+    ...                        [np.cos(t + np.pi / 3), np.sin(t + np.pi / 3)]])
+    ...     return np.c_[i.ravel(), j.ravel()] @ v + shift
+    >>> both = np.r_[layer(10.0, [0, 0]), layer(17.0, [3.0, 5.0])]
+    >>> sorted(round(lat.theta, 3) for lat in two_lattices(both, 21.0))
+    [10.0, 17.0]
+    """
+    pts = np.asarray(points, float).reshape(-1, 2)
+    if len(pts) < 2 * min_points:
+        return []
+    # the points binned at a/8 and Fourier transformed: |F|^2 is the structure factor
+    step = a / 8.0
+    lo = pts.min(0)
+    size = int(min(1024, 2 ** np.ceil(np.log2(np.ptp(pts, axis=0).max() / step + 2))))
+    ij = np.clip(((pts - lo) / step).astype(int), 0, size - 1)
+    grid = np.bincount(ij[:, 1] * size + ij[:, 0], minlength=size * size).reshape(size, size)
+    spec = np.fft.fftshift(np.abs(np.fft.fft2(grid.astype(np.float64))) ** 2)
+    k0 = 4 * np.pi / (np.sqrt(3) * a)
+    phi = np.radians(np.arange(0.0, 60.0, 0.25))
+    kr = k0 * np.linspace(0.85, 1.15, 13)
+    dk = 2 * np.pi / (size * step)
+    power = np.zeros((len(kr), len(phi)))
+    from scipy.ndimage import map_coordinates
+
+    for m in range(3):  # fold: directions phi, phi + 60, phi + 120 (and their opposites)
+        ang = phi + m * np.pi / 3
+        kx = kr[:, None] * np.cos(ang)[None]
+        ky = kr[:, None] * np.sin(ang)[None]
+        coords = np.stack([ky / dk + size // 2, kx / dk + size // 2])
+        power += map_coordinates(spec, coords.reshape(2, -1), order=1).reshape(kx.shape)
+    profile = power.max(0)
+    smooth = (profile + np.roll(profile, 1) + np.roll(profile, -1)) / 3
+    # local maxima (over +-1 deg), strongest first; the second at least max(min_twist,
+    # 2.5 deg) from the first (the transform resolves a few degrees over a frame)
+    window = [np.roll(smooth, s) for s in range(-4, 5) if s]
+    maxima = np.flatnonzero(np.all([smooth >= w for w in window], axis=0))
+    maxima = maxima[np.argsort(-smooth[maxima])]
+    if not len(maxima):
+        return []
+    first = int(maxima[0])
+    peaks = [first]
+    apart = max(min_twist, 2.5)
+    for m in maxima[1:]:
+        if abs(float(wrap_angle(np.degrees(phi[m] - phi[first]), 60.0))) >= apart:
+            if smooth[m] >= min_ratio * smooth[first]:
+                peaks.append(int(m))
+            break
+    out = []
+    for p in peaks:
+        kk = kr[int(np.argmax(power[:, p]))]
+        theta = np.mod(np.degrees(phi[p]) + 30.0, 60.0)  # real-space rows are 30 deg off
+        lat = fit_lattice(points, a=4 * np.pi / (np.sqrt(3) * kk), theta=theta,
+                          inlier=inlier, min_points=min_points)
+        if lat is not None and all(abs(float(wrap_angle(lat.theta - o.theta, 60.0)))
+                                   >= min_twist for o in out):
+            out.append(lat)
     return out

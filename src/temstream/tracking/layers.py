@@ -103,6 +103,9 @@ def layer_particles(seg: LayeredSegmentation, k: int, settings: InstancesConfig)
     ``settings.min_area`` px or whose mean presence is below ``settings.min_score`` are
     dropped. The table has the columns of :func:`temstream.tracking.instances.measure` with
     ``layer`` = k + 1 and ``score`` = the mean presence.
+
+    ``min_score`` is at most ``threshold + 0.1`` here: a particle hidden behind one of the
+    other layer is often seen with a presence only a little above the threshold.
     """
     pres = seg.presence[k]
     extent = pres > seg.threshold
@@ -126,10 +129,11 @@ def layer_particles(seg: LayeredSegmentation, k: int, settings: InstancesConfig)
     parts = Particles.of(labels, n)
     parts.keep &= parts.area >= max(settings.min_area, 1)
     probs = np.stack([1.0 - pres, pres])
-    if settings.min_score > 0 and parts.n:
+    min_score = min(settings.min_score, seg.threshold + 0.1)
+    if min_score > 0 and parts.n:
         fg_sum = np.zeros(parts.n + 1)
         _k.foreground_sums(parts.labels, probs[0], fg_sum)
-        parts.keep &= fg_sum >= settings.min_score * parts.area
+        parts.keep &= fg_sum >= min_score * parts.area
     one = Segmentation(cores, extent, pres, probs, False, seg.threshold)
     labels, table = measure(parts, one, settings.n_fold)  # relabels the kept ones 1..m
     table["layer"][:] = k + 1
@@ -185,6 +189,9 @@ class LayerLattices:
     ----------
     reassign : bool
         Move particles that sit on the other layer's lattice and off their own.
+    split : bool
+        Split a particle that holds a site of each layer's lattice (an A and a B particle the
+        network saw as one) into one particle per site, each in its layer's plane.
     complete : bool
         Add a particle at each interior lattice site that has none but whose presence (mean
         over a disk of the layer's typical particle radius) exceeds the threshold.
@@ -199,6 +206,7 @@ class LayerLattices:
     """
 
     reassign: bool = True
+    split: bool = True
     complete: bool = True
     keep_identity: bool = True
     lattices: list = field(default_factory=list)
@@ -216,15 +224,21 @@ class LayerLattices:
         seg) with the planes (and the layer order of ``seg``) possibly changed."""
         L = len(planes)
         fits = [self._fit(t) for t in tables]
+        if L == 2:
+            fits = self._layer_lattices(tables, fits)
         if L == 2 and self.reassign and all(f is not None for f in fits):
             planes, tables, moved = self._reassign(planes, tables, fits)
             if moved:  # fit again without the particles that moved
-                fits = [self._fit(t) for t in tables]
+                fits = self._layer_lattices(tables, [self._fit(t) for t in tables])
+        if L == 2 and self.split and all(f is not None for f in fits) \
+                and self._distinct(*fits):
+            planes, tables = self._split(seg, planes, tables, fits, settings)
         if self.complete:
             for k in range(L):
                 if fits[k] is not None:
+                    other = planes[1 - k] if L == 2 else None
                     planes[k], tables[k] = self._complete(seg, k, planes[k], tables[k],
-                                                          fits[k], settings)
+                                                          fits[k], settings, other)
         if L == 2 and self.keep_identity and self._swapped(fits):
             planes, tables, fits = planes[::-1], tables[::-1], fits[::-1]
             seg = LayeredSegmentation(seg.presence[::-1], seg.centres[::-1], seg.threshold,
@@ -232,9 +246,34 @@ class LayerLattices:
             for k, t in enumerate(tables):
                 t["layer"][:] = k + 1
         self.lattices = fits
-        if all(f is not None for f in fits):
+        if all(f is not None for f in fits) and (len(fits) < 2 or self._distinct(*fits)):
             self._previous = [(f.theta, f.a) for f in fits]
         return planes, tables, seg
+
+    def _layer_lattices(self, tables, fits):
+        """The two layers' lattices from all particles, whatever plane the network put them
+        in (:func:`~temstream.tracking.lattice.two_lattices`), each named after the plane that
+        holds most of its particles; each plane's own fit when only one lattice shows."""
+        from temstream.tracking.lattice import two_lattices
+
+        n = [len(t["x"]) for t in tables]
+        if sum(n) < 24:
+            return fits
+        # the lattice constant from the planes' own fits, else from the particle size
+        known = [f.a for f in fits if f is not None]
+        if known:
+            a = float(np.median(known))
+        else:
+            area = np.r_[tables[0]["area"], tables[1]["area"]]
+            a = 2.6 * float(np.sqrt(np.median(area) / np.pi))
+        pts = np.r_[np.c_[tables[0]["x"], tables[0]["y"]], np.c_[tables[1]["x"], tables[1]["y"]]]
+        pair = two_lattices(pts, a)
+        if len(pair) < 2 or not self._distinct(*pair):
+            return fits
+        plane = np.r_[np.zeros(n[0], int), np.ones(n[1], int)]
+        share = [float(np.mean(plane[g.inliers] == 0)) if g.inliers.any() else 0.5
+                 for g in pair]
+        return list(pair) if share[0] >= share[1] else [pair[1], pair[0]]
 
     @staticmethod
     def _fit(table) -> Lattice | None:
@@ -280,7 +319,18 @@ class LayerLattices:
             if not moved[k].any():
                 continue
             dest = 1 - k
-            ids = np.asarray(t["label"])[moved[k]]
+            rows = _take(t, moved[k])
+            ids = np.asarray(rows["label"])
+            # one already found in the other plane (both layers' maps saw the particle): drop
+            there = np.c_[tables[dest]["x"], tables[dest]["y"]]
+            if len(there):
+                from scipy.spatial import cKDTree
+
+                d, _ = cKDTree(there).query(np.c_[rows["x"], rows["y"]])
+                new = d > 0.4 * fits[dest].a
+                rows, ids = _take(rows, new), ids[new]
+            if not len(ids):
+                continue
             start = int(new_planes[dest].max(initial=0)) + 1
             new_ids = np.arange(start, start + len(ids), dtype=np.int32)
             lut = np.zeros(int(planes[k].max(initial=0)) + 1, np.int32)
@@ -288,14 +338,102 @@ class LayerLattices:
             src = lut[planes[k]]
             new_planes[dest] = np.where((src > 0) & (new_planes[dest] == 0), src,
                                         new_planes[dest])
-            rows = _take(t, moved[k])
             rows["label"] = new_ids
             rows["layer"] = np.full(len(ids), dest + 1, np.int16)
             new_tables[dest] = _cat(new_tables[dest], rows)
         return new_planes, new_tables, True
 
-    def _complete(self, seg, k, plane, table, fit: Lattice, settings):
-        """Particles at interior sites of layer ``k`` that the cores missed."""
+    def _split(self, seg, planes, tables, fits, settings):
+        """One particle per lattice site for particles that hold a site of each layer.
+
+        A particle of plane k larger than 1.3 times its layer's median area whose pixels
+        contain a site of its own lattice and one of the other is split: each pixel goes to
+        the site with the smaller ``distance - radius`` (a power diagram of the two layers'
+        disks), and pixels within ``radius + 1`` of a site go to it in any case (the two
+        particles overlap); the own-layer parts stay, the other-layer parts join the other
+        plane unless it has a particle at that site already.
+        """
+        from scipy import ndimage
+
+        h, w = planes[0].shape
+        radius = [float(np.sqrt(np.median(t["area"]) / np.pi)) if len(t["x"]) else 0.0
+                  for t in tables]
+        if min(radius) <= 0:
+            return planes, tables
+        sites = [f.sites_in((h, w)) for f in fits]
+        pix = [np.clip(np.rint(sv).astype(int), 0, [w - 1, h - 1]) for sv in sites]
+        out_planes = [p.copy() for p in planes]
+        out_tables = list(tables)
+        added: list[list] = [[], []]  # (plane, per-pixel part ids image, n parts)
+        for k in (0, 1):
+            o = 1 - k
+            plane, t = planes[k], tables[k]
+            big = np.asarray(t["label"])[t["area"] > 1.3 * np.pi * radius[k] ** 2]
+            if not len(big):
+                continue
+            isbig = np.zeros(int(plane.max(initial=0)) + 1, bool)
+            isbig[big] = True
+            own_lab = plane[pix[k][:, 1], pix[k][:, 0]]
+            oth_lab = plane[pix[o][:, 1], pix[o][:, 0]]
+            both = np.intersect1d(own_lab[isbig[own_lab]], oth_lab[isbig[oth_lab]])
+            if not len(both):
+                continue
+            region = np.isin(plane, both)
+            use_own = np.isin(own_lab, both)
+            use_oth = np.isin(oth_lab, both)
+            seeds = []
+            for sel, px in ((use_own, pix[k]), (use_oth, pix[o])):
+                img = np.zeros((h, w), np.int32)
+                img[px[sel, 1], px[sel, 0]] = np.arange(1, int(sel.sum()) + 1)
+                d, ind = ndimage.distance_transform_edt(img == 0, return_indices=True)
+                seeds.append((d, img[ind[0], ind[1]]))
+            (d_own, n_own), (d_oth, n_oth) = seeds
+            to_own = region & ((d_own - radius[k] <= d_oth - radius[o]) | (d_own <= radius[k] + 1))
+            to_oth = region & ((d_oth - radius[o] < d_own - radius[k]) | (d_oth <= radius[o] + 1))
+            # other-layer parts at sites the other plane has a particle at already: dropped
+            oth_sites = sites[o][use_oth]
+            if len(tables[o]["x"]) and len(oth_sites):
+                from scipy.spatial import cKDTree
+
+                dd, _ = cKDTree(np.c_[tables[o]["x"], tables[o]["y"]]).query(oth_sites)
+                known = np.r_[False, dd < 0.4 * fits[o].a]
+                to_oth &= ~known[n_oth]
+            rows_keep = ~np.isin(np.asarray(t["label"]), both)
+            out_planes[k][region] = 0
+            out_tables[k] = _take(out_tables[k], np.r_[rows_keep, np.zeros(
+                len(out_tables[k]["x"]) - len(rows_keep), bool)])
+            added[k].append(np.where(to_own, n_own, 0))
+            added[o].append(np.where(to_oth, n_oth, 0))
+        if not any(added):
+            return planes, tables
+        for k in (0, 1):
+            pres = seg.presence[k]
+            for parts_img in added[k]:
+                n = int(parts_img.max(initial=0))
+                if n == 0:
+                    continue
+                parts = Particles.of(parts_img.astype(np.int32), n)
+                parts.keep &= parts.area >= max(settings.min_area, 1)
+                if not parts.keep.any():
+                    continue
+                one = Segmentation(parts_img > 0, None, pres, np.stack([1.0 - pres, pres]),
+                                   False, seg.threshold)
+                labels, rows = measure(parts, one, settings.n_fold)
+                plane = out_planes[k]
+                start = int(max(plane.max(initial=0),
+                                np.max(out_tables[k]["label"], initial=0))) + 1
+                free = (labels > 0) & (plane == 0)
+                plane[free] = labels[free] + start - 1
+                rows["label"] = np.arange(start, start + len(rows["x"]), dtype=np.int32)
+                rows["layer"][:] = k + 1
+                out_tables[k] = _cat(out_tables[k], rows)
+        return out_planes, out_tables
+
+    def _complete(self, seg, k, plane, table, fit: Lattice, settings, other=None):
+        """Particles at interior sites of layer ``k`` that the cores missed: where the layer's
+        presence says so, or where the site lies under a particle of the other layer (a
+        particle hidden behind another shows little of itself; a vacancy there cannot be told
+        from it, and sites are far more often occupied than not)."""
         n = len(table["x"])
         if n < 12:
             return plane, table
@@ -306,14 +444,14 @@ class LayerLattices:
             return plane, table
         from scipy.spatial import cKDTree
 
-        d, _ = cKDTree(np.c_[table["x"], table["y"]]).query(sites)
+        tree = cKDTree(np.c_[table["x"], table["y"]])
+        d, _ = tree.query(sites)
         empty = sites[d > 0.5 * fit.a]
         if not len(empty):
             return plane, table
         # only inside the layer: enough of its particles around the site
-        near = cKDTree(np.c_[table["x"], table["y"]]).query_ball_point(empty, 1.6 * fit.a,
-                                                                       return_length=True)
-        empty = empty[near >= 3]
+        near = tree.query_ball_point(empty, 1.6 * fit.a, return_length=True)
+        empty = empty[np.asarray(near) >= 3]
         pres = seg.presence[k]
         rr = int(np.ceil(r))
         yy, xx = np.mgrid[-rr:rr + 1, -rr:rr + 1]
@@ -327,7 +465,10 @@ class LayerLattices:
             if len(ys) < disk.sum() // 2:
                 continue
             free = plane[ys, xs] == 0
-            if pres[ys, xs].mean() > seg.threshold and free.mean() > 0.8:
+            if free.mean() <= 0.8:
+                continue
+            hidden = other is not None and np.mean(other[ys, xs] > 0) > 0.8
+            if pres[ys, xs].mean() > seg.threshold or hidden:
                 added.append((ys[free], xs[free]))
         if not added:
             return plane, table
@@ -339,7 +480,8 @@ class LayerLattices:
         parts = Particles.of(np.where(plane >= start, plane - start + 1, 0).astype(np.int32),
                              len(added))
         probs = np.stack([1.0 - pres, pres])
-        one = Segmentation(plane > 0, None, pres, probs, False, seg.threshold)
+        # centroids unweighted: a hidden particle's presence says little about its centre
+        one = Segmentation(plane > 0, None, None, probs, False, seg.threshold)
         _, rows = measure(parts, one, settings.n_fold)
         rows["label"] = ids
         rows["layer"][:] = k + 1

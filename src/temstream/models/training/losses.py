@@ -169,7 +169,8 @@ def layer_targets(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return masks, centres
 
 
-def layer_loss(logits, masks, centres, swappable=None, *, eps: float = 1.0):
+def layer_loss(logits, masks, centres, swappable=None, *, eps: float = 1.0,
+               overlap_weight: float = 0.0):
     """Loss of a multi-label two-layer head: per layer, binary cross-entropy and soft Dice of
     the presence, and cross-entropy of the centre map; for equal-size layers (``swappable``),
     the better of the two namings of the layers.
@@ -182,6 +183,9 @@ def layer_loss(logits, masks, centres, swappable=None, *, eps: float = 1.0):
         :func:`layer_targets`.
     swappable : torch.Tensor, shape (B,), bool, optional
         Samples whose layer order is arbitrary (only for L = 2).
+    overlap_weight : float
+        Extra weight of the presence cross-entropy where particles of two layers overlap (a
+        particle hidden behind another is the hard case), on top of 1.
 
     Returns
     -------
@@ -192,10 +196,12 @@ def layer_loss(logits, masks, centres, swappable=None, *, eps: float = 1.0):
 
     L = masks.shape[1]
     lg = logits.float()
+    wp = 1.0 + overlap_weight * (masks.sum(1, keepdim=True) > 1.5).float()   # (B, 1, H, W)
 
     def per_sample(m, c):
         pres, cen = lg[:, :L], lg[:, L:]
-        bce = F.binary_cross_entropy_with_logits(pres, m, reduction="none").mean((1, 2, 3))
+        bce = (F.binary_cross_entropy_with_logits(pres, m, reduction="none") * wp).sum(
+            (1, 2, 3)) / (wp.sum((1, 2, 3)) * L)
         p = torch.sigmoid(pres)
         inter = (p * m).sum((2, 3))
         dice = (2 * inter + eps) / (p.sum((2, 3)) + m.sum((2, 3)) + eps)

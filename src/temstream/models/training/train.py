@@ -81,6 +81,9 @@ class TrainConfig:
         layer B Dice (:func:`layer_dice_score`; its best threshold becomes the card's).
     bubbles : float
         Fraction of the simulated pairs with a gas bubble (its dark rim is not a particle).
+    overlap_weight : float
+        Two-layer task: extra weight of the presence loss where particles of the two layers
+        overlap (:func:`~temstream.models.training.losses.layer_loss`).
     init : str
         Fine-tuning: start from this checkpoint (name or path; its architecture is used and
         ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
@@ -109,6 +112,7 @@ class TrainConfig:
     class_weights: str = ""
     select: str = "foreground"
     bubbles: float = 0.15
+    overlap_weight: float = 0.0
     init: str = ""
 
     def replace(self, **kw) -> "TrainConfig":
@@ -135,7 +139,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     "bilayer": TrainConfig(name="bilayer", arch="bilayer", task="bilayer", size=192, crop=144,
                            steps=6000, eval_every=500, val_size=32, extra_noise=1.5,
-                           select="layers"),
+                           select="layers", overlap_weight=4.0),
     "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3, steps=3000),
     # a minute's check that training runs on this machine (a tiny network, a few steps)
     "smoke": TrainConfig(name="smoke", arch="smoke", size=64, crop=48, batch=2, steps=4, pool=4,
@@ -408,7 +412,8 @@ def _step(model, opt, sched, batch, cfg: TrainConfig, n_classes: int, autocast: 
     if layered:
         from temstream.models.training.losses import layer_loss
 
-        loss = layer_loss(logits.float(), t, batch[2], batch[3])
+        loss = layer_loss(logits.float(), t, batch[2], batch[3],
+                          overlap_weight=cfg.overlap_weight)
     else:
         loss = segmentation_loss(cfg.loss, logits.float(), t, batch[2])
     opt.zero_grad(set_to_none=True)
