@@ -148,6 +148,29 @@ def _cat(a, b):
     return {key: np.concatenate([np.asarray(a[key]), np.asarray(b[key])]) for key in a}
 
 
+def refine_centres(seg: LayeredSegmentation, planes, tables, *, level: float = 0.3) -> None:
+    """Each particle's position from its layer's centre map (in place): the centroid of
+    ``c**2`` over its pixels where the map ``c`` exceeds ``level``. Where particles of two
+    layers overlap, or one was split or completed from lattice sites, the outline is the least
+    certain part and the centre map the most; particles without such pixels keep their
+    position."""
+    for k, (plane, t) in enumerate(zip(planes, tables)):
+        if not len(t["x"]):
+            continue
+        c = seg.centres[k]
+        w = np.where(c > level, c * c, 0.0).ravel()
+        lab = plane.ravel()
+        n = max(int(lab.max(initial=0)), int(np.max(t["label"], initial=0))) + 1
+        sw = np.bincount(lab, w, n)
+        ys, xs = np.divmod(np.arange(lab.size), plane.shape[1])
+        sx = np.bincount(lab, w * xs, n)
+        sy = np.bincount(lab, w * ys, n)
+        ids = np.asarray(t["label"])
+        ok = sw[ids] > 1e-6
+        t["x"] = np.where(ok, sx[ids] / np.maximum(sw[ids], 1e-12), t["x"])
+        t["y"] = np.where(ok, sy[ids] / np.maximum(sw[ids], 1e-12), t["y"])
+
+
 def merge_planes(planes, tables):
     """Per-layer labels (each 1..n_k) and tables -> (view, table, layer_labels).
 
@@ -371,7 +394,7 @@ class LayerLattices:
             big = np.asarray(t["label"])[t["area"] > 1.3 * np.pi * radius[k] ** 2]
             if not len(big):
                 continue
-            isbig = np.zeros(int(plane.max(initial=0)) + 1, bool)
+            isbig = np.zeros(max(int(plane.max(initial=0)), int(big.max())) + 1, bool)
             isbig[big] = True
             own_lab = plane[pix[k][:, 1], pix[k][:, 0]]
             oth_lab = plane[pix[o][:, 1], pix[o][:, 0]]
@@ -560,4 +583,5 @@ def extract_layers(probabilities, settings: InstancesConfig | None = None, *, cl
         tables.append(table)
     if lattices is not None:
         planes, tables, seg = lattices(seg, planes, tables, settings)
+    refine_centres(seg, planes, tables)
     return merge_planes(planes, tables)
