@@ -3,6 +3,7 @@
 Usage::
 
     python scripts/make_screenshot.py [--out docs/dashboard.png] [--frames 200] [--size 512]
+    python scripts/make_screenshot.py --scenario moire --model bilayer --out docs/dashboard_bilayer.png
 
 Runs the simulated detector and the live pipeline in this process (no display needed).
 """
@@ -25,6 +26,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--scenario", default="dispersed")
+    p.add_argument("--model", default=None, help="the demo's model (default: demo.model)")
     args = p.parse_args(argv)
 
     from temstream.cli import main as temstream
@@ -32,7 +34,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rc = temstream(["demo", "--frames", str(args.frames), "--size", str(args.size),
                         "--scenario", args.scenario, "--out", str(Path(tmp) / "demo.h5"),
-                        "--snapshot", args.out])
+                        "--snapshot", args.out] + (["--model", args.model] if args.model else []))
     if rc == 0:
         print(f"wrote {args.out}")
     return rc

@@ -299,3 +299,59 @@ def test_shift_trace_and_bad_frames_are_shown(dashboard, tmp_path):
         import shutil
         for path in (shot, at_bad):
             shutil.copy(path, os.environ["TEMSTREAM_SAVE_SNAPSHOTS"])
+
+
+def moire_result(i, frames, planes, stages):
+    """A two-layer frame through the layered stages (a stand-in model), as the runner makes it."""
+    probs = stages["segment"](frames[i])
+    view, table, layer_labels = stages["instances"](probs, frames[i])
+    table["particle"] = stages["link"](table)
+    frame = Frame(image=frames[i], series=1, index=i)
+    return FrameResult(frame=frame, labels=view, table=table, layer_labels=layer_labels,
+                       stamps={"received": 0.0, "link": 0.004})
+
+
+def test_two_layer_results_show_both_layers_in_two_colours_with_their_panels(dashboard,
+                                                                             tmp_path):
+    from temstream.config import load_config
+    from temstream.gui.render import LAYER_RGB
+    from temstream.pipeline.assemble import build_stages
+    from testkit import LayerLevelsSegmenter, moire_movie
+
+    frames, planes, centres = moire_movie(12, size=SIZE, vibration=0.5)
+    stages = build_stages(load_config(overrides=["instances.min_area=8"]),
+                          LayerLevelsSegmenter())
+    assert dashboard.layer_panels.isHidden()
+    for i in range(12):
+        dashboard.sink.write(moire_result(i, frames, planes, stages))
+    dashboard.refresh()
+    dashboard._draw_panels()
+    assert not dashboard.layer_panels.isHidden()
+    frames_a, counts_a = dashboard.layers.counts[0].data()
+    assert len(frames_a) == 12 and counts_a.min() > 20
+    _, twist = dashboard.layers.twist.data()
+    assert np.allclose(np.abs(twist), 9.0, atol=0.5)
+    _, vib = dashboard.layers.vibration[1].data()
+    assert len(vib) and 0.2 < vib[-1] < 1.2
+    assert "(A " in dashboard.frame_label.text()
+    path = dashboard.save_snapshot(tmp_path / "moire.png")
+    assert path.stat().st_size > 1000
+    view = rgb(dashboard.view.grab().toImage())
+
+    def colour_at(x, y):
+        p = dashboard.view.map_to_widget(x, y)
+        return view[p.y(), p.x()]
+
+    # pixels of only layer A are tinted orange (red over blue), of only layer B cyan
+    last = planes[-1]
+    for k, sign in ((0, 1), (1, -1)):
+        ys, xs = np.nonzero((last[k] > 0) & (last[1 - k] == 0))
+        pick = np.argsort((ys - SIZE / 2) ** 2 + (xs - SIZE / 2) ** 2)[:40]
+        cs = np.array([colour_at(x + 0.5, y + 0.5) for x, y in zip(xs[pick], ys[pick])])
+        assert sign * np.mean(cs[:, 0] - cs[:, 2]) > 20, (k, cs[:5])
+    import os
+
+    if os.environ.get("TEMSTREAM_KEEP_SNAPSHOT"):
+        import shutil
+
+        shutil.copy(path, os.environ["TEMSTREAM_KEEP_SNAPSHOT"])

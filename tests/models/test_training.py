@@ -105,7 +105,7 @@ class _Oracle(torch.nn.Module):
     def __init__(self, classes):
         super().__init__()
         self.classes = torch.from_numpy(classes)
-        self.config = type("cfg", (), {"multiple": 1})()
+        self.config = type("cfg", (), {"multiple": 1, "head": "softmax"})()
 
     def forward(self, x):
         onehot = torch.nn.functional.one_hot(self.classes.long(), 4).permute(0, 3, 1, 2)
@@ -173,3 +173,67 @@ def test_option_strings_convert_by_type_and_bad_ones_name_the_key():
     for key, value in (("bubbles", "lots"), ("steps", "many")):
         with pytest.raises(ValueError, match=f"training option {key}"):
             training_preset("default", **{key: value})
+
+
+def two_layer_disks(seed, size=64):
+    """Stand-in for the bilayer training pairs: disks of two layers (B smaller), overlapping."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    while True:
+        lab = np.zeros((2, size, size), np.uint16)
+        for k, r in ((0, 7.0), (1, 4.5)):
+            for i in range(1, 5):
+                cy, cx = rng.uniform(0, size, 2)
+                lab[k][((yy - cy) ** 2 + (xx - cx) ** 2 < r * r) & (lab[k] == 0)] = i + 10 * k
+        tau = 0.5 * (lab[0] > 0) + 0.3 * (lab[1] > 0)
+        img = rng.poisson(300 * np.exp(-tau)).astype(np.uint16)
+        yield img, lab, False
+
+
+def test_layer_loss_takes_the_better_naming_of_equal_size_layers():
+    from temstream.models.training.losses import layer_loss, layer_targets
+
+    _, lab, _ = next(two_layer_disks(3))
+    m, c = (torch.from_numpy(a)[None] for a in layer_targets(lab))
+    good = torch.cat([m, c], 1) * 20 - 10      # confident logits of the truth
+    swapped = torch.cat([m.flip(1), c.flip(1)], 1) * 20 - 10
+    fixed = layer_loss(swapped, m, c, torch.tensor([False]))
+    free = layer_loss(swapped, m, c, torch.tensor([True]))
+    assert float(free) == pytest.approx(float(layer_loss(good, m, c)), rel=1e-5)
+    assert float(fixed) > float(free) + 0.5
+
+
+def test_tiny_two_layer_training_run(tmp_path):
+    from temstream.models.arch import LAYER_CLASSES
+
+    cfg = training_preset("bilayer", arch="smoke-bilayer", size=64, crop=48, batch=4, steps=30,
+                          pool=8, eval_every=15, val_size=3, lr=1e-2)
+    val = [p for _, p in zip(range(3), two_layer_disks(99))]
+    model, card = train(cfg, two_layer_disks(1), val, out=tmp_path / "m", progress=False)
+    assert card.architecture.classes == LAYER_CLASSES
+    assert "sim_val_layer_dice_by_threshold" in card.metrics
+    by = card.metrics["sim_val_layer_dice_by_threshold"]
+    assert by[str(card.threshold)] == max(by.values())
+    assert card.metrics["sim_val_layer_dice"] > 0.3   # learning (untrained: ~0.1)
+    loaded, _ = load_checkpoint(tmp_path / "m")
+    p = loaded(torch.from_numpy(val[0][0][None, None].astype(np.float32)))
+    assert p.shape == (1, 5, 64, 64)
+
+
+def test_layer_dice_by_threshold_scores_swappable_pairs_under_the_better_naming():
+    from temstream.models.arch import LAYER_CLASSES, UNetConfig
+    from temstream.models.training.train import layer_dice_by_threshold
+
+    _, lab, _ = next(two_layer_disks(4))
+
+    class Oracle(torch.nn.Module):
+        config = UNetConfig(classes=LAYER_CLASSES, head="multilabel", depth=1)
+
+        def forward(self, x):
+            m = torch.from_numpy((lab[::-1] > 0).astype(np.float32))[None]  # names swapped
+            return torch.cat([(1 - m).prod(1, keepdim=True), m, m], 1)
+
+    img = np.zeros((64, 64), np.uint16)
+    fixed = layer_dice_by_threshold(Oracle(), [(img, lab, False)], torch, [0.5])
+    free = layer_dice_by_threshold(Oracle(), [(img, lab, True)], torch, [0.5])
+    assert free[0.5] == pytest.approx(1.0) and fixed[0.5] < 0.5

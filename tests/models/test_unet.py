@@ -20,8 +20,12 @@ def test_presets_give_probabilities_of_the_right_shape(name):
         p = net(x)
     assert p.shape == (2, len(cfg.classes), 64, 48)
     assert p.dtype == torch.float32
-    torch.testing.assert_close(p.sum(1), torch.ones(2, 64, 48))
-    assert (p >= 0).all()
+    assert (p >= 0).all() and (p <= 1).all()
+    if cfg.head == "softmax":
+        torch.testing.assert_close(p.sum(1), torch.ones(2, 64, 48))
+    else:  # independent layers; the background is the probability that none is there
+        layers = list(cfg.layer_channels)
+        torch.testing.assert_close(p[:, 0], torch.prod(1 - p[:, layers], 1))
 
 
 def test_groschner_preset_matches_the_paper():
@@ -131,3 +135,35 @@ def test_fold_batchnorm_keeps_the_outputs(norm, rng):
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="eval mode"):
         fold_batchnorm(net.train())
+
+
+def test_multilabel_head_lets_both_layers_be_on_and_derives_the_background():
+    from temstream.models.arch import LAYER_CLASSES
+
+    net = build_unet(UNetConfig(classes=LAYER_CLASSES, head="multilabel", depth=2, base=4)).eval()
+    assert net.head.out_channels == 4 and net.config.layer_channels == (1, 2)
+    with torch.no_grad():
+        net.head.bias[:] = torch.tensor([3.0, 3.0, 0.0, 0.0])   # both layers likely everywhere
+        p = net(torch.rand(2, 1, 32, 32) * 100)
+    assert p.shape == (2, 5, 32, 32)
+    assert (p[:, 1] > 0.5).all() and (p[:, 2] > 0.5).all()
+    torch.testing.assert_close(p[:, 0], (1 - p[:, 1]) * (1 - p[:, 2]), atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="multilabel head"):
+        UNetConfig(classes=("background", "particle"), head="multilabel")
+    with pytest.raises(ValueError, match="head must be"):
+        UNetConfig(head="sigmoid")
+
+
+def test_multilabel_head_exports_to_onnx(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from temstream.models.arch import LAYER_CLASSES
+    from temstream.models.export import export_onnx
+
+    net = build_unet(UNetConfig(classes=LAYER_CLASSES, head="multilabel", depth=2, base=4)).eval()
+    path = export_onnx(net, tmp_path / "m.onnx")
+    x = (np.random.default_rng(0).random((1, 1, 32, 48)) * 1000).astype(np.uint16)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"frames": x, "stats": np.zeros((1, 2), np.float32)})[0]
+    with torch.inference_mode():
+        want = net(torch.from_numpy(x.astype(np.float32))).numpy()
+    assert got.shape == (1, 5, 32, 48) and np.abs(got - want).max() < 1e-4

@@ -22,23 +22,50 @@ def test_every_scenario_renders_with_truth(name):
     m = simulate(name, frames=3, size=96, seed=2)
     assert m.frames.shape == m.labels.shape == (3, 96, 96)
     assert m.frames.dtype == np.uint16 and m.labels.dtype == np.int32
-    assert list(m.truth.columns) == TRUTH_COLUMNS
+    layered = name == "moire"
+    extra = ["site_x", "site_y", "interstitial"] if layered else []
+    assert list(m.truth.columns) == TRUTH_COLUMNS + extra
     json.dumps(m.params)
     assert len(m.truth) > 0, "every scenario shows particles"
+    # the area of a particle: its pixels in its own layer's plane (the only plane without layers)
+    planes = m.layer_labels if layered else m.labels[:, None]
     for (f, lab), rows in m.truth.groupby(["frame", "label"]):
-        assert (m.labels[f] == lab).sum() == rows.area.iloc[0]
+        assert (planes[f] == lab).sum() == rows.area.iloc[0]
         assert rows.particle.iloc[0] == lab - 1
-    # every labelled id has a truth row
+    # every labelled id has a truth row (particles hidden behind another layer's too)
     for f in range(3):
-        ids = set(np.unique(m.labels[f]).tolist()) - {0}
+        ids = set(np.unique(planes[f]).tolist()) - {0}
         assert ids == set(m.truth.label[m.truth.frame == f].tolist())
-    if name == "moire":
+        assert set(np.unique(m.labels[f]).tolist()) - {0} <= ids
+    if layered:
         assert m.layers.shape == (3, 2, 96, 96)
-        assert set(m.truth.layer) == {0, 1}
+        assert m.layer_labels.shape == (3, 2, 96, 96) and m.layer_labels.dtype == np.int32
+        assert np.array_equal(m.layer_labels > 0, m.layers)
+        assert set(m.truth.layer) == {1, 2}
+        for k in (1, 2):  # each plane holds only its layer's particles
+            ids = set(m.truth.label[m.truth.layer == k])
+            assert set(np.unique(m.layer_labels[:, k - 1]).tolist()) - {0} <= ids
         assert (m.layers[:, 0] & m.layers[:, 1]).any(), "layers overlap in projection"
         assert np.array_equal(m.layers.any(axis=1), m.labels > 0)
+        site_err = np.hypot(m.truth.x - m.truth.site_x, m.truth.y - m.truth.site_y)
+        assert site_err.max() < 5  # thermal displacements of about 1 px
     else:
-        assert m.layers is None
+        assert m.layers is None and m.layer_labels is None
+
+
+def test_moire_defects_and_partial_layer_in_the_truth():
+    m = simulate("moire", frames=2, size=192, seed=4, vacancy_fraction=0.05,
+                 interstitial_fraction=0.03, layer_b_coverage=0.5, layer_b_size_ratio=1.0,
+                 grain_misorientation_deg=20.0)
+    assert m.vacancies is not None and set(m.vacancies.layer) <= {1, 2}
+    assert len(m.vacancies) > 0 and set(m.vacancies.frame) == {0, 1}
+    assert m.truth.interstitial.any()
+    t0 = m.truth[m.truth.frame == 0]
+    # the partial layer B covers about half of the field
+    assert 0.2 < (t0.layer == 2).sum() / (t0.layer == 1).sum() < 0.8
+    # equal-size layers: the same particle area on average
+    area = t0.groupby("layer").area.median()
+    assert abs(area[1] / area[2] - 1) < 0.25
 
 
 def test_truth_centroid_inside_its_label():

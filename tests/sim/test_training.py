@@ -22,17 +22,33 @@ def test_same_seed_same_pairs_bit_for_bit():
     assert not np.array_equal(a[0][0], c[0][0])
 
 
-@pytest.mark.parametrize("task,classes", [("particles", 3), ("bilayer", 4)])
-def test_pairs_shapes_dtypes_classes(task, classes):
-    pairs = _take(11, 6, size=96, task=task)
+def test_pairs_shapes_dtypes_classes():
+    pairs = _take(11, 6, size=96)
     seen = set()
     for img, tgt in pairs:
         assert img.shape == tgt.shape == (96, 96)
         assert img.dtype == np.uint16 and tgt.dtype == np.uint8
-        assert tgt.max() < classes
+        assert tgt.max() < 3
         seen |= set(np.unique(tgt).tolist())
         assert img.std() > 0
     assert {0, 1} <= seen
+
+
+def test_bilayer_pairs_hold_both_layers_instances_and_the_variety():
+    pairs = _take(11, 12, size=96, task="bilayer")
+    equal = []
+    for img, labels, swappable in pairs:
+        assert img.shape == (96, 96) and img.dtype == np.uint16
+        assert labels.shape == (2, 96, 96) and labels.dtype == np.uint16
+        a, b = (set(np.unique(p).tolist()) - {0} for p in labels)
+        assert a and not a & b, "instance ids are unique across the layers"
+        equal.append(swappable)
+        if not swappable:  # layer A holds the larger particles
+            area = [np.bincount(p.ravel())[1:] for p in labels]
+            assert np.median(area[0][area[0] > 0]) >= np.median(area[1][area[1] > 0])
+    assert any(equal) and not all(equal), "equal-size and different-size layers both occur"
+    overlap = [((lab[0] > 0) & (lab[1] > 0)).any() for _, lab, _ in pairs]
+    assert sum(overlap) >= 9, "the layers overlap in projection"
 
 
 def test_particles_darker_than_background_on_average():
@@ -71,7 +87,7 @@ def test_bubble_fraction_of_the_training_images(bubbles):
 
 @pytest.mark.parametrize("task, size, n, digest", [
     ("particles", 256, 6, "bc8001ee29623a46ca0a8dc0ffb708cd462de03c9499594999cb8051136ebcb2"),
-    ("bilayer", 192, 4, "51f21013bb79004049035120333b697169a97e753c7c26ad263c7eb7eee976cc"),
+    ("bilayer", 192, 4, "d74347f04515c6fd4df63e56b8f942edc871d7ba5d937c8cc9a9fa3f05730e24"),
 ])
 def test_the_stream_is_the_one_the_shipped_models_were_trained_on(task, size, n, digest):
     # `temstream train --preset default` reproduces the shipped weights only while seed 0
@@ -79,7 +95,8 @@ def test_the_stream_is_the_one_the_shipped_models_were_trained_on(task, size, n,
     import hashlib
 
     h = hashlib.sha256()
-    for img, target in _take(0, n, size=size, task=task):
+    for img, target, *swappable in _take(0, n, size=size, task=task):
         h.update(img.tobytes())
         h.update(target.tobytes())
+        h.update(bytes(swappable))
     assert h.hexdigest() == digest

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from temstream.tracking import analysis as ta, edges, instances, linking, scoring
+from temstream.tracking import (analysis as ta, edges, instances, lattice, layer_analysis,
+                                layers, linking, scoring)
 
 
 def brownian(n, frames, D, seed, drift=(0.0, 0.0)):
@@ -18,7 +19,8 @@ def brownian(n, frames, D, seed, drift=(0.0, 0.0)):
                          "x": xy[..., 0].ravel(), "y": xy[..., 1].ravel()})
 
 
-@pytest.mark.parametrize("module", [ta, edges, instances, linking, scoring])
+@pytest.mark.parametrize("module", [ta, edges, instances, linking, scoring, lattice,
+                                    layer_analysis, layers])
 def test_docstring_examples(module):
     res = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.failed == 0 and res.attempted > 0

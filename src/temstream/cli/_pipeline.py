@@ -108,8 +108,10 @@ def describe_segmenter(runner: Runner) -> str:
     and outline rule (the classical baseline: its threshold method)."""
     seg, stage = runner.segment, runner.instances
     if hasattr(seg, "backend_name"):  # a U-Net
+        outlines = ("per-layer planes" if hasattr(stage, "lattices")
+                    else stage.settings.outline)
         what = (f"{seg.name} ({seg.backend_name}, threshold {stage.threshold:.2f}, outlines "
-                f"{stage.settings.outline}" + (f", tta {seg.tta}" if seg.tta > 1 else "") + ")")
+                f"{outlines}" + (f", tta {seg.tta}" if seg.tta > 1 else "") + ")")
     else:
         what = f"classical ({seg.method} threshold, {seg.polarity} particles)"
     return f"segmenter         {what}"

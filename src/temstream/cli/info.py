@@ -84,6 +84,13 @@ def describe(path) -> str:
     per_frame = len(particles) / max(1, len(processed))
     lines.append(f"particles      {len(particles)} rows, {per_frame:.1f} per frame, "
                  f"{n_tracks} tracks")
+    layers = sorted(int(v) for v in particles["layer"].unique() if v > 0) \
+        if "layer" in particles else []
+    if layers:  # a two-layer model: rows and tracks of each layer
+        per = [f"{'ABCD'[k - 1] if k <= 4 else k}: {int((particles['layer'] == k).sum())} rows, "
+               f"{particles.loc[(particles['layer'] == k) & (particles['particle'] >= 0), 'particle'].nunique()} tracks"
+               for k in layers]
+        lines.append(f"layers         {'; '.join(per)}")
     return "\n".join(lines)
 
 

@@ -151,7 +151,10 @@ def run(args) -> int:
     if args.out:
         from temstream.record import write_movie
 
-        extra = {"layers": movie.layers} if movie.layers is not None else None
+        # two-layer scenarios: the truth's per-layer labels in the layout a two-layer model
+        # records (/data/layer_labels), and the per-layer masks
+        extra = ({"layers": movie.layers, "layer_labels": movie.layer_labels}
+                 if movie.layers is not None else None)
         path = write_movie(args.out, movie.frames, movie.labels, movie.truth,
                            pixel_size_nm=movie.pixel_size_nm, frame_time_s=movie.frame_time_s,
                            attrs={"simulation": json.dumps(movie.params), "seed": args.seed},
@@ -174,6 +177,7 @@ def run(args) -> int:
             np.save(f"{stem}_labels.npy", movie.labels)
             if movie.layers is not None:
                 np.save(f"{stem}_layers.npy", movie.layers)
+                np.save(f"{stem}_layer_labels.npy", movie.layer_labels)
         movie.truth.to_csv(f"{stem}_truth.csv", index=False)
         pathlib.Path(f"{stem}_params.json").write_text(json.dumps(movie.params, indent=1))
         print(f"wrote {path}, {stem}_labels{path.suffix}, {stem}_truth.csv, "

@@ -79,12 +79,14 @@ def pooled_continuity(per_movie: list[dict]) -> dict:
 
 
 def layer_dice(model, frames: np.ndarray, layers: np.ndarray) -> dict:
-    """Per-layer Dice of a 4-class bilayer model (background, layer A, layer B, both).
+    """Per-layer Dice of a two-layer model: the recorded layer planes of a multi-label model
+    (:mod:`temstream.tracking.layers`), or the arg-max classes of a 4-class one (background,
+    layer A, layer B, both).
 
     Parameters
     ----------
     model : temstream.evaluation.models.Model
-        Whose segmenter has 4 classes.
+        Whose segmenter is a two-layer model.
     frames : ndarray, shape (N, H, W)
     layers : ndarray, shape (N, 2, H, W), bool
         True per-layer masks.
@@ -92,13 +94,26 @@ def layer_dice(model, frames: np.ndarray, layers: np.ndarray) -> dict:
     Returns
     -------
     dict
-        ``layer_a_dice``, ``layer_b_dice`` (arg-max class, pooled over frames).
+        ``layer_a_dice``, ``layer_b_dice`` (pooled over frames).
     """
-    cls = model.probabilities(frames).argmax(1)
+    from temstream.tracking.layers import is_layered
+
+    probs = model.probabilities(frames)
+    if is_layered(model.segmenter.classes):
+        planes = np.stack([model.instances(p, f)[2] > 0 for p, f in zip(probs, frames)])
+        return {"layer_a_dice": pixel_scores(planes[:, 0], layers[:, 0])["dice"],
+                "layer_b_dice": pixel_scores(planes[:, 1], layers[:, 1])["dice"]}
+    cls = probs.argmax(1)
     a = (cls == 1) | (cls == 3)
     b = (cls == 2) | (cls == 3)
     return {"layer_a_dice": pixel_scores(a, layers[:, 0])["dice"],
             "layer_b_dice": pixel_scores(b, layers[:, 1])["dice"]}
+
+
+def _two_layer(classes) -> bool:
+    from temstream.tracking.layers import is_layered
+
+    return len(classes) == 4 or is_layered(classes)
 
 
 def snr(frames: np.ndarray, labels: np.ndarray) -> float:
@@ -177,7 +192,7 @@ def evaluate_simulated(models: dict, sets, *, progress: bool = False):
                  "dose_e_per_A2": round(float(dose), 3), "snr": round(s, 2), "model": name,
                  **accumulate(frames), **pooled_continuity(continuity)}, units, unit))
             layers = [getattr(m, "layers", None) for m in group]
-            if layers[0] is not None and len(model.segmenter.classes) == 4:
+            if layers[0] is not None and _two_layer(model.segmenter.classes):
                 rows[-1].update(layer_dice(model, np.concatenate([m.frames for m in group]),
                                            np.concatenate(layers)))
             if progress:

@@ -291,3 +291,78 @@ class ShiftTrace:
     def jump_frames(self) -> np.ndarray:
         """Frames where the stage jumped (kept ones)."""
         return np.asarray([r[0] for r in self._rows if r[4]], float)
+
+
+class LayerSeries:
+    """What the dashboard plots of a two-layer run, frame by frame (Qt-free).
+
+    Per layer (``layer`` 1, 2 of the table): the particle count, and the vibration, the median
+    over the layer's tracked particles of their RMS displacement from their lattice site (each
+    frame's lattice fitted to the layer's particles, so drift and a slow twist do not count)
+    about its mean over the last ``window`` frames; and the twist angle between the layers'
+    lattices (deg, in (-30, 30]).
+
+    Parameters
+    ----------
+    size : int
+        Samples kept per series.
+    window : int
+        Frames of each particle's displacement history.
+    """
+
+    def __init__(self, size: int = 4000, window: int = 50):
+        self.size, self.window = size, window
+        self.reset()
+
+    def reset(self) -> None:
+        self.counts = [SeriesBuffer(self.size), SeriesBuffer(self.size)]
+        self.vibration = [SeriesBuffer(self.size), SeriesBuffer(self.size)]
+        self.twist = SeriesBuffer(self.size)
+        self._disp: list[dict] = [{}, {}]
+        self._seen: list[dict] = [{}, {}]
+        self.active = False
+        self._pushed = 0
+
+    def push(self, index: int, table: dict) -> None:
+        """Add one frame's particle table (rows without a layer 1 or 2 are ignored)."""
+        from temstream.tracking.lattice import fit_lattice, wrap_angle
+
+        layer = np.asarray(table.get("layer", ()))
+        if not layer.size or not np.any(layer > 0):
+            return
+        self.active = True
+        x, y = np.asarray(table["x"], float), np.asarray(table["y"], float)
+        pid = np.asarray(table.get("particle", np.full(len(x), -1)), np.int64)
+        fits = []
+        for k in (0, 1):
+            sel = layer == k + 1
+            self.counts[k].append(index, int(sel.sum()))
+            pts = np.c_[x[sel], y[sel]]
+            lat = fit_lattice(pts) if len(pts) >= 12 else None
+            fits.append(lat)
+            if lat is None:
+                continue
+            _, sites = lat.sites_of(pts)
+            d = pts - sites
+            on = np.hypot(d[:, 0], d[:, 1]) < 0.3 * lat.a
+            hist, seen = self._disp[k], self._seen[k]
+            for p, dx, dy in zip(pid[sel][on].tolist(), d[on, 0].tolist(), d[on, 1].tolist()):
+                if p < 0:
+                    continue
+                q = hist.get(p)
+                if q is None:
+                    q = hist[p] = collections.deque(maxlen=self.window)
+                q.append((dx, dy))
+                seen[p] = index
+            rms = [np.sqrt(np.mean(np.sum((a - a.mean(0)) ** 2, axis=1)))
+                   for a in (np.asarray(q) for q in hist.values() if len(q) >= 5)]
+            if rms:
+                self.vibration[k].append(index, float(np.median(rms)))
+        if fits[0] is not None and fits[1] is not None:
+            self.twist.append(index, float(wrap_angle(fits[1].theta - fits[0].theta, 60.0)))
+        self._pushed += 1
+        if self._pushed % 100 == 0:  # forget particles gone for a while
+            for hist, seen in zip(self._disp, self._seen):
+                for p in [p for p, last in seen.items() if index - last > self.window]:
+                    hist.pop(p, None)
+                    seen.pop(p, None)

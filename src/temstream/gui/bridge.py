@@ -22,7 +22,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: particle-table columns the dashboard uses (others stay with the pipeline)
-DISPLAY_COLUMNS = ("particle", "x", "y", "area", "angle")
+DISPLAY_COLUMNS = ("particle", "x", "y", "area", "angle", "layer")
 
 
 @dataclass
@@ -39,7 +39,7 @@ class DisplayFrame:
     labels : (H, W) integer ndarray or None
         Instance labels, 0 = background.
     table : dict of 1-D ndarray
-        ``particle``, ``x``, ``y``, ``area``, ``angle`` (where present).
+        ``particle``, ``x``, ``y``, ``area``, ``angle``, ``layer`` (where present).
     latency_ms : float
         Receive -> linked.
     shift : (float, float) or None
@@ -49,6 +49,8 @@ class DisplayFrame:
         ``""`` for a good frame, else its flags (``"blurred"``, ...): the linker bridged it.
     jump : bool
         The registration saw a stage jump here.
+    layer_labels : (L, H, W) integer ndarray or None
+        Two-layer models: each layer's instance labels.
     """
 
     index: int
@@ -60,6 +62,7 @@ class DisplayFrame:
     shift: tuple[float, float] | None = None
     quality: str = ""
     jump: bool = False
+    layer_labels: np.ndarray | None = None
 
     @classmethod
     def from_result(cls, result: Any) -> DisplayFrame:
@@ -74,7 +77,7 @@ class DisplayFrame:
         return cls(index=result.frame.index, series=result.frame.series,
                    image=result.frame.image, labels=result.labels,
                    table={k: t[k] for k in DISPLAY_COLUMNS if k in t}, latency_ms=latency,
-                   **extra)
+                   layer_labels=getattr(result, "layer_labels", None), **extra)
 
 
 @dataclass

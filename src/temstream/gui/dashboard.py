@@ -21,10 +21,11 @@ from pyqtgraph.Qt import QtCore, QtWidgets
 from temstream.gui.bridge import DisplayFrame, DisplaySink, Take
 from temstream.gui.control import NoControl
 from temstream.gui.toolbar import ControlBar
-from temstream.gui.accumulators import (FrameTracks, MSDAccumulator, SeriesBuffer, ShiftTrace,
-                                        TrackHistory)
-from temstream.gui.panels import HealthPanel, StatsPanels
-from temstream.gui.render import label_indices, label_outlines, to_display_uint8
+from temstream.gui.accumulators import (FrameTracks, LayerSeries, MSDAccumulator, SeriesBuffer,
+                                        ShiftTrace, TrackHistory)
+from temstream.gui.panels import HealthPanel, LayerPanels, StatsPanels
+from temstream.gui.render import (label_indices, label_outlines, layer_indices, layer_lut,
+                                  to_display_uint8)
 from temstream.gui.stats import (RateMeter, SizeWindow, latency_percentiles,
                                  percentile_levels)
 from temstream.gui.view import FrameView
@@ -87,6 +88,8 @@ class Dashboard(QtWidgets.QMainWindow):
         self.counts = SeriesBuffer(4000)
         self.shifts = ShiftTrace(4000)
         self.sizes = SizeWindow(30)
+        self.layers = LayerSeries()  # two-layer models: per-layer counts, twist, vibration
+        self._layer_lut = layer_lut()
         self.levels: tuple[float, float] | None = None
         self.meta: dict = {}
         self.latest: DisplayFrame | None = None
@@ -107,6 +110,8 @@ class Dashboard(QtWidgets.QMainWindow):
 
         self.view = FrameView()
         self.panels = StatsPanels()
+        self.layer_panels = LayerPanels()
+        self.layer_panels.hide()  # shown when a two-layer model's results arrive
         self.health_panel = HealthPanel()
         self.controls = ControlBar(self)
         self.addToolBar(QtCore.Qt.ToolBarArea.TopToolBarArea, self.controls)
@@ -115,7 +120,8 @@ class Dashboard(QtWidgets.QMainWindow):
         side = QtWidgets.QWidget()
         side_layout = QtWidgets.QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
-        side_layout.addWidget(self.panels, stretch=1)
+        side_layout.addWidget(self.panels, stretch=2)
+        side_layout.addWidget(self.layer_panels, stretch=1)
         side_layout.addWidget(self.health_panel, stretch=0)
         splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         splitter.addWidget(self.view)
@@ -247,6 +253,8 @@ class Dashboard(QtWidgets.QMainWindow):
             self.counts.append(index, len(table.get("x", ())))
             if "area" in table:
                 self.sizes.push(table["area"])
+            if "layer" in table:
+                self.layers.push(index, table)
         for index, sx, sy, quality, jump in take.registration:
             self.shifts.append(index, sx, sy, quality, jump)
         self.item_ms["models"] = 1e3 * (time.perf_counter() - t0)
@@ -275,7 +283,12 @@ class Dashboard(QtWidgets.QMainWindow):
             return
         n = len(f.table.get("x", ()))
         levels = f"  levels {self.levels[0]:.0f}..{self.levels[1]:.0f}" if self.levels else ""
-        self.frame_label.setText(f"series {f.series}  frame {f.index}  {n} particles{levels}")
+        per_layer = ""
+        if self.layers.active and "layer" in f.table:
+            layer = np.asarray(f.table["layer"])
+            per_layer = f" (A {int((layer == 1).sum())}, B {int((layer == 2).sum())})"
+        self.frame_label.setText(f"series {f.series}  frame {f.index}  {n} particles"
+                                 f"{per_layer}{levels}")
 
     def _reset_models(self) -> None:
         self.history.clear()
@@ -283,6 +296,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self.counts.clear()
         self.shifts.clear()
         self.sizes.clear()
+        self.layers.reset()
         self.levels = None
 
     def _redraw(self, *_args) -> None:
@@ -315,7 +329,13 @@ class Dashboard(QtWidgets.QMainWindow):
         self.view.set_image(display)
         t2 = time.perf_counter()
         ms["image"] = 1e3 * (t2 - t1)
-        if frame.labels is not None and c.checked("labels"):
+        if frame.layer_labels is not None and c.checked("labels"):
+            # a two-layer model: each layer in its colour, where both are: white
+            self._ov[k] = layer_indices(frame.layer_labels, outlines=c.checked("outlines"),
+                                        out=self._ov[k])
+            t3 = time.perf_counter()
+            self.view.set_overlay(self._ov[k], lut=self._layer_lut)
+        elif frame.labels is not None and c.checked("labels"):
             fn = label_outlines if c.checked("outlines") else label_indices
             self._ov[k] = fn(frame.labels, out=self._ov[k])
             t3 = time.perf_counter()
@@ -378,6 +398,14 @@ class Dashboard(QtWidgets.QMainWindow):
         self.panels.set_msd(lags * (dt or 1.0), msd * (px or 1.0) ** 2)
         alags, amsd = self.msd.angular_msd()
         self.panels.set_angular_msd(alags * (dt or 1.0), amsd)
+        if self.layers.active:
+            if self.layer_panels.isHidden():
+                self.layer_panels.show()
+            self.panels.set_layer_counts([c.data() for c in self.layers.counts])
+            self.layer_panels.set_units("nm" if px else "px")
+            self.layer_panels.set_twist(*self.layers.twist.data())
+            self.layer_panels.set_vibration(
+                [(f, v * (px or 1.0)) for f, v in (s.data() for s in self.layers.vibration)])
         self.item_ms["panels"] = 1e3 * (time.perf_counter() - t)
 
     def health(self, take: Take | None = None) -> dict:

@@ -1,4 +1,5 @@
-"""Side panels: particles per frame, size histogram, MSD, angular MSD, pipeline health."""
+"""Side panels: particles per frame, size histogram, MSD, angular MSD, pipeline health; for
+two-layer models, per-layer counts, the twist angle and each layer's vibration."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtGui, QtWidgets
 
+from temstream.gui.render import LAYER_RGB
 from temstream.gui.stats import format_bytes
 
 
@@ -132,6 +134,19 @@ class StatsPanels(QtWidgets.QWidget):
     def set_counts(self, frames: np.ndarray, counts: np.ndarray) -> None:
         self.counts.setData(frames, counts)
 
+    def set_layer_counts(self, series) -> None:
+        """Two-layer runs: one more curve per layer, ``series`` [(frames, counts), ...] (A
+        orange, B cyan, as in the image)."""
+        curves = getattr(self, "layer_counts", None)
+        if curves is None:
+            self.counts_plot.addLegend(offset=(-5, 5), labelTextSize="7pt")
+            self.layer_counts = curves = [
+                self.counts_plot.plot(pen=pg.mkPen(LAYER_RGB[k], width=1),
+                                      name=f"layer {'AB'[k]}") for k in range(2)]
+            self.counts_plot.plotItem.legend.addItem(self.counts, "all")
+        for curve, (frames, counts) in zip(curves, series):
+            curve.setData(frames, counts)
+
     def set_sizes(self, edges: np.ndarray, counts: np.ndarray) -> None:
         if len(counts) == 0:
             self.sizes.setData([0.0, 1.0], [0.0])
@@ -151,6 +166,37 @@ class StatsPanels(QtWidgets.QWidget):
         self.amsd.setData(lags, values)
         self.amsd_plot.setTitle("angular MSD" if len(lags) else
                                 "angular MSD (no orientations tracked)")
+
+
+class LayerPanels(QtWidgets.QWidget):
+    """Two-layer runs: the twist angle between the layers' lattices and each layer's vibration
+    about its lattice sites, over time (:class:`~temstream.gui.accumulators.LayerSeries`)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        row = QtWidgets.QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.twist_plot = _plot("twist B vs A", "twist (\N{DEGREE SIGN})", "frame")
+        self.twist = self.twist_plot.plot(pen=pg.mkPen((230, 230, 230)))
+        self.vibration_plot = _plot("vibration at the sites", "RMS (px)", "frame")
+        self.vibration_plot.addLegend(offset=(-5, 5), labelTextSize="7pt")
+        self.vibration = [self.vibration_plot.plot(pen=pg.mkPen(LAYER_RGB[k], width=1.5),
+                                                   name=f"layer {'AB'[k]}") for k in range(2)]
+        row.addWidget(self.twist_plot)
+        row.addWidget(self.vibration_plot)
+
+    def set_units(self, length: str) -> None:
+        self.vibration_plot.setLabel("left", f"RMS ({length})")
+
+    def set_twist(self, frames: np.ndarray, degrees: np.ndarray) -> None:
+        self.twist.setData(frames, degrees)
+        self.twist_plot.setTitle(f"twist B vs A: {degrees[-1]:+.2f}\N{DEGREE SIGN}"
+                                 if len(degrees) else "twist B vs A")
+
+    def set_vibration(self, series) -> None:
+        """``series`` [(frames, rms), ...] per layer."""
+        for curve, (frames, rms) in zip(self.vibration, series):
+            curve.setData(frames, rms)
 
 
 def _fmt(v: float, unit: str = "", digits: int = 1) -> str:

@@ -148,3 +148,52 @@ def label_lut(alpha: int = 110, seed: int = 7) -> np.ndarray:
     lut[1:, :3] = np.round(255 * rgb).astype(np.uint8)
     lut[1:, 3] = alpha
     return lut
+
+
+#: colour indices of two-layer overlays: layer A, layer B, both (see :func:`layer_lut`)
+LAYER_A, LAYER_B, LAYER_BOTH = 1, 2, 3
+#: RGB of layer A and layer B (the colours of ``temstream export --layers``)
+LAYER_RGB = ((255, 150, 40), (40, 200, 255))
+
+
+@numba.njit(cache=True, nogil=True)
+def _layer_indices(planes, outlines, out):
+    n_layers, h, w = planes.shape
+    for i in range(h):
+        for j in range(w):
+            code = 0
+            for k in range(min(n_layers, 2)):
+                v = planes[k, i, j]
+                if v <= 0:
+                    continue
+                if outlines:
+                    if not (i == 0 or i == h - 1 or j == 0 or j == w - 1
+                            or planes[k, i - 1, j] != v or planes[k, i + 1, j] != v
+                            or planes[k, i, j - 1] != v or planes[k, i, j + 1] != v):
+                        continue
+                code |= 1 << k
+            out[i, j] = code
+
+
+def layer_indices(layer_labels: np.ndarray, *, outlines: bool = False,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Two-layer overlay: (L, H, W) per-layer labels -> uint8 colour indices, 0 transparent,
+    :data:`LAYER_A` where only layer A is (its outline with ``outlines``), :data:`LAYER_B`
+    only B, :data:`LAYER_BOTH` both (one numba pass)."""
+    planes = np.ascontiguousarray(layer_labels)
+    if planes.dtype not in (np.int32, np.int64, np.uint32):
+        planes = planes.astype(np.int32)
+    shape = planes.shape[1:]
+    if out is None or out.shape != shape:
+        out = np.empty(shape, np.uint8)
+    _layer_indices(planes, bool(outlines), out)
+    return out
+
+
+def layer_lut(alpha: int = 120) -> np.ndarray:
+    """The (256, 4) uint8 RGBA table of :func:`layer_indices`: A orange, B cyan, both white."""
+    lut = np.zeros((256, 4), np.uint8)
+    lut[LAYER_A, :3], lut[LAYER_B, :3] = LAYER_RGB
+    lut[LAYER_BOTH, :3] = (255, 255, 255)
+    lut[1:4, 3] = alpha
+    return lut

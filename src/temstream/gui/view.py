@@ -83,6 +83,7 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.message.setText(text)
         self.message.setPos(0, 0)
         self.message.setVisible(bool(text))
+
     def set_banner(self, text: str) -> None:
         """A red label at the frame's top left (a bad frame, a stage jump); "" hides it."""
         if not text:
@@ -93,11 +94,16 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.banner.setPos(0, 0)
         self.banner.show()
 
-    def set_overlay(self, indices_u8: np.ndarray | None) -> None:
-        """Colour indices (0 transparent) through the label LUT, or None to hide."""
+    def set_overlay(self, indices_u8: np.ndarray | None, lut: np.ndarray | None = None) -> None:
+        """Colour indices (0 transparent) through the label LUT (or ``lut``, e.g. the two-layer
+        colours), or None to hide."""
         if indices_u8 is None:
             self.overlay.hide()
             return
+        key = None if lut is None else id(lut)
+        if key != getattr(self, "_lut_key", None):
+            self._lut_key = key
+            self.overlay.setLookupTable(label_lut() if lut is None else lut)
         self.overlay.setImage(indices_u8, autoLevels=False, levels=(0, 255))
         self.overlay.show()
 

@@ -10,7 +10,12 @@ import dataclasses
 from dataclasses import dataclass
 
 PARTICLE_CLASSES = ("background", "particle", "boundary")
+#: the four-class softmax of the first two-layer model (kept for its checkpoints)
 BILAYER_CLASSES = ("background", "layer_a", "layer_b", "both")
+#: the two-layer model's multi-label outputs: each layer's presence (both may be on at a pixel)
+#: and each layer's centre map (the normalised distance to the particle's edge, 1 at its
+#: centre), which keeps touching particles of one layer apart; ``background`` is derived
+LAYER_CLASSES = ("background", "layer_a", "layer_b", "centre_a", "centre_b")
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,12 @@ class UNetConfig:
     Parameters
     ----------
     classes : tuple of str
-        Output class names; the network ends in a softmax over ``len(classes)`` channels.
+        Output class names; ``classes[0]`` is ``"background"``.
+    head : {"softmax", "multilabel"}
+        ``softmax``: the network ends in a softmax over ``len(classes)`` channels.
+        ``multilabel``: ``len(classes) - 1`` independent sigmoids (several may be on at a
+        pixel), and the ``background`` channel is the probability that none of the
+        ``layer_*`` channels is on, ``prod(1 - p_layer)``.
     depth : int
         Number of 2x2 poolings; frames are padded to a multiple of ``2**depth`` px.
     base : int
@@ -44,6 +54,7 @@ class UNetConfig:
     """
 
     classes: tuple[str, ...] = PARTICLE_CLASSES
+    head: str = "softmax"
     depth: int = 4
     base: int = 8
     bottleneck: int | None = None
@@ -59,6 +70,11 @@ class UNetConfig:
     def __post_init__(self):
         if self.norm not in ("batch", "group", "none"):
             raise ValueError(f"norm must be 'batch', 'group' or 'none', not {self.norm!r}")
+        if self.head not in ("softmax", "multilabel"):
+            raise ValueError(f"head must be 'softmax' or 'multilabel', not {self.head!r}")
+        if self.head == "multilabel" and (self.classes[0] != "background" or not any(
+                c.startswith("layer_") for c in self.classes)):
+            raise ValueError("a multilabel head needs classes ('background', 'layer_...', ...)")
         if self.upsample not in ("transpose", "bilinear"):
             raise ValueError(f"upsample must be 'transpose' or 'bilinear', not {self.upsample!r}")
         if self.depth < 1 or self.base < 1 or len(self.classes) < 2:
@@ -66,6 +82,16 @@ class UNetConfig:
         if self.norm == "group" and self.base % 4:
             raise ValueError("norm='group' uses 4 groups: base must be a multiple of 4")
         object.__setattr__(self, "classes", tuple(self.classes))
+
+    @property
+    def outputs(self) -> int:
+        """Channels of the last convolution (the derived background is not one of them)."""
+        return len(self.classes) - (self.head == "multilabel")
+
+    @property
+    def layer_channels(self) -> tuple[int, ...]:
+        """Multilabel heads: the output channels (indices into ``classes``) of the layers."""
+        return tuple(i for i, c in enumerate(self.classes) if c.startswith("layer_"))
 
     @property
     def multiple(self) -> int:
@@ -92,15 +118,18 @@ class UNetConfig:
 #: Named architectures. ``default``: 4 levels, base 8, two convs per encoder level and one per
 #: decoder level (>= 20 frames/s at 512^2 on two CPU cores);
 #: ``groschner``: the pyNanoFind 512^2 shallow U-Net (filters 4-8-16-32, one conv per
-#: encoder level, dropout 0.2, 3x3 median prefilter); ``bilayer``: default with four classes;
-#: ``smoke``: a tiny network for the training preset that checks an installation.
+#: encoder level, dropout 0.2, 3x3 median prefilter); ``bilayer``: default with the multi-label
+#: two-layer head (:data:`LAYER_CLASSES`);
+#: ``smoke`` (``smoke-bilayer``): a tiny network (with the two-layer head) for checking that
+#: training runs.
 PRESETS: dict[str, UNetConfig] = {
     "default": UNetConfig(),
     "groschner": UNetConfig(classes=("background", "particle"), depth=4, base=4, bottleneck=32,
                             enc_convs=1, dec_convs=2, dropout=0.2, median_prefilter=True,
                             upsample="bilinear", tile=512),
-    "bilayer": UNetConfig(classes=BILAYER_CLASSES),
+    "bilayer": UNetConfig(classes=LAYER_CLASSES, head="multilabel"),
     "smoke": UNetConfig(base=4, depth=2),
+    "smoke-bilayer": UNetConfig(classes=LAYER_CLASSES, head="multilabel", base=4, depth=2),
 }
 
 

@@ -132,7 +132,7 @@ def _block(cin: int, cout: int, n: int, norm: str, dropout: float) -> nn.Sequent
 
 
 class UNet(nn.Module):
-    """U-Net with in-graph normalisation and a softmax head.
+    """U-Net with in-graph normalisation and a softmax (or multi-label sigmoid) head.
 
     Parameters
     ----------
@@ -171,7 +171,11 @@ class UNet(nn.Module):
                 cat = cin + w
             self.dec.append(_block(cat, w, c.dec_convs, c.norm, c.dropout))
             cin = w
-        self.head = nn.Conv2d(cin, len(c.classes), 1)
+        self.head = nn.Conv2d(cin, c.outputs, 1)
+        if c.head == "multilabel":
+            self.register_buffer("_layer_mask", torch.tensor(
+                [float(i + 1 in c.layer_channels) for i in range(c.outputs)]),
+                persistent=False)
 
     #: False: ``stats`` are used as given (set by the TensorRT export)
     stats_fallback = True
@@ -195,7 +199,18 @@ class UNet(nn.Module):
 
     def forward(self, raw: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
         x = self.normalise(raw, stats)
-        return torch.softmax(self.logits(x.to(self.head.weight.dtype)).float(), dim=1)
+        return self.probabilities(self.logits(x.to(self.head.weight.dtype)).float())
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits (B, outputs, H, W) -> probabilities (B, C, H, W) over ``config.classes``:
+        a softmax, or for a multilabel head the sigmoids behind the derived background."""
+        if self.config.head == "softmax":
+            return torch.softmax(logits, dim=1)
+        p = torch.sigmoid(logits)
+        # log(1 - p) of the layer channels summed: the probability that no layer is present
+        m = self._layer_mask.view(1, -1, 1, 1)
+        none = torch.exp((F.logsigmoid(-logits) * m).sum(dim=1, keepdim=True))
+        return torch.cat([none, p], dim=1)
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

@@ -8,7 +8,8 @@ run live.
 from __future__ import annotations
 
 from temstream.config import Config, ConfigError
-from temstream.pipeline.stages import Instances, Link, Preprocess, Register
+from temstream.pipeline.stages import (Instances, LayeredInstances, LayeredLink, Link,
+                                       Preprocess, Register)
 
 
 def load_segmenter_from_config(config: Config):
@@ -50,6 +51,17 @@ def build_stages(config: Config, segmenter) -> dict:
     settings = config.instances
     if settings.outline == "expected-dice" and not segmenter.calibrated:
         settings = settings.replace(outline="threshold")  # the rule needs probabilities
+    from temstream.tracking.layers import is_layered
+
+    if is_layered(segmenter.classes):  # a two-layer model: one plane and one linker per layer
+        n_layers = sum(c.startswith("layer_") for c in segmenter.classes)
+        return {"preprocess": Preprocess(median=config.preprocess.median),
+                "segment": segmenter,
+                "instances": LayeredInstances(settings, classes=segmenter.classes,
+                                              threshold=threshold),
+                "register": Register(config.register),
+                "link": LayeredLink(config.tracking, n_fold=config.instances.n_fold,
+                                    n_layers=n_layers)}
     return {"preprocess": Preprocess(median=config.preprocess.median),
             "segment": segmenter,
             "instances": Instances(settings, classes=segmenter.classes, threshold=threshold),

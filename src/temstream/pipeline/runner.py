@@ -59,10 +59,11 @@ class Source(Protocol):
 
 
 class InstanceStage(Protocol):
-    """Class probabilities (C, H, W) and the raw frame -> labels (H, W) and a particle table."""
+    """Class probabilities (C, H, W) and the raw frame -> labels (H, W) and a particle table
+    (two-layer models: and the per-layer labels (L, H, W), a third item)."""
 
     def __call__(self, probabilities: np.ndarray,
-                 frame: np.ndarray | None = None) -> tuple[np.ndarray, dict]: ...
+                 frame: np.ndarray | None = None) -> tuple: ...
 
 
 class RegisterStage(Protocol):
@@ -141,6 +142,7 @@ class FrameResult:
     probabilities: np.ndarray | None = None  # (C, H, W) float32
     labels: np.ndarray | None = None  # (H, W) int32 instance labels
     table: dict[str, np.ndarray] = field(default_factory=dict)  # one row per particle
+    layer_labels: np.ndarray | None = None  # (L, H, W) int32, two-layer models
     stamps: dict[str, float] = field(default_factory=dict)  # perf_counter after each stage
     registration: Any = None  # the register stage's answer (shift, jump, quality)
     search_range: float = float("nan")  # px, what the link stage used
@@ -424,7 +426,7 @@ class Runner:
         self.instances(probabilities, frame)
         with_particles = synthetic_particles(probabilities)
         if with_particles is not None:
-            _, table = self.instances(with_particles, frame)
+            table = self.instances(with_particles, frame)[1]
             self.link.warm_up(table)
             if self.register is not None:
                 self.register(frame, dict(table))
@@ -626,7 +628,9 @@ class Runner:
                     raw = item.frame.image
                     if raw.dtype.kind == "f" and not np.isfinite(raw).all():
                         raw = item.image  # the segmenter's input: NaN/inf pixels replaced
-                    item.labels, item.table = self.instances(item.probabilities, raw)
+                    out = self.instances(item.probabilities, raw)
+                    item.labels, item.table = out[0], out[1]
+                    item.layer_labels = out[2] if len(out) > 2 else None
                     s[name] = time.perf_counter()
                     name = "register"
                     if self.register is not None:

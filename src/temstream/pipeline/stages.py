@@ -12,6 +12,9 @@
   frames are gaps) and bad frames bridged; the search range automatic
   (:class:`temstream.tracking.search_range.AutoSearchRange`) or set
   (:meth:`Link.set_search_range`); writes the unwrapped orientation back into the table.
+- :class:`LayeredInstances`, :class:`LayeredLink`: the same for two-layer models
+  (:mod:`temstream.tracking.layers`): one label plane per layer, and each layer linked by its
+  own linker, track ids unique across layers.
 - :func:`synthetic_particles`: probabilities with a few particles, for warming up the
   particle kernels before a live run.
 """
@@ -157,6 +160,33 @@ class Instances:
         settings, threshold = self._state
         return self._extract(probabilities, settings, classes=self.classes,
                              threshold=threshold, frame=frame)
+
+
+class LayeredInstances(Instances):
+    """A two-layer model's probabilities -> (view (H, W), table, layer_labels (L, H, W)).
+
+    :func:`temstream.tracking.layers.extract_layers` with the lattice phase
+    (:class:`~temstream.tracking.layers.LayerLattices`), which remembers each layer's lattice
+    from the previous frame so that layer identity stays the same through a movie; settings
+    change while frames flow as for :class:`Instances`.
+    """
+
+    def __init__(self, settings: InstancesConfig | None = None, *,
+                 classes: tuple[str, ...], threshold: float = 0.5):
+        super().__init__(settings, classes=classes, threshold=threshold)
+        from temstream.tracking.layers import LayerLattices, extract_layers
+
+        self._extract_layers = extract_layers
+        self.lattices = LayerLattices()
+
+    def reset(self) -> None:
+        """Forget the previous frame's lattices (a new series)."""
+        self.lattices.reset()
+
+    def __call__(self, probabilities: np.ndarray, frame: np.ndarray | None = None):
+        settings, threshold = self._state
+        return self._extract_layers(probabilities, settings, classes=self.classes,
+                                    threshold=threshold, lattices=self.lattices)
 
 
 def _check_threshold(value: float) -> float:
@@ -406,4 +436,83 @@ class Link:
         unwrapped = self.linker.unwrapped_angle  # None when the table has no angle
         if unwrapped is not None and len(unwrapped) == len(ids):
             table["angle"] = np.asarray(unwrapped)
+        return ids
+
+
+class LayeredLink:
+    """Link each layer's particles with its own :class:`Link` (own linker, own tracks).
+
+    Rows are split by the table's ``layer`` column (1..L); every track id is unique across the
+    layers (a shared counter), so ``particle`` names one particle of one layer. Rows with
+    another ``layer`` get -1.
+
+    Parameters
+    ----------
+    settings : TrackingConfig, optional
+    n_fold : int
+    n_layers : int
+    """
+
+    def __init__(self, settings: TrackingConfig | None = None, *, n_fold: int = 4,
+                 n_layers: int = 2):
+        self.links = [Link(settings, n_fold=n_fold) for _ in range(int(n_layers))]
+        self._ids: dict[tuple[int, int], int] = {}
+        self._next = 0
+
+    @property
+    def automatic(self) -> bool:
+        return self.links[0].automatic
+
+    @property
+    def search_range(self) -> float:
+        """px: the largest any layer's linker uses now."""
+        return max(link.search_range for link in self.links)
+
+    def summary(self) -> dict:
+        """Layer A's linker's summary (:meth:`Link.summary`), with each layer's range."""
+        out = dict(self.links[0].summary())
+        out["layers_search_range_px"] = [round(link.search_range, 2) for link in self.links]
+        return out
+
+    def set_search_range(self, value: float) -> None:
+        """Every layer links from the next frame on with this search range (px)."""
+        for link in self.links:
+            link.set_search_range(value)
+
+    def reset(self) -> None:
+        """A new series: no track continues (ids stay unique)."""
+        for link in self.links:
+            link.reset()
+
+    def warm_up(self, table: dict) -> None:
+        self.links[0].warm_up(table)
+
+    def __call__(self, table: dict, frame: int | None = None, *, bridge: bool | str = False,
+                 view=None) -> np.ndarray:
+        """Track ids (N,) of ``table``'s rows; arguments as :meth:`Link.__call__`."""
+        layer = np.asarray(table.get("layer", ()), dtype=np.int64)
+        n = len(np.asarray(table.get("x", ())))
+        ids = np.full(n, -1, np.int64)
+        angle = np.array(table["angle"], dtype=np.float64) if "angle" in table else None
+        for k, link in enumerate(self.links):
+            sel = layer == k + 1
+            sub = {key: np.asarray(v)[sel] for key, v in table.items()
+                   if np.ndim(v) == 1 and len(v) == n}
+            local = link(sub, frame, bridge=bridge, view=view)
+            out = np.empty(len(local), np.int64)
+            for i, lid in enumerate(np.asarray(local, np.int64).tolist()):
+                if lid < 0:
+                    out[i] = -1
+                    continue
+                key = (k, lid)
+                gid = self._ids.get(key)
+                if gid is None:
+                    gid = self._ids[key] = self._next
+                    self._next += 1
+                out[i] = gid
+            ids[sel] = out
+            if angle is not None and "angle" in sub:
+                angle[sel] = sub["angle"]
+        if angle is not None:
+            table["angle"] = angle
         return ids

@@ -7,6 +7,9 @@ Layout (see ``docs/recording.md``)::
     /data/frames      emd_group_type=1: data (N, H, W) raw frames (optional),
                       dim1 time [s], dim2 y [nm or px], dim3 x [nm or px]
     /data/labels      emd_group_type=1: data (N, H, W) uint32 instance labels, 0 = background
+    /data/layer_labels  two-layer models: data (N, L, H, W) uint32, plane k = layer k + 1's
+                      instance labels (overlapping particles of different layers both kept),
+                      dim1 time, dim2 layer (1..L), dim3 y, dim4 x
     /particles        compound table, one row per particle per frame (trackpy column names)
     /frames_info      compound table, one row per frame index seen (processed or dropped)
     /microscope /sample /user /comments   metadata groups (attrs), as EMD readers expect
@@ -36,6 +39,10 @@ PARTICLE_COLUMNS = {
     "x_reg": "<f8", "y_reg": "<f8",
 }
 NM_COLUMNS = {"x_nm": "<f8", "y_nm": "<f8", "area_nm2": "<f8", "area_nm2_err": "<f8"}
+#: the per-layer labels of two-layer models (``/data/layer_labels``)
+LAYER_LABELS = "layer_labels"
+#: the name and units of the second EMD dim of a per-frame ``(K, H, W)`` extra array
+EXTRA_INDEX_DIM = {LAYER_LABELS: ("layer", "[]", 1)}
 _STR = h5py.string_dtype()
 INFO_COLUMNS = {
     "frame": "<u8", "series": "<u8", "status": _STR, "reason": _STR, "timestamp": "<f8",

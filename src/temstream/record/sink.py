@@ -132,10 +132,12 @@ class RecorderSink:
                              frame.image.dtype)
         labels = self._encode(o["labels_compression"], result.labels, "<u4")
         ts = frame.timestamp if frame.timestamp is not None else frame.receive_time
+        layer_labels = getattr(result, "layer_labels", None)
         self._put(("frame", frame.index, frame.series, ts,
                    frame.image.shape, frame.image.dtype, image, labels, result.table,
                    result.info_row(),
-                   frame.meta.get("pixel_size_nm", self._series_meta.get("pixel_size_nm"))))
+                   frame.meta.get("pixel_size_nm", self._series_meta.get("pixel_size_nm")),
+                   layer_labels))
 
     def dropped(self, row: dict) -> None:
         self._put(("info", row))
@@ -192,11 +194,13 @@ class RecorderSink:
                 kind = item[0]
                 if kind == "frame":
                     (_, index, series, ts, shape, dtype, image, labels, table, info,
-                     pixel_size) = item
+                     pixel_size, layer_labels) = item
                     image = image.result() if hasattr(image, "result") else image
                     labels = labels.result() if hasattr(labels, "result") else labels
                     writer = self._writer_for(series, shape, dtype, table, pixel_size)
-                    writer.append(index, ts, image, labels, table, info, series=series)
+                    extra = None if layer_labels is None else {"layer_labels": layer_labels}
+                    writer.append(index, ts, image, labels, table, info, series=series,
+                                  extra=extra)
                     self.frames_written += 1
                 elif kind == "info":
                     if self.writer is None:

@@ -18,8 +18,9 @@ import numpy as np
 
 from temstream._version import __version__
 from temstream.record.compression import Chunk, chunk_encoder, compression_options
-from temstream.record.layout import (FORMAT, FORMAT_VERSION, INFO_COLUMNS, NM_COLUMNS,
-                                     PARTICLE_COLUMNS, _emd_dims, hspy_update, hspy_view)
+from temstream.record.layout import (EXTRA_INDEX_DIM, FORMAT, FORMAT_VERSION, INFO_COLUMNS,
+                                     LAYER_LABELS, NM_COLUMNS, PARTICLE_COLUMNS, _emd_dims,
+                                     hspy_update, hspy_view)
 from temstream.record.repair import salvage
 
 
@@ -173,7 +174,8 @@ class RecordingWriter:
             The ``/frames_info`` row; a minimal "processed" row is written when omitted.
         extra : dict, optional
             Further per-frame arrays stored as EMD data groups ``/data/<name>`` (created on
-            first use), e.g. per-layer truth masks of shape (L, H, W).
+            first use), e.g. per-layer truth masks of shape (L, H, W). ``layer_labels`` (L, H,
+            W) of a two-layer model is stored as uint32 with dims time, layer, y, x.
         series : int
             Series id (the ``series`` column of the tables).
         """
@@ -187,7 +189,10 @@ class RecordingWriter:
             self._write_frame(self.frames, n, image, self.frames_encoder)
         self._write_frame(self.labels, n, labels, self.labels_encoder)
         for name, array in (extra or {}).items():
-            self._append_extra(name, n, np.asarray(array))
+            array = np.asarray(array)
+            if name == LAYER_LABELS:
+                array = array.astype("<u4", copy=False)
+            self._append_extra(name, n, array)
         for dim in self._time_dims:
             dim.resize(n + 1, axis=0)
             dim[n] = ts - self._t0
@@ -226,8 +231,9 @@ class RecordingWriter:
             if array.ndim == 3:  # (L, H, W): a leading index axis before y and x
                 g.move("dim3", "dim4")
                 g.move("dim2", "dim3")
-                d = g.create_dataset("dim2", data=np.arange(shape[0], dtype="<f8"))
-                d.attrs["name"], d.attrs["units"] = "index", "[]"
+                dim_name, dim_units, first = EXTRA_INDEX_DIM.get(name, ("index", "[]", 0))
+                d = g.create_dataset("dim2", data=np.arange(shape[0], dtype="<f8") + first)
+                d.attrs["name"], d.attrs["units"] = dim_name, dim_units
             g["dim1"].resize(n, axis=0)
             g["dim1"][:] = self._time_dims[0][:n]
             self._time_dims.append(g["dim1"])

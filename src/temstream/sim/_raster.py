@@ -121,7 +121,8 @@ def _capsule_chord(cap, x, y):
 
 @njit(cache=True, nogil=True)
 def rasterize(kind, center, quad, harm, planes, nplanes, capsule, bbox, tau_per_px,
-              phase_per_px, label_id, layer, ss, pixel_nm, thick, tau, phase, labels, best, layers):
+              phase_per_px, label_id, layer, ss, pixel_nm, thick, tau, phase, labels, best, layers,
+              layer_labels, layer_best):
     """Add the particles' projected thickness to the frame buffers (in place).
 
     Parameters
@@ -157,6 +158,10 @@ def rasterize(kind, center, quad, harm, planes, nplanes, capsule, bbox, tau_per_
         larger mean projected thickness in the pixel owns it (ties: the earlier particle).
     layers : (L, H, W) bool
         Per-layer coverage masks.
+    layer_labels : (L, H, W) int32, layer_best : (L, H, W) float32
+        Instance labels of each layer alone and the mean chord of their owner (the same
+        overlap rule within a layer); particles of different layers that overlap in projection
+        are both kept, each in its own plane.
     """
     n = kind.shape[0]
     inv = 1.0 / (ss * ss)
@@ -190,6 +195,9 @@ def rasterize(kind, center, quad, harm, planes, nplanes, capsule, bbox, tau_per_
                 phase[r, c] += tm * phase_per_px[i]
                 if label_id[i] > 0 and 2 * hits >= ss * ss:
                     layers[layer[i], r, c] = True
+                    if tm > layer_best[layer[i], r, c]:
+                        layer_best[layer[i], r, c] = tm
+                        layer_labels[layer[i], r, c] = label_id[i]
                     if tm > best[r, c]:
                         best[r, c] = tm
                         labels[r, c] = label_id[i]

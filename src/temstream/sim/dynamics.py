@@ -292,31 +292,48 @@ class Dynamics:
         self.ps.update_angle()
 
     def _init_moire(self):
+        from temstream.sim.lattices import layer_sites
+
         pr = self.p
         a = pr["diameter_nm"] + pr["lattice_gap_nm"]
         th = self.rng.uniform(0, np.pi / 3)
-        sa = self._sites(hex_sites, a, th)
-        pa, sa = self._lattice(sa, layer=0, shapes={"sphere": 1.0})
-        # layer B: twisted, smaller particles (what lets a network tell the layers apart)
+        extent = (self.size_nm[1], self.size_nm[0])
+        common = dict(margin=self.margin_nm, vacancy_fraction=pr["vacancy_fraction"],
+                      interstitial_fraction=pr.get("interstitial_fraction", 0.0))
+        la = layer_sites(extent, a, th, self.rng.uniform(0, a, 2), self.rng,
+                         misorientation=np.deg2rad(pr.get("grain_misorientation_deg", 0.0)),
+                         **common)
+        pa = self._new(len(la), la.sites, layer=0, shapes={"sphere": 1.0}, orientation="flat")
+        # layer B: twisted; smaller particles by default (equal-size layers with ratio 1, when
+        # only the lattice tells the layers apart)
         ratio = pr.get("layer_b_size_ratio", 0.75)
-        sb = self._sites(hex_sites, a, th + np.deg2rad(pr["twist_deg"]))
-        pb, sb = self._lattice(sb, layer=1, diameter=pr["diameter_nm"] * ratio,
-                               shapes={"sphere": 1.0})
+        ab = a * pr.get("lattice_ratio_b", 1.0)
+        lb = layer_sites(extent, ab, th + np.deg2rad(pr["twist_deg"]),
+                         self.rng.uniform(0, ab, 2), self.rng,
+                         coverage=pr.get("layer_b_coverage", 1.0), **common)
+        pb = self._new(len(lb), lb.sites, layer=1, diameter=pr["diameter_nm"] * ratio,
+                       shapes={"sphere": 1.0}, orientation="flat")
         pb.pos_nm[:, 2] = -pr["diameter_nm"]
         self.ps = pa.concat(pb)
-        self.sites = np.concatenate([sa, sb])
+        self.sites = np.concatenate([la.sites, lb.sites])
+        self.interstitial = np.r_[la.interstitial, lb.interstitial]
         self.layer_b = np.r_[np.zeros(len(pa), bool), np.ones(len(pb), bool)]
+        self.vacant = np.concatenate([la.vacant, lb.vacant])
+        self.vacant_layer = np.r_[np.zeros(len(la.vacant), np.int64),
+                                  np.ones(len(lb.vacant), np.int64)]
         self.u = np.zeros((len(self.ps), 2))
 
     def _step_moire(self, dt):
         pr = self.p
         self.u = self._ou(self.u, dt)
-        # layer B keeps twisting slowly about the field centre
+        # layer B keeps twisting slowly about the field centre (its vacant sites with it)
         dth = np.deg2rad(pr["twist_rate_deg_per_s"]) * dt
         c = self.size_nm / 2
-        s = self.sites[self.layer_b] - c
         cs, sn = np.cos(dth), np.sin(dth)
-        self.sites[self.layer_b] = c + s @ np.array([[cs, sn], [-sn, cs]])
+        rot = np.array([[cs, sn], [-sn, cs]])
+        self.sites[self.layer_b] = c + (self.sites[self.layer_b] - c) @ rot
+        vb = self.vacant_layer == 1
+        self.vacant[vb] = c + (self.vacant[vb] - c) @ rot
         self.ps.pos_nm[:, :2] = self.sites + self.u
 
     # -------------------------------------------------------------- public

@@ -36,6 +36,10 @@ class SimFrame:
     offset_px : (2,) float, where the stage has moved the field on the detector (x, y px):
         drift, jitter and jumps
     event : str, ``""``, ``"blank"`` or ``"blurred"`` (``blank_frames``, ``blurred_frames``)
+    layer_labels : (n_layers, H, W) int32 per-layer instance labels (label = particle + 1),
+        or None for single-layer scenarios
+    vacancies : pandas.DataFrame or None, the empty lattice sites of this frame (``frame``,
+        ``layer`` 1..L, ``x``, ``y`` px) for lattice scenarios with layers
     """
 
     index: int
@@ -47,6 +51,8 @@ class SimFrame:
     pixel_size_nm: float = 0.0
     offset_px: tuple = (0.0, 0.0)
     event: str = ""
+    layer_labels: np.ndarray | None = None
+    vacancies: pd.DataFrame | None = None
 
 
 @dataclass
@@ -62,11 +68,19 @@ class Movie:
     layers : (N, L, H, W) bool per-layer masks (moire), or None
     truth : pandas.DataFrame, one row per particle with at least one labelled pixel per frame;
         columns :data:`TRUTH_COLUMNS` (x = column, y = row, px; area px; angle rad, in-plane
-        orientation unwrapped along the track; shape index into ``temstream.sim.SHAPES``)
+        orientation unwrapped along the track; shape index into ``temstream.sim.SHAPES``).
+        Multi-layer scenarios: ``layer`` is 1..L (0 in single-layer ones), ``area`` the
+        particle's pixels in its own layer's plane (a particle hidden behind one of another
+        layer still counts), plus ``site_x``, ``site_y`` (px, its lattice site in that frame)
+        and ``interstitial`` (bool)
     pixel_size_nm, frame_time_s : float
     params : dict, the parameters used (JSON-serialisable)
     offsets : (N, 2) float, the stage offset of each frame (x, y px; :class:`SimFrame`)
     events : list of str, each frame's event (``""``, ``"blank"``, ``"blurred"``)
+    layer_labels : (N, L, H, W) int32 per-layer instance labels (moire), or None: the layout
+        of a recording's ``/data/layer_labels``
+    vacancies : pandas.DataFrame or None, empty lattice sites per frame (``frame``, ``layer``,
+        ``x``, ``y`` px) of multi-layer lattice scenarios
     """
 
     frames: np.ndarray
@@ -78,6 +92,8 @@ class Movie:
     params: dict
     offsets: np.ndarray | None = None
     events: list | None = None
+    layer_labels: np.ndarray | None = None
+    vacancies: pd.DataFrame | None = None
 
 
 def _shape2(size) -> tuple[int, int]:
@@ -87,8 +103,12 @@ def _shape2(size) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def _truth(index, labels, ps: P.ParticleSet, offset_px, px) -> pd.DataFrame:
-    area = np.bincount(labels.ravel())
+def _truth(index, labels, ps: P.ParticleSet, offset_px, px, layer_labels=None,
+           dyn=None) -> pd.DataFrame:
+    if layer_labels is None:
+        area = np.bincount(labels.ravel())
+    else:  # every layer's particles, each counted in its own plane
+        area = np.bincount(layer_labels.ravel(), minlength=int(ps.pid.max(initial=0)) + 2)
     ids = np.nonzero(area)[0]
     ids = ids[ids > 0]
     order = np.searchsorted(ps.pid, ids - 1)
@@ -96,14 +116,35 @@ def _truth(index, labels, ps: P.ParticleSet, offset_px, px) -> pd.DataFrame:
     x = sel.pos_nm[:, 0] / px + offset_px[0]
     y = sel.pos_nm[:, 1] / px + offset_px[1]
     a = area[ids].astype(np.int64)
-    return pd.DataFrame({
+    layer = sel.layer.astype(np.int64) + (1 if layer_labels is not None else 0)
+    df = pd.DataFrame({
         "frame": np.full(len(ids), index, np.int64), "particle": sel.pid.astype(np.int64),
         "label": ids.astype(np.int32), "x": x, "y": y, "area": a, "angle": sel.angle,
-        "layer": sel.layer.astype(np.int64), "score": np.ones(len(ids), np.float32),
+        "layer": layer, "score": np.ones(len(ids), np.float32),
         "x_nm": x * px, "y_nm": y * px, "area_nm2": a * px * px,
         "size_nm": sel.size_nm * sel.scale, "shape": sel.shape.astype(np.int64),
         "symmetry": P.SYMMETRY[sel.shape].astype(np.int64),
     }, columns=TRUTH_COLUMNS)
+    sites = getattr(dyn, "sites", None)
+    if layer_labels is not None and sites is not None and len(sites) == len(ps):
+        df["site_x"] = sites[order, 0] / px + offset_px[0]
+        df["site_y"] = sites[order, 1] / px + offset_px[1]
+        df["interstitial"] = np.asarray(getattr(dyn, "interstitial", np.zeros(len(ps), bool))
+                                        )[order]
+    return df
+
+
+def _vacancies(index, dyn, offset_px, px, shape) -> pd.DataFrame | None:
+    """The empty sites of a layered lattice inside the frame (px)."""
+    vacant = getattr(dyn, "vacant", None)
+    if vacant is None:
+        return None
+    x = vacant[:, 0] / px + offset_px[0]
+    y = vacant[:, 1] / px + offset_px[1]
+    inside = (x >= 0) & (x < shape[1]) & (y >= 0) & (y < shape[0])
+    return pd.DataFrame({"frame": np.full(int(inside.sum()), index, np.int64),
+                         "layer": dyn.vacant_layer[inside] + 1, "x": x[inside],
+                         "y": y[inside]})
 
 
 def _events(params: dict, key: str, width: int) -> np.ndarray:
@@ -184,13 +225,18 @@ def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | N
             event, frame_params = "blurred", dict(params, motion_blur_px=blurred[i])
         out = render_scene(shape, frame_params, ps, bg, d, rng_noise, t_s=t,
                            offset_px=tuple(offset))
+        layered = n_layers > 1
         if event == "blank":  # nothing to see, nothing in the truth
             out.labels[:] = 0
             out.layers[:] = False
-        truth = _truth(i, out.labels, ps, offset, px)
-        yield SimFrame(i, out.image, out.labels, truth,
-                       out.layers if n_layers > 1 else None, t, px,
-                       (float(offset[0]), float(offset[1])), event)
+            if layered:
+                out.layer_labels[:] = 0
+        truth = _truth(i, out.labels, ps, offset, px,
+                       out.layer_labels if layered else None, dyn)
+        yield SimFrame(i, out.image, out.labels, truth, out.layers if layered else None, t, px,
+                       offset_px=(float(offset[0]), float(offset[1])), event=event,
+                       layer_labels=out.layer_labels if layered else None,
+                       vacancies=_vacancies(i, dyn, offset, px, shape) if layered else None)
         i += 1
 
 
@@ -209,7 +255,7 @@ def simulate(scenario: str | dict, *, frames: int = 10, size=256, seed: int = 0,
     if progress:
         from tqdm import tqdm
         it = tqdm(it, total=frames, unit="frame", desc=f"sim {params['scenario']}")
-    imgs, labs, lays, rows, offsets, events = [], [], [], [], [], []
+    imgs, labs, lays, planes, rows, vac, offsets, events = [], [], [], [], [], [], [], []
     for f in it:
         imgs.append(f.image)
         labs.append(f.labels)
@@ -218,8 +264,13 @@ def simulate(scenario: str | dict, *, frames: int = 10, size=256, seed: int = 0,
         events.append(f.event)
         if f.layers is not None:
             lays.append(f.layers)
+            planes.append(f.layer_labels)
+        if f.vacancies is not None:
+            vac.append(f.vacancies)
     truth = pd.concat(rows, ignore_index=True)
     json.dumps(params)  # guarantee the contract: params are JSON-serialisable
     return Movie(np.stack(imgs), np.stack(labs), np.stack(lays) if lays else None, truth,
                  float(params["pixel_size_nm"]), float(params["frame_time_s"]), params,
-                 np.asarray(offsets, float), events)
+                 np.asarray(offsets, float), events,
+                 np.stack(planes) if planes else None,
+                 pd.concat(vac, ignore_index=True) if vac else None)

@@ -40,6 +40,8 @@ class Projection:
     phase : (H, W) float32, summed sigma V0 t of the particles (rad)
     labels : (H, W) int32, instance labels (0 background), see :func:`project`
     layers : (L, H, W) bool, per-layer coverage
+    layer_labels : (L, H, W) int32, per-layer instance labels (particles of different layers
+        that overlap in projection are both kept, each in its own plane)
     """
 
     thick_nm: np.ndarray
@@ -47,13 +49,15 @@ class Projection:
     phase: np.ndarray
     labels: np.ndarray
     layers: np.ndarray
+    layer_labels: np.ndarray
 
 
 def empty_projection(shape, n_layers: int = 1) -> Projection:
     """All-zero buffers for ``shape`` (H, W)."""
     return Projection(np.zeros(shape, np.float32), np.zeros(shape, np.float32),
                       np.zeros(shape, np.float32), np.zeros(shape, np.int32),
-                      np.zeros((n_layers,) + tuple(shape), bool))
+                      np.zeros((n_layers,) + tuple(shape), bool),
+                      np.zeros((n_layers,) + tuple(shape), np.int32))
 
 
 def project(ps: ParticleSet, proj: Projection, *, pixel_size_nm: float, voltage_kv: float,
@@ -75,11 +79,13 @@ def project(ps: ParticleSet, proj: Projection, *, pixel_size_nm: float, voltage_
     phase_px = sigma * ps.v0 * pixel_size_nm
     label_id = (ps.pid + 1).astype(np.int32) if labelled else np.zeros(len(ps), np.int32)
     best = np.zeros(proj.labels.shape, np.float32)
+    layer_best = np.zeros(proj.layer_labels.shape, np.float32)
     _raster.rasterize(g["kind"], g["center"], g["quad"], g["harm"], g["planes"], g["nplanes"],
                       g["capsule"], box, tau_px, phase_px, label_id,
                       np.asarray(ps.layer, np.int64), int(supersample), float(pixel_size_nm),
                       proj.thick_nm,
-                      proj.tau, proj.phase, proj.labels, best, proj.layers)
+                      proj.tau, proj.phase, proj.labels, best, proj.layers,
+                      proj.layer_labels, layer_best)
     return proj
 
 

@@ -157,6 +157,11 @@ _SCENARIO_DIFFS = {
         "vibration_nm": 0.5,
         "vibration_time_s": 0.2,
         "vacancy_fraction": 0.0,
+        "layer_b_size_ratio": 0.75,    # 1: equal-size layers (only the lattice tells them apart)
+        "lattice_ratio_b": 1.0,        # layer B's lattice constant / layer A's
+        "layer_b_coverage": 1.0,       # < 1: a partial second layer ending at a straight edge
+        "interstitial_fraction": 0.0,  # interstitials per site, at lattice-triangle centres
+        "grain_misorientation_deg": 0.0,  # > 0: layer A in two grains across a boundary
         "pixel_size_nm": 0.5,
         "n_fast": 0,
         "n_defocused": 0,

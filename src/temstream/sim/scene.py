@@ -76,12 +76,14 @@ def motion_blur(image: np.ndarray, move_px) -> np.ndarray:
 
 @dataclass
 class Rendered:
-    """A rendered frame: counts, instance labels, per-layer masks, truth inputs."""
+    """A rendered frame: counts, instance labels, per-layer masks and instance labels, truth
+    inputs."""
 
     image: np.ndarray
     labels: np.ndarray
     layers: np.ndarray
     expected: np.ndarray
+    layer_labels: np.ndarray | None = None
 
 
 def render_scene(shape, params: dict, ps: P.ParticleSet, bg: B.Background,
@@ -138,4 +140,4 @@ def render_scene(shape, params: dict, ps: P.ParticleSet, bg: B.Background,
         inten = motion_blur(inten, motion)
     expected = inten * bg.illumination(t_s) * np.float32(electrons_per_pixel(params))
     image = detect(expected, params, rng)
-    return Rendered(image, proj.labels, proj.layers, expected)
+    return Rendered(image, proj.labels, proj.layers, expected, proj.layer_labels)

@@ -136,31 +136,48 @@ def _particles(rng, prm, size):
 
 
 def _bilayer_particles(rng, prm, size):
-    """Two twisted hexagonal layers; layer B has smaller particles (that is what tells them apart)."""
+    """Two twisted hexagonal layers in the variety of real moiré lattices.
+
+    Layer sizes equal (a third of the pairs: only the lattices tell the layers apart) or
+    different (layer A the larger), lattice constants from touching to well spaced and differing
+    between the layers, twists 0-30 deg, partial second layers, vacancies, interstitials, a grain
+    (twin) boundary, thermal displacements about the sites. Returns the particles and whether
+    the layers are equal in size (their order is then arbitrary).
+    """
+    from temstream.sim.lattices import layer_sites
+
     p = prm["pixel_size_nm"]
-    d_px = float(np.clip(prm["diameter_nm"] / p, 5.0, 40.0))
+    d_px = _log_uniform(rng, 6.0, 30.0)
     prm["diameter_nm"] = d_px * p
     prm["shapes"] = {"sphere": 1.0}
-    sets = []
-    ratio = rng.uniform(0.55, 0.85)
+    equal = rng.random() < 1 / 3
+    ratio = 1.0 if equal else rng.uniform(0.5, 0.88)
+    a_px = d_px * rng.uniform(1.05, 1.8)
+    a_b = a_px if rng.random() < 0.5 else max(a_px * rng.uniform(0.8, 1.25),
+                                              1.05 * d_px * ratio)
     theta0 = rng.uniform(0, np.pi / 3)
-    twist = np.deg2rad(rng.uniform(2, 30))
-    a_px = d_px * rng.uniform(1.15, 1.6)
-    from temstream.sim.dynamics import hex_sites
-    for layer, (d, th) in enumerate([(d_px, theta0), (d_px * ratio, theta0 + twist)]):
-        sites = hex_sites((size, size), a_px, th, rng.uniform(0, a_px, 2))
-        keep = rng.random(len(sites)) > rng.uniform(0, 0.1)
-        sites = sites[keep] + rng.normal(0, 0.05 * a_px, (keep.sum(), 2))
+    twist = np.deg2rad(rng.uniform(0, 2) if rng.random() < 0.1 else rng.uniform(0, 30))
+    sigma_u = rng.uniform(0, 0.07)
+    sets = []
+    for layer, (d, a, th) in enumerate([(d_px, a_px, theta0), (d_px * ratio, a_b,
+                                                               theta0 + twist)]):
+        sites = layer_sites(
+            (size, size), a, th, rng.uniform(0, a, 2), rng, margin=d,
+            vacancy_fraction=rng.uniform(0, 0.1),
+            interstitial_fraction=rng.uniform(0, 0.03) if rng.random() < 0.3 else 0.0,
+            coverage=rng.uniform(0.3, 0.9) if layer == 1 and rng.random() < 0.3 else 1.0,
+            misorientation=np.deg2rad(rng.uniform(8, 52)) if rng.random() < 0.2 else 0.0)
         n = len(sites)
+        xy = sites.sites + rng.normal(0, sigma_u * a, (n, 2))
         ps = P.make_particles(n, rng, shapes={"sphere": 1.0}, diameter_nm=d * p,
                               polydispersity=prm["polydispersity"] * 0.5, material="Au",
-                              pos_nm=np.c_[sites * p, np.zeros(n)], lambda_nm=prm["lambda_np_nm"],
+                              pos_nm=np.c_[xy * p, np.zeros(n)], lambda_nm=prm["lambda_np_nm"],
                               layer=layer, first_pid=sum(len(s) for s in sets))
         ps.v0[:] = prm["v0_np"]
         sets.append(ps)
     prm["n_layers"] = 2
     prm["n_fast"] = prm["n_defocused"] = 0
-    return sets[0].concat(sets[1])
+    return sets[0].concat(sets[1]), equal
 
 
 def boundary_mask(labels: np.ndarray) -> np.ndarray:
@@ -191,7 +208,7 @@ def particle_target(labels: np.ndarray) -> np.ndarray:
 
 
 def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
-                   bubbles: float = 0.15) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                   bubbles: float = 0.15) -> Iterator[tuple]:
     """Endless iterator of domain-randomised training pairs.
 
     Parameters
@@ -202,8 +219,9 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
         Side of the square images (px).
     task : {"particles", "bilayer"}
         ``particles``: target classes 0 background, 1 particle, 2 boundary (pixels where
-        touching particles meet, see :func:`boundary_mask`). ``bilayer``: 0 background,
-        1 layer A only, 2 layer B only, 3 both (layer B = the smaller particles).
+        touching particles meet, see :func:`boundary_mask`). ``bilayer``: two stacked
+        hexagonal layers (:func:`_bilayer_particles`); the target holds each layer's instance
+        labels.
     bubbles : float
         Fraction of the images with a gas bubble (a bright disk with a dark rim; background).
 
@@ -211,8 +229,13 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
     ------
     image : (size, size) uint16
         Raw detector counts (offset, gain, noise included).
-    target : (size, size) uint8
-        Class index per pixel; distractors are background.
+    target : (size, size) uint8 or (2, size, size) uint16
+        ``particles``: class index per pixel; distractors are background. ``bilayer``: the
+        instance labels of layer A (plane 0) and layer B (plane 1), 0 = background; particles
+        of the two layers that overlap in projection are both in their planes.
+    swappable : bool
+        ``bilayer`` only (a third item): the layers are equal in size, so which one is called
+        A is arbitrary (the loss takes the better of the two namings).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
@@ -223,13 +246,12 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
         if task == "particles":
             ps = _particles(rng, prm, size)
         else:
-            ps = _bilayer_particles(rng, prm, size)
+            ps, equal = _bilayer_particles(rng, prm, size)
         prm["stage_drift_nm_per_s"] = [0.0, 0.0]
         bg = Background(shape, prm, rng)
         dis = random_distractors(prm, shape, rng)
         out = render_scene(shape, prm, ps, bg, dis, rng)
         if task == "particles":
-            target = particle_target(out.labels)
+            yield out.image, particle_target(out.labels)
         else:
-            target = (out.layers[0].astype(np.uint8) + 2 * out.layers[1].astype(np.uint8))
-        yield out.image, target
+            yield out.image, out.layer_labels.astype(np.uint16), bool(equal)

@@ -6,6 +6,11 @@ Input everywhere: a pandas DataFrame with ``frame``, ``particle``, ``x``, ``y``
 frame time / pixel size for physical units. No trackpy at run time: the mean
 square displacements use an FFT that handles gaps (missing frames) exactly.
 
+Lattices of one or two layers (moiré recordings of two-layer models): lattice constant and
+orientation per frame and layer, the twist angle, sites, per-site vibration, the dynamic
+Lindemann parameter per layer, vacancies, interstitials and grain boundaries are in
+:mod:`temstream.tracking.layer_analysis` and importable from here.
+
 Drift: :func:`compute_drift` takes the **median** of same-particle steps between
 consecutive frames, optionally from a set of ``reference`` particles only (e.g.
 particles stuck to the window or a fixed lattice). trackpy's ``compute_drift``
@@ -578,3 +583,13 @@ def area_rates(traj, column="area", min_points=3):
         rows[p] = (np.polyfit(f, a, 1)[0], np.polyfit(f, np.sqrt(a / np.pi), 1)[0], len(g))
     return pd.DataFrame.from_dict(rows, orient="index", columns=["rate", "radius_rate", "n"]
                                   ).rename_axis("particle")
+
+
+# lattice analysis of layered tables (re-exported: one place for a recording's analysis)
+from temstream.tracking.layer_analysis import (  # noqa: E402
+    assign_sites, grain_boundaries, hex_lattice_table, interstitials, lattice_per_frame,
+    lindemann_by_layer, local_orientation, site_vibration, twist_angle, vacancies)
+
+__all__ += ["lattice_per_frame", "twist_angle", "assign_sites", "site_vibration",
+            "lindemann_by_layer", "vacancies", "interstitials", "local_orientation",
+            "grain_boundaries", "hex_lattice_table"]

@@ -22,8 +22,9 @@ def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator, *, 
     ----------
     image : ndarray, shape (S, S)
         Raw counts.
-    target : ndarray, shape (S, S), uint8
-        Class index per pixel.
+    target : ndarray, shape (S, S) or (K, S, S), integer
+        Class index per pixel, or K planes of instance labels (moved with the image, nearest
+        neighbour; dtype kept).
     rng : numpy.random.Generator
     crop : int
         Output edge (px), at most ``S``; with an arbitrary rotation the crop is taken from the
@@ -44,10 +45,11 @@ def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator, *, 
     Returns
     -------
     image : ndarray, shape (crop, crop), float32
-    target : ndarray, shape (crop, crop), uint8
+    target : ndarray, shape (crop, crop) uint8, or (K, crop, crop) of the target's dtype
     """
     x = image.astype(np.float32)
-    t = target
+    planes = target.ndim == 3
+    t = np.ascontiguousarray(np.moveaxis(target, 0, -1)) if planes else target
     s = x.shape[0]
     if rng.random() < p_rotate:
         angle = rng.uniform(0, 360)
@@ -66,6 +68,8 @@ def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator, *, 
         x, t = x[:, ::-1], t[:, ::-1]
     x = np.ascontiguousarray(x[oy:oy + crop, ox:ox + crop])
     t = np.ascontiguousarray(t[oy:oy + crop, ox:ox + crop])
+    if planes:
+        t = np.ascontiguousarray(np.moveaxis(t.reshape(crop, crop, -1), -1, 0))
     sigma_n = noise_sigma(x)
     if rng.random() < p_defocus:
         if rng.random() < 0.5:
@@ -82,4 +86,4 @@ def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator, *, 
         x = (lo + span * u) * (1 + a[0] * yy + a[1] * xx)
     if rng.random() < p_dose:
         x = x + rng.normal(0, rng.uniform(0, max_extra_noise) * sigma_n, x.shape)
-    return x.astype(np.float32), t.astype(np.uint8)
+    return x.astype(np.float32), (t if planes else t.astype(np.uint8))

@@ -78,9 +78,12 @@ class TrainConfig:
         Comma-separated cross-entropy weight per class (e.g. ``1,1,3,2``); empty: all 1.
     select : {"foreground", "layers"}
         What picks the best state: foreground Dice, or (bilayer task) the mean of the layer A and
-        layer B Dice of the arg-max classes.
+        layer B Dice (:func:`layer_dice_score`; its best threshold becomes the card's).
     bubbles : float
         Fraction of the simulated pairs with a gas bubble (its dark rim is not a particle).
+    overlap_weight : float
+        Two-layer task: extra weight of the presence loss where particles of the two layers
+        overlap (:func:`~temstream.models.training.losses.layer_loss`).
     init : str
         Fine-tuning: start from this checkpoint (name or path; its architecture is used and
         ``arch``, ``base``, ``depth`` are ignored). Empty: random initialisation.
@@ -109,6 +112,7 @@ class TrainConfig:
     class_weights: str = ""
     select: str = "foreground"
     bubbles: float = 0.15
+    overlap_weight: float = 0.0
     init: str = ""
 
     def replace(self, **kw) -> "TrainConfig":
@@ -134,7 +138,7 @@ def _convert(key: str, value, kind: type):
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     "bilayer": TrainConfig(name="bilayer", arch="bilayer", task="bilayer", size=192, crop=144,
-                           steps=4000, val_size=32, extra_noise=1.5, class_weights="1,1,3,2",
+                           steps=6000, eval_every=500, val_size=32, extra_noise=1.5,
                            select="layers"),
     "groschner": TrainConfig(name="groschner", arch="groschner", loss="ce", lr=1e-3, steps=3000),
     # a minute's check that training runs on this machine (a tiny network, a few steps)
@@ -166,6 +170,8 @@ def _class_weights(cfg):
 def _batch(pool, cfg, rng, torch):
     cw = _class_weights(cfg)
     idx = rng.integers(0, len(pool), cfg.batch)
+    if len(pool[0]) == 3:
+        return _layer_batch(pool, idx, cfg, rng, torch)
     xs, ts, ws = [], [], []
     for i in idx:
         x, t = augment(*pool[i], rng, crop=cfg.crop, max_extra_noise=cfg.extra_noise)
@@ -174,6 +180,23 @@ def _batch(pool, cfg, rng, torch):
         ws.append(border_weight_map(t, w0=cfg.w0, sigma=cfg.sigma, class_weights=cw))
     x = torch.from_numpy(np.stack(xs)[:, None])
     return x, torch.from_numpy(np.stack(ts).astype(np.int64)), torch.from_numpy(np.stack(ws))
+
+
+def _layer_batch(pool, idx, cfg, rng, torch):
+    """A batch of two-layer pairs: images, presence and centre targets, which are swappable."""
+    from temstream.models.training.losses import layer_targets
+
+    xs, ms, cs, sw = [], [], [], []
+    for i in idx:
+        image, labels, swappable = pool[i]
+        x, lab = augment(image, labels, rng, crop=cfg.crop, max_extra_noise=cfg.extra_noise)
+        m, c = layer_targets(lab)
+        xs.append(x)
+        ms.append(m)
+        cs.append(c)
+        sw.append(bool(swappable))
+    return (torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ms)),
+            torch.from_numpy(np.stack(cs)), torch.tensor(sw))
 
 
 def predict_foreground(model, images, torch, *, batch: int = 8, autocast: bool = False):
@@ -192,26 +215,67 @@ def predict_foreground(model, images, torch, *, batch: int = 8, autocast: bool =
     return np.concatenate(out)
 
 
-def layer_dice_score(model, val, torch) -> float:
-    """Mean of the layer A and layer B Dice (arg-max classes 1|3 and 2|3) on bilayer pairs."""
+def predict_probabilities(model, images, torch, *, batch: int = 8):
+    """Probabilities (N, C, H, W) of equally sized images."""
     mult = model.config.multiple
-    tp = np.zeros(2)
-    fp = np.zeros(2)
-    fn = np.zeros(2)
+    out = []
     model.eval()
     with torch.inference_mode():
-        for k in range(0, len(val), 8):
-            x = np.stack([v[0] for v in val[k:k + 8]]).astype(np.float32)[:, None]
+        for k in range(0, len(images), batch):
+            x = np.stack(images[k:k + batch]).astype(np.float32)[:, None]
             H, W = x.shape[-2:]
             x = np.pad(x, ((0, 0), (0, 0), (0, -H % mult), (0, -W % mult)), mode="reflect")
-            cls = model(torch.from_numpy(x))[:, :, :H, :W].argmax(1).numpy()
-            t = np.stack([v[1] for v in val[k:k + 8]])
-            for j, (c1, c2) in enumerate(((1, 3), (2, 3))):
-                p, q = np.isin(cls, (c1, c2)), np.isin(t, (c1, c2))
-                tp[j] += np.count_nonzero(p & q)
-                fp[j] += np.count_nonzero(p & ~q)
-                fn[j] += np.count_nonzero(~p & q)
+            out.append(model(torch.from_numpy(x))[:, :, :H, :W].float().numpy())
+    return np.concatenate(out)
+
+
+def _layer_counts(pred, truth):
+    """(tp, fp, fn) of each layer, (L, 3), of boolean (L, H, W) arrays."""
+    return np.array([[np.count_nonzero(p & t), np.count_nonzero(p & ~t),
+                      np.count_nonzero(~p & t)] for p, t in zip(pred, truth)], float)
+
+
+def layer_dice_by_threshold(model, val, torch, thresholds=THRESHOLDS) -> dict:
+    """Mean of the per-layer Dice (pooled over the pairs) at each threshold on each layer's
+    presence probability, for two-layer pairs ``(image, labels (2, H, W), swappable)``; a
+    swappable pair (equal-size layers) is scored under the better naming of its layers.
+    Softmax (four-class) networks: layer A = arg-max classes 1|3, B = 2|3, one entry."""
+    probs = predict_probabilities(model, [v[0] for v in val], torch)
+    if model.config.head == "softmax":
+        cls = probs.argmax(1)
+        counts = np.zeros((2, 3))
+        for c, v in zip(cls, val):
+            t = v[1]
+            truth = np.stack([np.isin(t, (1, 3)), np.isin(t, (2, 3))]) if t.ndim == 2 \
+                else t > 0
+            counts += _layer_counts(np.stack([np.isin(c, (1, 3)), np.isin(c, (2, 3))]), truth)
+        return {0.5: _mean_dice(counts)}
+    chans = list(model.config.layer_channels)
+    out = {}
+    for thr in thresholds:
+        counts = np.zeros((len(chans), 3))
+        for p, v in zip(probs, val):
+            truth = v[1] > 0
+            pred = p[chans] > thr
+            c = _layer_counts(pred, truth)
+            if len(v) > 2 and v[2] and len(chans) == 2:
+                c2 = _layer_counts(pred[::-1], truth)
+                if _mean_dice(c2) > _mean_dice(c):
+                    c = c2
+            counts += c
+        out[float(thr)] = _mean_dice(counts)
+    return out
+
+
+def _mean_dice(counts) -> float:
+    tp, fp, fn = counts.T
     return float(np.mean(2 * tp / np.maximum(2 * tp + fp + fn, 1)))
+
+
+def layer_dice_score(model, val, torch) -> float:
+    """Mean of the layer A and layer B Dice (the best threshold of
+    :func:`layer_dice_by_threshold`)."""
+    return max(layer_dice_by_threshold(model, val, torch).values())
 
 
 def evaluate_sets(model, val, real, torch, autocast=False) -> dict:
@@ -219,7 +283,7 @@ def evaluate_sets(model, val, real, torch, autocast=False) -> dict:
     and the real images (``"real"``: (name, image, mask) triples)."""
     res = {}
     fg = predict_foreground(model, [v[0] for v in val], torch, autocast=autocast)
-    truth = np.stack([v[1] > 0 for v in val])
+    truth = np.stack([v[1] > 0 if v[1].ndim == 2 else (v[1] > 0).any(0) for v in val])
     res["val"] = {float(t): pixel_scores(fg >= t, truth)["dice"] for t in THRESHOLDS}
     if real:
         fg = predict_foreground(model, [r[1] for r in real], torch, batch=4, autocast=autocast)
@@ -335,13 +399,23 @@ def _step(model, opt, sched, batch, cfg: TrainConfig, n_classes: int, autocast: 
     from temstream.models.training.losses import segmentation_loss
 
     model.train()
-    x, t, w = batch
-    if int(t.max()) >= n_classes:
+    x, t = batch[0], batch[1]
+    layered = len(batch) == 4
+    if layered != (model.config.head == "multilabel"):
+        raise ValueError(f"task {cfg.task!r} and a {model.config.head} head do not match: "
+                         "train two-layer pairs on a multilabel architecture")
+    if not layered and int(t.max()) >= n_classes:
         raise ValueError(f"target has class {int(t.max())} but the network has "
                          f"{n_classes} classes: task and architecture do not match")
     with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
         logits = model.logits(model.normalise(x).contiguous(memory_format=torch.channels_last))
-    loss = segmentation_loss(cfg.loss, logits.float(), t, w)
+    if layered:
+        from temstream.models.training.losses import layer_loss
+
+        loss = layer_loss(logits.float(), t, batch[2], batch[3],
+                          overlap_weight=cfg.overlap_weight)
+    else:
+        loss = segmentation_loss(cfg.loss, logits.float(), t, batch[2])
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -378,7 +452,12 @@ def _card(model, arch, cfg: TrainConfig, val_pairs, real, autocast: bool, torch,
     metrics = {f"{val_name}_val_dice": round(val[thr], 4), "threshold_grid": list(THRESHOLDS),
                f"{val_name}_val_dice_by_threshold": {str(k): round(v, 4) for k, v in val.items()}}
     if cfg.select == "layers":
-        metrics[f"{val_name}_val_layer_dice"] = round(layer_dice_score(model, val_pairs, torch), 4)
+        by_thr = layer_dice_by_threshold(model, val_pairs, torch)
+        metrics[f"{val_name}_val_layer_dice"] = round(max(by_thr.values()), 4)
+        if arch.head == "multilabel":  # the threshold applies to each layer's presence
+            thr = max(by_thr, key=lambda k: (by_thr[k], -abs(k - 0.5)))
+            metrics[f"{val_name}_val_layer_dice_by_threshold"] = {
+                str(k): round(v, 4) for k, v in by_thr.items()}
     if "real" in scores:
         metrics["real_msa_em_dice"] = round(scores["real"][thr], 4)
         metrics["real_msa_em_dice_best_threshold"] = round(max(scores["real"].values()), 4)
