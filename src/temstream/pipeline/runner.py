@@ -464,7 +464,7 @@ class Runner:
         particles = synthetic_particles(blank)
         try:
             for dtype in dtypes:
-                _, table = self.instances(particles, np.zeros((64, 64), np.dtype(dtype)))
+                table = self.instances(particles, np.zeros((64, 64), np.dtype(dtype)))[1]
                 warm = getattr(self.link, "warm_up", None)
                 if warm is not None and len(table.get("x", ())):
                     warm(table)
