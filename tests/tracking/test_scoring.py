@@ -111,3 +111,5 @@ def test_track_continuity_with_and_without_truth():
     assert free["end_to_end"] == pytest.approx(1 / 2)
     unlinked = pred.assign(particle=-1)
     assert track_continuity(unlinked)["tracks"] == 0
+    nothing = track_continuity(pred.iloc[:0], truth)  # a low-dose movie where nothing was found
+    assert nothing["end_to_end"] == 0.0 and nothing["tracks"] == 0

@@ -278,7 +278,9 @@ def track_continuity(pred, truth=None, *, n_frames=None, gate=5.0, ends=5):
     truth = truth.reset_index(drop=True)
     pred = pred.reset_index(drop=True)
     match = match_detections(truth, pred, gate)
-    pid = np.where(match >= 0, np.asarray(pred["particle"])[np.maximum(match, 0)], -1)
+    ids = np.asarray(pred["particle"])
+    pid = (np.where(match >= 0, ids[np.maximum(match, 0)], -1) if len(ids)
+           else np.full(len(match), -1))  # nothing found in the whole movie
     tf = np.asarray(truth["frame"])
     tid = np.asarray(truth["particle"])
     both = np.intersect1d(tid[tf == first], tid[tf == last])
