@@ -6,9 +6,9 @@ of ``frame, particle, x, y`` in detector pixels, e.g. from ``scripts/render_insi
 it also scores against the true tracks. Definitions:
 :func:`temstream.tracking.scoring.track_continuity`.
 
-    python scripts/render_insitu_movie.py --out /work/data/insitu-render
-    temstream process /work/data/insitu-render/movie.npy --out insitu.h5 --model default
-    python benchmarks/score_continuity.py insitu.h5 --truth /work/data/insitu-render/truth.csv
+    python scripts/render_insitu_movie.py --out insitu-render
+    temstream process insitu-render/movie.npy --out insitu.h5 --model default
+    python benchmarks/score_continuity.py insitu.h5 --truth insitu-render/truth.csv
 """
 
 import argparse

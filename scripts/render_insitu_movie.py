@@ -14,9 +14,9 @@ pixels of every particle whose centre is in the frame; none in the blank frame) 
 ``OUT/events.json`` (jumps, the blurred and the blank frame, the stage offset of every frame).
 Keep OUT outside the repository: it is test data, not code.
 
-    python scripts/render_insitu_movie.py --out /work/data/insitu-render
-    temstream process /work/data/insitu-render/movie.npy --out insitu.h5 --model default
-    python benchmarks/score_continuity.py insitu.h5 --truth /work/data/insitu-render/truth.csv
+    python scripts/render_insitu_movie.py --out insitu-render
+    temstream process insitu-render/movie.npy --out insitu.h5 --model default
+    python benchmarks/score_continuity.py insitu.h5 --truth insitu-render/truth.csv
 """
 
 from __future__ import annotations
