@@ -382,3 +382,26 @@ def test_prepare_compiles_for_a_segmenter_with_three_classes(caplog):
     with caplog.at_level("WARNING"):
         runner.prepare()
     assert "could not prepare" not in caplog.text
+
+
+def test_stage_timings_exclude_the_queue_waits(tmp_path):
+    """Issue 28 item 4: each stage's column is its own time; the waits in the compute and link
+    queues are columns of their own, and together they add up to the latency."""
+    frames, _ = disks_movie(n_frames=6)
+    out = tmp_path / "t.h5"
+
+    def slow_segment(image):  # the link queue waits behind nothing; the compute one fills up
+        time.sleep(0.05)
+        return ClassicalSegmenter()(image)
+
+    runner = Runner(MemorySource(frames), preprocess=lambda im: im, segment=slow_segment,
+                    instances=instances, link=Link(TrackingConfig(search_range=5.0)),
+                    sinks=[RecorderSink(out)], flow="lossless")
+    runner.run()
+    info = read_frames_info(out)
+    assert (info["segment_ms"] >= 45).all()
+    assert (info["preprocess_ms"] < 20).all()  # not the wait behind the slow segmenter
+    parts = info[["queue_ms", "preprocess_ms", "segment_ms", "instances_ms", "register_ms",
+                  "link_queue_ms", "link_ms"]].sum(axis=1)
+    assert np.allclose(parts, info["latency_ms"], atol=0.01)
+    assert info["queue_ms"].max() > 45  # later frames waited for the segmenter

@@ -159,9 +159,12 @@ class FrameResult:
                "reason": "", "timestamp": _nan(self.frame.timestamp),
                "receive_time": self.frame.receive_time,
                "n_particles": len(self.table.get("x", ()))}
+        # each stage from its own start: the waits in the two queues are columns of their own
+        starts = {"preprocess": "dequeued", "link": "link_dequeued"}
         for prev, name in zip(order, order[1:]):
-            row[f"{name}_ms"] = 1e3 * (s.get(name, np.nan) - s.get(prev, np.nan))
+            row[f"{name}_ms"] = 1e3 * (s.get(name, np.nan) - s.get(starts.get(name, prev), np.nan))
         row["queue_ms"] = 1e3 * (s.get("dequeued", np.nan) - s["received"])
+        row["link_queue_ms"] = 1e3 * (s.get("link_dequeued", np.nan) - s.get(order[-2], np.nan))
         row["latency_ms"] = 1e3 * (s.get("link", np.nan) - s["received"])
         reg = self.registration
         if reg is not None:
@@ -681,6 +684,7 @@ class Runner:
                 # frames that reach this queue were computed before any failing frame (the
                 # queue keeps order), so they are still linked and recorded after an error
                 stage = "link"
+                item.stamps["link_dequeued"] = time.perf_counter()
                 reg = item.registration
                 h, w = item.frame.image.shape[:2]
                 sx, sy = (reg.shift_x, reg.shift_y) if reg is not None else (0.0, 0.0)

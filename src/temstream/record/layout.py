@@ -46,7 +46,9 @@ EXTRA_INDEX_DIM = {LAYER_LABELS: ("layer", "[]", 1)}
 _STR = h5py.string_dtype()
 INFO_COLUMNS = {
     "frame": "<u8", "series": "<u8", "status": _STR, "reason": _STR, "timestamp": "<f8",
-    "receive_time": "<f8", "n_particles": "<i4", "queue_ms": "<f4",
+    "receive_time": "<f8", "n_particles": "<i4",
+    # the waits in the compute and link queues, then each stage's own time (ms)
+    "queue_ms": "<f4", "link_queue_ms": "<f4",
     **{f"{stage}_ms": "<f4" for stage in STAGES}, "latency_ms": "<f4",
     # registration (temstream.tracking.registration): the field's shift since the series'
     # first frame (px), a stage jump (1), the frame's quality ("" good, else "blank",
