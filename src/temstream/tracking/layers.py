@@ -344,8 +344,10 @@ class LayerLattices:
             dest = 1 - k
             rows = _take(t, moved[k])
             ids = np.asarray(rows["label"])
-            # one already found in the other plane (both layers' maps saw the particle): drop
-            there = np.c_[tables[dest]["x"], tables[dest]["y"]]
+            # one already found in the other plane (both layers' maps saw the particle): drop;
+            # compared with the particles that stay there (two overlapping particles the network
+            # named the wrong way round both move, and must not drop each other)
+            there = np.c_[new_tables[dest]["x"], new_tables[dest]["y"]]
             if len(there):
                 from scipy.spatial import cKDTree
 
