@@ -286,3 +286,11 @@ def test_nan_and_inf_pixels_reach_no_segmenter(model):
         labels, table = stages["instances"](probs, prepped)
         assert labels.shape == (64, 64)
     assert stages["preprocess"].nonfinite_frames == 2
+
+
+def test_the_summary_of_a_run_without_frames_says_no_range_was_measured():
+    from temstream.pipeline.runner import RunSummary
+
+    link = Link()  # automatic, nothing seen
+    lines = RunSummary(tracking=link.summary())._tracking_lines()
+    assert lines == ["search range      automatic (no two frames linked)"]

@@ -260,7 +260,9 @@ class RunSummary:
     def _tracking_lines(self) -> list[str]:
         lines = []
         t = self.tracking
-        if t.get("search_range") == "automatic":
+        if t.get("search_range") == "automatic" and not t.get("frame_pairs"):
+            lines.append("search range      automatic (no two frames linked)")
+        elif t.get("search_range") == "automatic":
             lines.append(f"search range      automatic: {t['search_range_px']:.1f} px at the "
                          f"end ({t['low_px']:.1f}-{t['high_px']:.1f} px over the run; "
                          f"steps sigma {t['sigma_px']:.1f} px, 98 % below "
