@@ -116,8 +116,9 @@ class DenoiseConfig(Section):
     section = "denoise"
 
     model: str = ""  # "" = off; "denoise" (shipped) or a checkpoint of `train --preset denoise`
-    # segment: the denoised frame is what the segmenter sees (and the display shows);
-    # display: only the dashboard and the results feed's frames show it (segmentation on raw)
+    # segment: the denoised frame is what the segmenter and the instances' contrast tests see
+    # (and the display shows); display: only the dashboard and the results feed's frames
+    # show it (segmentation on raw). Registration and the recording take the raw frame.
     apply: str = _choice("segment", "segment", "display")
     threads: int = _range(0, 0, 1024)  # torch threads on a CPU (0 = the runtime's default)
 

@@ -342,8 +342,10 @@ class Runner:
         registration (``register_ms`` is then 0).
     denoise : callable (H, W) -> (H, W) float32, optional
         After preprocess, with ``reset()`` (a new series) and ``apply`` (``"segment"``: the
-        segmenter sees its output; ``"display"``: only the dashboard and results feed do):
-        :class:`~temstream.pipeline.stages.Denoise`. None: off (``denoise_ms`` is then 0).
+        segmenter and the instance stage's contrast tests see its output; ``"display"``: only
+        the dashboard and results feed do; registration and the recording always take the
+        raw frame): :class:`~temstream.pipeline.stages.Denoise`. None: off (``denoise_ms``
+        is then 0).
     sinks : list of Sink
 
     Attributes
@@ -649,6 +651,10 @@ class Runner:
                     raw = item.frame.image
                     if raw.dtype.kind == "f" and not np.isfinite(raw).all():
                         raw = item.image  # the segmenter's input: NaN/inf pixels replaced
+                    if item.display is not None and self.denoise.apply == "segment":
+                        # the contrast tests weigh what was segmented: at 0.5 counts/px the
+                        # raw frame shows no particle (docs/eval_denoise.md, F1 0.16 vs 0.60)
+                        raw = item.display
                     out = self.instances(item.probabilities, raw)
                     item.labels, item.table = out[0], out[1]
                     item.layer_labels = out[2] if len(out) > 2 else None

@@ -84,8 +84,8 @@ class Denoise:
     denoiser : temstream.models.denoise.Denoiser
         A loaded denoiser (``Denoiser.stream()`` gives the causal history).
     apply : {"segment", "display"}
-        ``segment``: the runner segments the denoised frame; ``display``: only the
-        dashboard and the results feed show it.
+        ``segment``: the runner segments the denoised frame and its instances' contrast
+        tests weigh it; ``display``: only the dashboard and the results feed show it.
     """
 
     def __init__(self, denoiser, apply: str = "segment"):
