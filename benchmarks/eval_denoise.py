@@ -19,8 +19,9 @@ scored), and is scored against the noise-free frame (the mean counts) with PSNR 
 * ``denoise``: the network (``--model``).
 
 At the lowest dose each method's output (the network's, the baseline's) is segmented by the
-``default`` U-Net and its instances are drawn as a live run draws them (the raw frame for the
-evidence test), giving object F1 at IoU >= 0.5 against each renderer's truth. Speed: ms per
+``default`` U-Net and its instances are drawn with their contrast tests weighing the raw frame
+or the method's output (what a live run with ``denoise.apply = segment`` does), giving object
+F1 at IoU >= 0.5 against each renderer's truth. Speed: ms per
 512x512 frame of the network alone, torch on this CPU.
 
     python benchmarks/eval_denoise.py [--model denoise] [--size 256] [--frames 6]
@@ -149,8 +150,8 @@ def run_set(movies, den, with_bm3d):
 
 def object_f1(model, frames, raw, labels):
     """Pooled object F1 (IoU >= 0.5) of ``model`` segmenting ``frames``, instances drawn with
-    ``raw`` (the frames whose contrast the evidence test weighs: the raw ones, as the live
-    pipeline does with ``denoise.apply = segment``, or ``frames`` themselves)."""
+    ``raw`` (the frames whose contrast the evidence test weighs: the raw ones, or ``frames``
+    themselves, as the live pipeline does with ``denoise.apply = segment``)."""
     from temstream.models.metrics import match_objects
 
     tp = fp = fn = 0
@@ -284,8 +285,8 @@ def report(args, lines, f1_rows, speed, with_bm3d, den, seconds) -> str:
         *lines, "",
         f"Object F1 (IoU >= 0.5) of the `default` segmenter at {COUNTS[0]:g} counts/px on each "
         "method's output; its instances' evidence test (`instances.min_contrast_z`) weighs the "
-        "raw frame (what the live pipeline does with `denoise.apply = segment`) or the "
-        "method's output:", "",
+        "raw frame or the method's output (what the live pipeline does with "
+        "`denoise.apply = segment`):", "",
         "| renderer, evidence from | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|",
         *[f"| {r} | " + " | ".join(f"{f[m]:.3f}" for m in methods) + " |" for r, f in f1_rows],
         "",
