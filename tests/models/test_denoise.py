@@ -201,3 +201,15 @@ def test_a_denoiser_is_not_a_segmenter():
 
     with pytest.raises(ValueError, match="denoiser"):
         load_segmenter("denoise")
+
+
+def test_the_dashboard_shows_the_denoised_frame_where_there_is_one():
+    from temstream.gui.bridge import DisplayFrame
+    from temstream.pipeline.runner import FrameResult
+    from temstream.stream.events import Frame
+
+    raw = np.zeros((8, 8), np.uint16)
+    result = FrameResult(Frame(image=raw, series=0, index=0))
+    assert DisplayFrame.from_result(result).image is raw
+    result.display = np.ones((8, 8), np.float32)
+    assert DisplayFrame.from_result(result).image is result.display
