@@ -213,3 +213,20 @@ def test_the_dashboard_shows_the_denoised_frame_where_there_is_one():
     assert DisplayFrame.from_result(result).image is raw
     result.display = np.ones((8, 8), np.float32)
     assert DisplayFrame.from_result(result).image is result.display
+
+
+def test_the_training_preset_writes_a_checkpoint_the_stage_loads(tmp_path):
+    from itertools import islice
+
+    from temstream.models.denoise import load_denoiser
+    from temstream.models.training.train import train, training_preset
+    from temstream.sim.training import denoise_windows
+
+    cfg = training_preset("denoise", size=32, crop=16, batch=2, steps=2, pool=2, eval_every=2,
+                          val_size=1)
+    val = list(islice(denoise_windows(cfg.seed + 1000003, size=32, movie_frames=1), 1))
+    _, card = train(cfg, denoise_windows(cfg.seed, size=32, movie_frames=2), val,
+                    out=tmp_path / "run", progress=False)
+    assert card.extra["train_seconds"] > 0 and "sim_val_psnr_gain_db" in card.metrics
+    den = load_denoiser(tmp_path / "run")
+    assert den.predict_window(val[0][0]).shape == (32, 32)
