@@ -230,3 +230,9 @@ def test_the_training_preset_writes_a_checkpoint_the_stage_loads(tmp_path):
     assert card.extra["train_seconds"] > 0 and "sim_val_psnr_gain_db" in card.metrics
     den = load_denoiser(tmp_path / "run")
     assert den.predict_window(val[0][0]).shape == (32, 32)
+
+
+def test_info_describes_the_shipped_denoiser(capsys):
+    assert main(["info", "denoise"]) == 0
+    out = capsys.readouterr().out
+    assert "a denoiser" in out and "verified" in out
