@@ -87,7 +87,8 @@ def background(shape, rng, *, variation=0.1, corr_px=60.0) -> np.ndarray:
 
 def render(shape, particles, *, dose: float, seed: int = 0, sigma: float = 1.0,
            tail: float = 3.0, detector: str = "counting", gain: float = 8.0,
-           read_noise: float = 3.0, variation: float = 0.1, blobs: int = 0):
+           read_noise: float = 3.0, variation: float = 0.1, blobs: int = 0,
+           noise_seed: int | None = None, return_expected: bool = False):
     """One frame and its truth.
 
     Parameters
@@ -106,12 +107,18 @@ def render(shape, particles, *, dose: float, seed: int = 0, sigma: float = 1.0,
         Liquid-thickness variation of the background.
     blobs : int
         Diffuse contamination blobs (soft, 20-60 px, 3-8 % darker; not particles).
+    noise_seed : int, optional
+        Seeds the detector noise on its own (frames of one movie share ``seed``, hence the
+        background, and differ in ``noise_seed``); default: the noise follows ``seed``.
+    return_expected : bool
+        Also return the noise-free frame (the mean counts), the truth of a denoiser.
 
     Returns
     -------
     frame : (H, W) uint16 (counting) or uint16 counts (integrating)
     labels : (H, W) int32, particle k + 1 where its projected thickness is non-zero
         at the pixel centre (later particles over earlier ones)
+    expected : (H, W) float32, only with ``return_expected``: the frame's mean counts
     """
     rng = np.random.default_rng(seed)
     h, w = shape
@@ -134,12 +141,18 @@ def render(shape, particles, *, dose: float, seed: int = 0, sigma: float = 1.0,
         trans *= 1 - rng.uniform(0.03, 0.08) * np.exp(-((yyp - by) ** 2 + (xxp - bx) ** 2)
                                                        / (2 * r * r)).astype(np.float32)
     expected = _psf(trans * float(dose), sigma, tail)
+    if noise_seed is not None:
+        rng = np.random.default_rng(noise_seed)
     electrons = rng.poisson(np.clip(expected, 0, None)).astype(np.float64)
     if detector == "counting":
         frame = electrons
     else:
         frame = 100 + gain * electrons + rng.normal(0, read_noise, shape)
-    return np.clip(np.round(frame), 0, 65535).astype(np.uint16), labels
+    frame = np.clip(np.round(frame), 0, 65535).astype(np.uint16)
+    if return_expected:
+        mean = expected if detector == "counting" else 100 + gain * expected
+        return frame, labels, np.asarray(mean, np.float32)
+    return frame, labels
 
 
 def random_particles(rng, shape, n, shapes=SHAPES, size=(5.0, 14.0), mfp=(25.0, 120.0),

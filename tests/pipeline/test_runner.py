@@ -401,7 +401,7 @@ def test_stage_timings_exclude_the_queue_waits(tmp_path):
     info = read_frames_info(out)
     assert (info["segment_ms"] >= 45).all()
     assert (info["preprocess_ms"] < 20).all()  # not the wait behind the slow segmenter
-    parts = info[["queue_ms", "preprocess_ms", "segment_ms", "instances_ms", "register_ms",
-                  "link_queue_ms", "link_ms"]].sum(axis=1)
+    parts = info[["queue_ms", "preprocess_ms", "denoise_ms", "segment_ms", "instances_ms",
+                  "register_ms", "link_queue_ms", "link_ms"]].sum(axis=1)
     assert np.allclose(parts, info["latency_ms"], atol=0.01)
     assert info["queue_ms"].max() > 45  # later frames waited for the segmenter

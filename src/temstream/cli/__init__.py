@@ -36,6 +36,7 @@ COMMANDS = {
     "bench": "temstream.cli.bench",
     "info": "temstream.cli.info",
     "report": "temstream.cli.report",
+    "denoise": "temstream.cli.denoise",
 }
 
 

@@ -26,9 +26,20 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_denoise_option(parser: argparse.ArgumentParser, what: str = "segmenting") -> None:
+    """``--denoise MODEL``: the ``[denoise]`` stage (docs/denoise.md)."""
+    parser.add_argument("--denoise", metavar="MODEL",
+                        help=f"denoise each frame (with the two before it) before {what}: "
+                             "denoise (shipped) or a checkpoint of `train --preset denoise` "
+                             "(default: denoise.model, off); denoise.apply=display only shows it")
+
+
 def config_from_args(args: argparse.Namespace, **extra: dict) -> Config:
-    """Load the configuration named by ``args`` and apply command-line options on top."""
+    """Load the configuration named by ``args`` and apply command-line options on top
+    (``--denoise`` where the command has it)."""
     config = load_config(args.config, getattr(args, "overrides", None) or ())
+    if getattr(args, "denoise", None) is not None:
+        extra = {**extra, "denoise": {**extra.get("denoise", {}), "model": args.denoise}}
     options = {section: {k: v for k, v in values.items() if v is not None}
                for section, values in extra.items()}
     options = {section: values for section, values in options.items() if values}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from temstream.cli._common import config_from_args, new_parser
+from temstream.cli._common import add_denoise_option, config_from_args, new_parser
 from temstream.cli._pipeline import (LiveStatus, build_runner, describe_segmenter,
                                      stop_on_signals)
 
@@ -22,6 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--fps", type=float, help="detector frame rate (default: demo.fps)")
     p.add_argument("--model", help="classical | default | bilayer | checkpoint path "
                                    "(default: demo.model = default)")
+    add_denoise_option(p)
     p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--gui", action="store_true", help="show the live dashboard")
     p.add_argument("--snapshot", metavar="FILE.png",

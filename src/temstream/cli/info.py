@@ -103,15 +103,22 @@ def describe_model(name) -> str:
     card = read_card(name)
     arch, tr, m = card.architecture, card.training, card.metrics
     intact = sha256_file(weights) == card.sha256
-    lines = [f"model          {card.name} ({card_path})",
-             f"classes        {', '.join(card.classes)}",
-             f"threshold      {card.threshold:.2f} on P(foreground), chosen on validation",
-             f"architecture   U-Net depth {arch.depth}, base width {arch.base}, "
-             f"{arch.norm} norm, {arch.upsample} upsampling"
-             + (", 3x3 median prefilter" if arch.median_prefilter else "")
-             + (f"; {card.extra['parameters']:,} parameters" if "parameters" in card.extra
-                else ""),
-             f"tiles          {arch.tile} px with {arch.halo} px overlap above that size",
+    params = (f"; {card.extra['parameters']:,} parameters" if "parameters" in card.extra
+              else "")
+    if getattr(arch, "kind", "") == "denoise":
+        head = [f"model          {card.name} ({card_path}): a denoiser (--denoise)",
+                f"output         expected counts of the last of {arch.frames} frames",
+                f"architecture   U-Net depth {arch.depth}, base width {arch.base}, at 1/"
+                f"{arch.shuffle} resolution (pixel unshuffle){params}"]
+    else:
+        head = [f"model          {card.name} ({card_path})",
+                f"classes        {', '.join(card.classes)}",
+                f"threshold      {card.threshold:.2f} on P(foreground), chosen on validation",
+                f"architecture   U-Net depth {arch.depth}, base width {arch.base}, "
+                f"{arch.norm} norm, {arch.upsample} upsampling"
+                + (", 3x3 median prefilter" if arch.median_prefilter else "") + params,
+                f"tiles          {arch.tile} px with {arch.halo} px overlap above that size"]
+    lines = [*head,
              f"weights        {weights.name}, {weights.stat().st_size / 1e6:.1f} MB, sha256 "
              f"{card.sha256[:12]}... " + ("(verified: safetensors whose tensors fit the "
                                           "architecture)" if intact else

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temstream.cli._common import config_from_args, new_parser
+from temstream.cli._common import add_denoise_option, config_from_args, new_parser
 from temstream.cli._pipeline import build_runner, describe_segmenter, stop_on_signals
 
 
@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--tta", type=int, choices=[1, 2, 4, 8],
                    help="U-Nets: average over N rotations/mirrors of each frame (N network "
                         "passes; default segment.tta = 1)")
+    add_denoise_option(p)
     p.add_argument("--frame-time", type=float, metavar="SECONDS",
                    help="frame period for inputs that do not record one (the input's own "
                         "wins; without either the time axis counts frames)")

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from temstream.cli._common import new_parser
+from temstream.cli._common import add_denoise_option, new_parser
 
 
 def add_parser(sub) -> None:
@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
                    help="with the dashboard: save it to FILE.png at the end (implies --gui)")
     p.add_argument("--out", metavar="FILE.h5",
                    help="with the dashboard: record the replayed stream to FILE.h5")
+    add_denoise_option(p, "segmenting (with the dashboard)")
     p.set_defaults(func=run)
 
 

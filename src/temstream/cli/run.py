@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from temstream.cli._common import config_from_args, new_parser
+from temstream.cli._common import add_denoise_option, config_from_args, new_parser
 from temstream.cli._pipeline import (LiveStatus, build_runner, describe_segmenter,
                                      stop_on_signals, zmq_source)
 
@@ -23,6 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--tta", type=int, choices=[1, 2, 4, 8],
                    help="U-Nets: average over N rotations/mirrors of each frame (N network "
                         "passes; default segment.tta = 1)")
+    add_denoise_option(p)
     p.add_argument("--flow", choices=["live", "lossless"], help="drop oldest, or back-pressure")
     p.add_argument("--gui", action="store_true", help="show the live dashboard")
     p.add_argument("--snapshot", metavar="FILE.png",

@@ -18,7 +18,8 @@ def add_parser(sub):
                     "pairs override training options (e.g. steps=500 batch=4 lr=1e-3); --config "
                     "reads them from the [train] table of a TOML file.")
     parser.add_argument("--preset", default="default",
-                        help="training preset: default, bilayer, groschner, smoke")
+                        help="training preset: default, bilayer, groschner, smoke, denoise "
+                             "(the low-dose denoiser, docs/denoise.md)")
     parser.add_argument("--out", required=True, help="output folder for the checkpoint")
     parser.add_argument("--real", metavar="DIR", default=None,
                         help="real labelled images for validation, a folder with images/ and "
@@ -40,13 +41,16 @@ def run(args) -> int:
     from temstream.cli import UsageError
     from temstream.models.training.realdata import default_real_dir, load_msa_em
     from temstream.models.training.train import simulated_validation, train, training_preset
-    from temstream.sim.training import training_pairs
+    from temstream.sim.training import denoise_windows, training_pairs
 
     try:
         cfg = training_preset(args.preset, **training_overrides(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    make_pairs = partial(training_pairs, size=cfg.size, task=cfg.task, bubbles=cfg.bubbles)
+    if cfg.task == "denoise":
+        make_pairs = partial(denoise_windows, size=cfg.size)
+    else:
+        make_pairs = partial(training_pairs, size=cfg.size, task=cfg.task, bubbles=cfg.bubbles)
     real = None
     if cfg.task == "particles" and not args.no_real:
         real_dir = args.real or default_real_dir()
@@ -58,6 +62,10 @@ def run(args) -> int:
     _, card = train(cfg, make_pairs(cfg.seed), val, real=real, out=args.out,
                     progress=not args.no_progress)
     m = card.metrics
+    if cfg.task == "denoise":
+        print(f"{card.name}: sim val PSNR gain {m['sim_val_psnr_gain_db']:.2f} dB over the raw "
+              f"frames -> {args.out}")
+        return 0
     print(f"{card.name}: sim val Dice {m['sim_val_dice']:.4f} at threshold {card.threshold:.2f}"
           + (f", real msa-em Dice {m['real_msa_em_dice']:.4f}" if "real_msa_em_dice" in m else "")
           + f" -> {args.out}")

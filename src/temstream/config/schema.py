@@ -109,6 +109,21 @@ class PreprocessConfig(Section):
 
 
 @dataclass(frozen=True)
+class DenoiseConfig(Section):
+    """Low-dose denoising before segmentation (docs/denoise.md): each frame with the frames
+    before it in its series, causally."""
+
+    section = "denoise"
+
+    model: str = ""  # "" = off; "denoise" (shipped) or a checkpoint of `train --preset denoise`
+    # segment: the denoised frame is what the segmenter and the instances' contrast tests see
+    # (and the display shows); display: only the dashboard and the results feed's frames
+    # show it (segmentation on raw). Registration and the recording take the raw frame.
+    apply: str = _choice("segment", "segment", "display")
+    threads: int = _range(0, 0, 1024)  # torch threads on a CPU (0 = the runtime's default)
+
+
+@dataclass(frozen=True)
 class SegmentConfig(Section):
     """Which segmenter runs and where."""
 
@@ -276,6 +291,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    denoise: DenoiseConfig = field(default_factory=DenoiseConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     instances: InstancesConfig = field(default_factory=InstancesConfig)

@@ -75,7 +75,8 @@ class DisplayFrame:
         extra = {} if reg is None else {"shift": (reg.shift_x, reg.shift_y),
                                         "quality": reg.quality, "jump": bool(reg.jump)}
         return cls(index=result.frame.index, series=result.frame.series,
-                   image=result.frame.image, labels=result.labels,
+                   image=result.frame.image if getattr(result, "display", None) is None
+                   else result.display, labels=result.labels,
                    table={k: t[k] for k in DISPLAY_COLUMNS if k in t}, latency_ms=latency,
                    layer_labels=getattr(result, "layer_labels", None), **extra)
 

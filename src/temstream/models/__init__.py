@@ -97,5 +97,10 @@ def load_segmenter(name: str | os.PathLike, *, backend: str = "auto", device: st
 
     seg_opts = {k: kwargs.pop(k) for k in ("tile", "halo", "tile_batch") if k in kwargs}
     model, card = load_checkpoint(name)
+    from temstream.models.arch import DenoiseConfig
+
+    if isinstance(card.architecture, DenoiseConfig):
+        raise ValueError(f"{str(name)!r} is a denoiser, not a segmenter: give it as "
+                         "--denoise (denoise.model), not as the model")
     be = make_backend(backend, model, card, device=device, **kwargs)
     return UNetSegmenter(model, card, be, threshold=threshold, tta=tta, **seg_opts)

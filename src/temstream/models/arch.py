@@ -141,3 +141,70 @@ def preset(name: str, **overrides) -> UNetConfig:
         raise ValueError(f"unknown architecture preset {name!r}; choose one of "
                          f"{sorted(PRESETS)}") from None
     return dataclasses.replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class DenoiseConfig:
+    """Shape of the denoiser (:mod:`temstream.models.denoise`): a small U-Net from ``frames``
+    consecutive frames to the expected counts of the last one.
+
+    Parameters
+    ----------
+    frames : int
+        Window length K (frames ``t - K + 1 .. t``, causal).
+    depth : int
+        Number of 2x2 poolings; frames are padded to a multiple of ``2**depth`` px.
+    base : int
+        Channels of the first level; level ``i`` has ``base * 2**i``.
+    convs : int
+        3x3 conv + ReLU layers per level.
+    shuffle : int
+        The network runs at 1/shuffle of the resolution, each ``shuffle x shuffle`` block of
+        pixels folded into channels and unfolded at the end (pixel (un)shuffle): the noise-free
+        frame is smooth (detector MTF), and the cost per pixel falls by ``shuffle**2``.
+    """
+
+    frames: int = 3
+    depth: int = 2
+    base: int = 16
+    convs: int = 2
+    shuffle: int = 2
+
+    #: the card's class list: one output, expected counts (not a segmentation)
+    classes = ("expected_counts",)
+    kind = "denoise"
+
+    def __post_init__(self):
+        if min(self.frames, self.depth, self.base, self.convs, self.shuffle) < 1:
+            raise ValueError("need frames, depth, base, convs and shuffle >= 1")
+
+    @property
+    def multiple(self) -> int:
+        """Frame edges are padded to a multiple of this (px)."""
+        return self.shuffle * 2 ** self.depth
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (the model card's ``architecture``, with ``kind``)."""
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DenoiseConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        d = {k: v for k, v in d.items() if k != "kind"}
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown denoiser architecture keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def architecture_from_dict(d: dict) -> "UNetConfig | DenoiseConfig":
+    """A model card's ``architecture``: a :class:`DenoiseConfig` where ``kind`` is
+    ``"denoise"``, else a :class:`UNetConfig`."""
+    if d.get("kind") == DenoiseConfig.kind:
+        return DenoiseConfig.from_dict(d)
+    return UNetConfig.from_dict(d)
+
+
+#: the shipped denoiser's shape
+DENOISE_PRESETS = {"denoise": DenoiseConfig()}

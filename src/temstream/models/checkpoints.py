@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from temstream.models.arch import UNetConfig
+from temstream.models.arch import DenoiseConfig, UNetConfig, architecture_from_dict
 
 CARD_FORMAT = "temstream-model-card-1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -37,8 +37,8 @@ class ModelCard:
     ----------
     name : str
         Model name (``default``, ``bilayer``, or what ``temstream train`` was given).
-    architecture : UNetConfig
-        Network shape.
+    architecture : UNetConfig or DenoiseConfig
+        Network shape (a :class:`DenoiseConfig`: a denoiser, ``kind = "denoise"``).
     threshold : float
         Decision threshold on the foreground probability ``1 - P(background)``, chosen on
         validation data.
@@ -53,7 +53,7 @@ class ModelCard:
     """
 
     name: str
-    architecture: UNetConfig
+    architecture: UNetConfig | DenoiseConfig
     threshold: float = 0.5
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
@@ -82,7 +82,7 @@ class ModelCard:
             raise CheckpointError(f"{source} is not a temstream model card "
                                   f"(expected format {CARD_FORMAT!r})")
         try:
-            arch = UNetConfig.from_dict(d.pop("architecture"))
+            arch = architecture_from_dict(d.pop("architecture"))
             classes = tuple(d.pop("classes"))
             card = cls(name=d.pop("name"), architecture=arch,
                        threshold=float(d.pop("threshold")), training=d.pop("training", {}),
@@ -179,6 +179,17 @@ def save_checkpoint(model, card: ModelCard, path: str | Path) -> Path:
     return card_path
 
 
+def build_network(arch: UNetConfig | DenoiseConfig):
+    """A freshly initialised network of ``arch``: a U-Net segmenter or a denoiser."""
+    if isinstance(arch, DenoiseConfig):
+        from temstream.models.denoise import build_denoiser
+
+        return build_denoiser(arch)
+    from temstream.models.unet import build_unet
+
+    return build_unet(arch)
+
+
 def load_checkpoint(name_or_path: str | os.PathLike):
     """Load a checkpoint into a fresh U-Net, verifying its integrity first.
 
@@ -189,7 +200,7 @@ def load_checkpoint(name_or_path: str | os.PathLike):
 
     Returns
     -------
-    (UNet, ModelCard)
+    (UNet or DenoiseNet, ModelCard)
         The network in eval mode on the CPU, and its card.
 
     Raises
@@ -200,8 +211,6 @@ def load_checkpoint(name_or_path: str | os.PathLike):
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from temstream.models.unet import build_unet
 
     weights, card_path = resolve(name_or_path)
     card = ModelCard.from_json(card_path.read_text(), source=str(card_path))
@@ -214,7 +223,7 @@ def load_checkpoint(name_or_path: str | os.PathLike):
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights} is not a readable safetensors file: {exc}") from None
-    model = build_unet(card.architecture)
+    model = build_network(card.architecture)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -8,8 +8,22 @@ run live.
 from __future__ import annotations
 
 from temstream.config import Config, ConfigError
-from temstream.pipeline.stages import (Instances, LayeredInstances, LayeredLink, Link,
+from temstream.pipeline.stages import (Denoise, Instances, LayeredInstances, LayeredLink, Link,
                                        Preprocess, Register)
+
+
+def load_denoiser_from_config(config: Config):
+    """The denoise stage that ``[denoise]`` asks for, or None (``denoise.model = ""``)."""
+    if not config.denoise.model:
+        return None
+    from temstream.models.checkpoints import CheckpointError
+    from temstream.models.denoise import load_denoiser
+
+    try:
+        den = load_denoiser(config.denoise.model, threads=config.denoise.threads)
+    except CheckpointError as exc:
+        raise ConfigError(f"config key 'denoise.model': {exc}") from None
+    return Denoise(den, apply=config.denoise.apply)
 
 
 def load_segmenter_from_config(config: Config):
@@ -44,9 +58,11 @@ def load_segmenter_from_config(config: Config):
                           device=config.segment.device, threshold=threshold, **options)
 
 
-def build_stages(config: Config, segmenter) -> dict:
+def build_stages(config: Config, segmenter, denoise=None) -> dict:
     """The pipeline's stages around ``segmenter``, by name, from the configuration: what
-    :class:`Runner` runs and what :mod:`temstream.evaluation` scores."""
+    :class:`Runner` runs and what :mod:`temstream.evaluation` scores (``denoise``: a
+    :class:`Denoise` stage already loaded, else the one ``[denoise]`` names, if any)."""
+    denoise = denoise or load_denoiser_from_config(config)
     threshold = config.segment.threshold or segmenter.threshold
     settings = config.instances
     if settings.outline == "expected-dice" and not segmenter.calibrated:
@@ -56,14 +72,14 @@ def build_stages(config: Config, segmenter) -> dict:
     if is_layered(segmenter.classes):  # a two-layer model: one plane and one linker per layer
         n_layers = sum(c.startswith("layer_") for c in segmenter.classes)
         return {"preprocess": Preprocess(median=config.preprocess.median),
-                "segment": segmenter,
+                "denoise": denoise, "segment": segmenter,
                 "instances": LayeredInstances(settings, classes=segmenter.classes,
                                               threshold=threshold),
                 "register": Register(config.register),
                 "link": LayeredLink(config.tracking, n_fold=config.instances.n_fold,
                                     n_layers=n_layers)}
     return {"preprocess": Preprocess(median=config.preprocess.median),
-            "segment": segmenter,
+            "denoise": denoise, "segment": segmenter,
             "instances": Instances(settings, classes=segmenter.classes, threshold=threshold),
             "register": Register(config.register),
             "link": Link(config.tracking, n_fold=config.instances.n_fold)}

@@ -139,6 +139,7 @@ class FrameResult:
 
     frame: Frame
     image: np.ndarray | None = None  # preprocessed input of the segmenter
+    display: np.ndarray | None = None  # what the dashboard shows: the denoised frame, if any
     probabilities: np.ndarray | None = None  # (C, H, W) float32
     labels: np.ndarray | None = None  # (H, W) int32 instance labels
     table: dict[str, np.ndarray] = field(default_factory=dict)  # one row per particle
@@ -341,11 +342,17 @@ class Runner:
         (raw frame, table) -> registration (shift, jump, quality), run in the compute thread
         after the instances; its bad frames are bridged by the link stage. None: no
         registration (``register_ms`` is then 0).
+    denoise : callable (H, W) -> (H, W) float32, optional
+        After preprocess, with ``reset()`` (a new series) and ``apply`` (``"segment"``: the
+        segmenter and the instance stage's contrast tests see its output; ``"display"``: only
+        the dashboard and results feed do; registration and the recording always take the
+        raw frame): :class:`~temstream.pipeline.stages.Denoise`. None: off (``denoise_ms``
+        is then 0).
     sinks : list of Sink
 
     Attributes
     ----------
-    preprocess, segment, instances, register, link
+    preprocess, denoise, segment, instances, register, link
         The stages, by name (:data:`~temstream.stream.events.STAGES`); replace them only
         before :meth:`run`. Settings that change while frames flow go through the stages'
         own methods (``instances.update``, ``link.set_search_range``).
@@ -362,13 +369,14 @@ class Runner:
 
     def __init__(self, source: Source, *, preprocess: Callable, segment: Callable,
                  instances: InstanceStage, link: LinkStage, sinks: list | None = None,
-                 register: RegisterStage | None = None,
+                 register: RegisterStage | None = None, denoise: Callable | None = None,
                  flow: str = "live", queue_size: int = 4, max_frames: int = 0,
                  stop_at_series_end: bool = True, idle_timeout_s: float = 0.0):
         if flow not in ("live", "lossless"):
             raise ValueError(f"flow must be 'live' or 'lossless', got {flow!r}")
         self.source = source
         self.preprocess = preprocess
+        self.denoise = denoise
         self.segment = segment
         self.instances = instances
         self.register = register
@@ -427,7 +435,13 @@ class Runner:
         key = (int(shape[0]), int(shape[1]), np.dtype(dtype).str)
         t0 = time.perf_counter()
         frame = np.zeros(key[:2], np.dtype(dtype))
-        probabilities = self.segment(self.preprocess(frame))
+        image = self.preprocess(frame)
+        if self.denoise is not None:
+            denoised = self.denoise(image)
+            self.denoise.reset()  # the blank frame is no part of the series
+            if self.denoise.apply == "segment":
+                image = denoised
+        probabilities = self.segment(image)
         self.instances(probabilities, frame)
         with_particles = synthetic_particles(probabilities)
         if with_particles is not None:
@@ -626,6 +640,12 @@ class Runner:
                     name = "preprocess"
                     item.image = self.preprocess(item.frame.image)
                     s[name] = time.perf_counter()
+                    name = "denoise"
+                    if self.denoise is not None:
+                        item.display = self.denoise(item.image)
+                        if self.denoise.apply == "segment":
+                            item.image = item.display
+                    s[name] = time.perf_counter()
                     name = "segment"
                     item.probabilities = self.segment(item.image)
                     s[name] = time.perf_counter()
@@ -633,6 +653,10 @@ class Runner:
                     raw = item.frame.image
                     if raw.dtype.kind == "f" and not np.isfinite(raw).all():
                         raw = item.image  # the segmenter's input: NaN/inf pixels replaced
+                    if item.display is not None and self.denoise.apply == "segment":
+                        # the contrast tests weigh what was segmented: at 0.5 counts/px the
+                        # raw frame shows no particle (docs/eval_denoise.md, F1 0.16 vs 0.60)
+                        raw = item.display
                     out = self.instances(item.probabilities, raw)
                     item.labels, item.table = out[0], out[1]
                     item.layer_labels = out[2] if len(out) > 2 else None
@@ -644,6 +668,8 @@ class Runner:
                     s[name] = time.perf_counter()
                 elif isinstance(item, SeriesStart):
                     self._warm_up_for(item.meta)
+                    if self.denoise is not None:
+                        self.denoise.reset()  # frames of another series are no history
                     if self.register is not None:
                         self.register.reset()  # a new series: its first frame is the origin
                 self.link_q.put(item, drop_oldest=False, stop=self._stop)

@@ -1,6 +1,9 @@
 """Adapters that turn the compute parts into pipeline stages (plain callables, no threads).
 
 - :class:`Preprocess`: optional 3x3 median of the raw frame (dtype kept: 16-bit range intact).
+- :class:`Denoise`: the frame and the ones before it in its series -> its expected counts
+  (float32), causally (:mod:`temstream.models.denoise`); the history starts afresh with each
+  series (:meth:`Denoise.reset`).
 - :class:`Instances`: class probabilities -> (labels, particle table) via
   :func:`temstream.tracking.instances.extract_instances`; live settings through
   :meth:`Instances.update`.
@@ -67,6 +70,38 @@ class Preprocess:
         self.nonfinite_frames += 1
         fill = np.median(image[finite]) if finite.any() else 0.0
         return np.where(finite, image, np.asarray(fill, image.dtype))
+
+
+class Denoise:
+    """Frame (H, W) counts -> its expected counts (H, W) float32, from a causal window.
+
+    Each frame is denoised with the frames before it in its series (the window of the
+    denoiser, K frames; fewer at a series start, see
+    :class:`~temstream.models.denoise.StreamDenoiser`), never with later ones.
+
+    Parameters
+    ----------
+    denoiser : temstream.models.denoise.Denoiser
+        A loaded denoiser (``Denoiser.stream()`` gives the causal history).
+    apply : {"segment", "display"}
+        ``segment``: the runner segments the denoised frame and its instances' contrast
+        tests weigh it; ``display``: only the dashboard and the results feed show it.
+    """
+
+    def __init__(self, denoiser, apply: str = "segment"):
+        if apply not in ("segment", "display"):
+            raise ConfigError(f"config key 'denoise.apply': {apply!r} is not one of "
+                              "'segment', 'display'")
+        self.name = denoiser.name
+        self.apply = apply
+        self._stream = denoiser.stream()
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self._stream(image)
+
+    def reset(self) -> None:
+        """A new series: forget the frames before it."""
+        self._stream.reset()
 
 
 def synthetic_particles(probabilities: np.ndarray) -> np.ndarray | None:

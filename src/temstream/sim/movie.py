@@ -12,6 +12,7 @@ import pandas as pd
 from temstream.sim import particles as P
 from temstream.sim.background import Background
 from temstream.sim.dynamics import Dynamics
+from temstream.sim.render import expected_counts
 from temstream.sim.scenarios import scenario_params
 from temstream.sim.scene import Distractors, random_distractors, render_scene
 
@@ -40,6 +41,9 @@ class SimFrame:
         or None for single-layer scenarios
     vacancies : pandas.DataFrame or None, the empty lattice sites of this frame (``frame``,
         ``layer`` 1..L, ``x``, ``y`` px) for lattice scenarios with layers
+    noise_free : (H, W) float32 or None, the frame's expected counts without shot or read
+        noise, rounding or clipping (:func:`temstream.sim.render.expected_counts`); only
+        with ``iter_movie(..., noise_free=True)``
     """
 
     index: int
@@ -53,6 +57,7 @@ class SimFrame:
     event: str = ""
     layer_labels: np.ndarray | None = None
     vacancies: pd.DataFrame | None = None
+    noise_free: np.ndarray | None = None
 
 
 @dataclass
@@ -81,6 +86,8 @@ class Movie:
         of a recording's ``/data/layer_labels``
     vacancies : pandas.DataFrame or None, empty lattice sites per frame (``frame``, ``layer``,
         ``x``, ``y`` px) of multi-layer lattice scenarios
+    noise_free : (N, H, W) float32 or None, each frame's expected counts (the denoising
+        truth, :class:`SimFrame`); only with ``simulate(..., noise_free=True)``
     """
 
     frames: np.ndarray
@@ -94,6 +101,7 @@ class Movie:
     events: list | None = None
     layer_labels: np.ndarray | None = None
     vacancies: pd.DataFrame | None = None
+    noise_free: np.ndarray | None = None
 
 
 def _shape2(size) -> tuple[int, int]:
@@ -157,7 +165,7 @@ def _events(params: dict, key: str, width: int) -> np.ndarray:
 
 
 def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | None = None,
-               **overrides) -> Iterator[SimFrame]:
+               noise_free: bool = False, **overrides) -> Iterator[SimFrame]:
     """Simulate a movie frame by frame.
 
     Parameters
@@ -170,6 +178,9 @@ def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | N
         Same seed, same movie (bit for bit).
     frames : int, optional
         Number of frames; endless when None.
+    noise_free : bool
+        Also give each frame's expected counts (``SimFrame.noise_free``); the noisy frames
+        are the same with or without it.
     **overrides
         Any scenario parameter (see ``SCENARIOS[name]``).
 
@@ -236,12 +247,14 @@ def iter_movie(scenario: str | dict, *, size=256, seed: int = 0, frames: int | N
         yield SimFrame(i, out.image, out.labels, truth, out.layers if layered else None, t, px,
                        offset_px=(float(offset[0]), float(offset[1])), event=event,
                        layer_labels=out.layer_labels if layered else None,
-                       vacancies=_vacancies(i, dyn, offset, px, shape) if layered else None)
+                       vacancies=_vacancies(i, dyn, offset, px, shape) if layered else None,
+                       noise_free=expected_counts(out.expected, frame_params) if noise_free
+                       else None)
         i += 1
 
 
 def simulate(scenario: str | dict, *, frames: int = 10, size=256, seed: int = 0,
-             progress: bool = False, **overrides) -> Movie:
+             progress: bool = False, noise_free: bool = False, **overrides) -> Movie:
     """Simulate a whole movie in memory (see :func:`iter_movie` for the parameters).
 
     Returns
@@ -251,13 +264,16 @@ def simulate(scenario: str | dict, *, frames: int = 10, size=256, seed: int = 0,
     params = scenario_params(scenario, **overrides)
     if frames < 1:
         raise ValueError("frames must be >= 1")
-    it = iter_movie(params, size=size, seed=seed, frames=frames)
+    it = iter_movie(params, size=size, seed=seed, frames=frames, noise_free=noise_free)
     if progress:
         from tqdm import tqdm
         it = tqdm(it, total=frames, unit="frame", desc=f"sim {params['scenario']}")
     imgs, labs, lays, planes, rows, vac, offsets, events = [], [], [], [], [], [], [], []
+    clean = []
     for f in it:
         imgs.append(f.image)
+        if f.noise_free is not None:
+            clean.append(f.noise_free)
         labs.append(f.labels)
         rows.append(f.truth)
         offsets.append(f.offset_px)
@@ -273,4 +289,5 @@ def simulate(scenario: str | dict, *, frames: int = 10, size=256, seed: int = 0,
                  float(params["pixel_size_nm"]), float(params["frame_time_s"]), params,
                  np.asarray(offsets, float), events,
                  np.stack(planes) if planes else None,
-                 pd.concat(vac, ignore_index=True) if vac else None)
+                 pd.concat(vac, ignore_index=True) if vac else None,
+                 np.stack(clean) if clean else None)

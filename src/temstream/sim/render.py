@@ -187,6 +187,31 @@ def background_transmission(params: dict) -> float:
                           + 2 * params["window_nm"] / params["lambda_sin_nm"])))
 
 
+def expected_counts(expected: np.ndarray, params: dict) -> np.ndarray:
+    """The noise-free frame: the detector's mean counts for ``expected`` electrons.
+
+    What :func:`detect` returns on average, before shot and read noise, rounding and
+    clipping: the truth a denoiser is scored against (``noise=False`` rounds to integer
+    counts, which at 0.5 counts/px would be most of the signal).
+
+    Parameters
+    ----------
+    expected : (H, W) float array
+        Expected electrons per pixel (as given to :func:`detect`).
+    params : dict
+        ``detector``, ``gain``, ``offset``, ``mtf_f0``, ``mtf_floor``.
+
+    Returns
+    -------
+    (H, W) float32 expected counts.
+    """
+    e = np.maximum(expected, 0.0).astype(np.float32)
+    if params["detector"] == "integrating":  # the MTF acts on the mean as on every frame
+        mtf = _mtf(e.shape, float(params["mtf_f0"]), float(params["mtf_floor"]))
+        e = sfft.irfft2(sfft.rfft2(e, workers=1) * mtf, s=e.shape, workers=1)
+    return (e * float(params["gain"]) + float(params["offset"])).astype(np.float32)
+
+
 def detect(expected: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
     """Shot noise and detector response.
 

@@ -255,3 +255,67 @@ def training_pairs(seed: int, *, size: int = 256, task: str = "particles",
             yield out.image, particle_target(out.labels)
         else:
             yield out.image, out.layer_labels.astype(np.uint16), bool(equal)
+
+
+#: scenarios the denoiser trains on (movies, so that it can learn what moves between frames)
+DENOISE_SCENARIOS = ("dispersed", "assembly", "etching")
+#: low-contrast materials mixed into the denoiser's training movies (beam-sensitive samples)
+LOW_CONTRAST = ("SiO2", "organic")
+
+
+def counts_to_dose(counts: float, params: dict) -> float:
+    """The ``dose_e_per_A2`` at which the background of ``params`` gets ``counts`` detected
+    counts above the offset per pixel and frame (counts / (transmission * gain) electrons)."""
+    from temstream.sim.render import background_transmission
+
+    electrons = counts / (background_transmission(params) * float(params["gain"]))
+    return electrons / (10.0 * float(params["pixel_size_nm"])) ** 2
+
+
+def denoise_windows(seed: int, *, size: int = 128, frames: int = 3, counts=(0.3, 25.0),
+                    movie_frames: int = 8, integrating: float = 0.25) -> Iterator[tuple]:
+    """Endless iterator of causal frame windows and the noise-free current frame.
+
+    Each simulated movie (a random scenario of :data:`DENOISE_SCENARIOS`, a third of them
+    with low-contrast particles of :data:`LOW_CONTRAST`, a dose drawn log-uniformly in
+    ``counts``) gives one window per frame: frames ``t - frames + 1 .. t``, the first ones
+    repeating frame 0 as a new series does in the pipeline.
+
+    Parameters
+    ----------
+    seed : int
+        Same seed, same windows.
+    size : int
+        Frame edge (px).
+    frames : int
+        Window length K.
+    counts : (float, float)
+        Range of the detected counts per background pixel and frame (above the offset).
+    movie_frames : int
+        Frames per simulated movie.
+    integrating : float
+        Fraction of movies from an integrating detector (offset 100, read noise 3 counts,
+        MTF on the noise); the rest count electrons.
+
+    Yields
+    ------
+    window : (frames, size, size) float32 counts, oldest first
+    clean : (size, size) float32 expected counts of the last frame
+    """
+    from temstream.sim.movie import simulate
+    from temstream.sim.scenarios import scenario_params
+
+    rng = np.random.default_rng(seed)
+    while True:
+        scen = DENOISE_SCENARIOS[rng.integers(len(DENOISE_SCENARIOS))]
+        over = {"material": str(rng.choice(LOW_CONTRAST))} if rng.random() < 1 / 3 else {}
+        if rng.random() >= integrating:
+            over.update(detector="counting", gain=1.0, offset=0.0, read_noise=0.0)
+        prm = scenario_params(scen, **over)
+        c = _log_uniform(rng, *counts)
+        movie = simulate(prm, frames=movie_frames, size=size, seed=int(rng.integers(2**31)),
+                         noise_free=True, dose_e_per_A2=counts_to_dose(c, prm))
+        raw = movie.frames.astype(np.float32)
+        for t in range(movie_frames):
+            idx = [max(t - k, 0) for k in range(frames - 1, -1, -1)]
+            yield raw[idx], movie.noise_free[t]

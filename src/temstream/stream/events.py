@@ -15,7 +15,7 @@ import numpy as np
 
 #: the pipeline's stages, in order: the runner's stage attributes and the recording's
 #: ``/frames_info`` timing columns (``<stage>_ms``) are named after them
-STAGES = ("preprocess", "segment", "instances", "register", "link")
+STAGES = ("preprocess", "denoise", "segment", "instances", "register", "link")
 
 
 class MalformedMessage(ValueError):

@@ -220,7 +220,8 @@ class ResultsPublisher:
             "pixel_size_nm": frame.meta.get("pixel_size_nm", self._pixel_size),
             "particles": columns, "events": events,
         }
-        image = frame.image
+        image = getattr(result, "display", None)  # the denoised frame, where there is one
+        image = frame.image if image is None else image
         if image is not None:
             header["shape"] = list(image.shape[:2])
         payload = []
