@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from temstream.cli._common import new_parser
@@ -66,9 +67,13 @@ def run(args) -> int:
         frames = _progress(range(n), not args.no_progress)
         stream = den.stream()
         write = _writer(out, n, (h, w), movie)
+        t0 = time.perf_counter()
         with write as put:
             for i in frames:
                 put(i, stream(np.asarray(movie[i])))
+        took = time.perf_counter() - t0
+    print(f"wrote {out}: {n} frames of {h}x{w} float32 expected counts per pixel in "
+          f"{took:.1f} s ({1e3 * took / max(n, 1):.0f} ms per frame)")
     return 0
 
 
