@@ -405,3 +405,30 @@ def test_stage_timings_exclude_the_queue_waits(tmp_path):
                   "register_ms", "link_queue_ms", "link_ms"]].sum(axis=1)
     assert np.allclose(parts, info["latency_ms"], atol=0.01)
     assert info["queue_ms"].max() > 45  # later frames waited for the segmenter
+
+
+def test_the_next_frame_is_segmented_while_this_one_is_measured():
+    """Issue 28 item 2: on two cores the segmentation of frame n+1 overlaps the instances (and
+    link) of frame n: the two run in different threads, and the instances in the one that
+    links (so a frame's measurement and its tracks stay in order)."""
+    import threading
+
+    frames, _ = disks_movie(n_frames=4)
+    seen = {}
+
+    def watch(name, fn):
+        def stage(*args, **kwargs):
+            seen.setdefault(name, set()).add(threading.current_thread().name)
+            return fn(*args, **kwargs)
+        return stage
+
+    h, w = frames[0].shape  # a series start that announces its size: warmed up mid-run
+    runner = Runner(MemorySource(frames, meta={"shape": [h, w], "dtype": "uint16"}),
+                    preprocess=lambda im: im,
+                    segment=watch("segment", ClassicalSegmenter()),
+                    instances=watch("instances", instances),
+                    link=Link(TrackingConfig(search_range=5.0)), flow="lossless")
+    assert runner.run().processed == 4
+    # (the warm-ups run the stages in the caller's thread before any frame is taken)
+    assert "temstream-compute" in seen["segment"] and "temstream-link" not in seen["segment"]
+    assert "temstream-link" in seen["instances"] and "temstream-compute" not in seen["instances"]

@@ -52,7 +52,7 @@ class PipelineControl(NoControl):
     """Live settings of an in-process runner, through the stages' own interfaces.
 
     - threshold and outlines: :meth:`Instances.update <temstream.pipeline.stages.Instances.update>`
-      (validated, swapped atomically, in effect from the compute thread's next frame);
+      (validated, swapped atomically, in effect from the link thread's next frame);
     - search range: :meth:`Link.set_search_range <temstream.pipeline.stages.Link.set_search_range>`
       (in effect from the link thread's next frame);
     - recording: pause/resume of the first :class:`~temstream.record.RecorderSink`.

@@ -2,8 +2,11 @@
 
 Three threads move frames along::
 
-    ingest  --[compute queue]-->  compute (preprocess, segment, instances)
-            --[link queue]----->  link + sinks (recorder, results feed, display)
+    ingest  --[compute queue]-->  compute (preprocess, denoise, segment)
+            --[link queue]----->  instances, register, link + sinks (recorder, results feed,
+                                  display)
+
+so on two cores the segmentation of frame n+1 runs beside the instances and linking of frame n.
 
 Stages know nothing of threads; the runner calls them. Under the ``live`` flow policy a full
 compute queue drops its *oldest* frame (counted, reason ``queue-full``); under ``lossless`` the
@@ -161,11 +164,11 @@ class FrameResult:
                "receive_time": self.frame.receive_time,
                "n_particles": len(self.table.get("x", ()))}
         # each stage from its own start: the waits in the two queues are columns of their own
-        starts = {"preprocess": "dequeued", "link": "link_dequeued"}
+        starts = {"preprocess": "dequeued", "instances": "link_dequeued"}
         for prev, name in zip(order, order[1:]):
             row[f"{name}_ms"] = 1e3 * (s.get(name, np.nan) - s.get(starts.get(name, prev), np.nan))
         row["queue_ms"] = 1e3 * (s.get("dequeued", np.nan) - s["received"])
-        row["link_queue_ms"] = 1e3 * (s.get("link_dequeued", np.nan) - s.get(order[-2], np.nan))
+        row["link_queue_ms"] = 1e3 * (s.get("link_dequeued", np.nan) - s.get("segment", np.nan))
         row["latency_ms"] = 1e3 * (s.get("link", np.nan) - s["received"])
         reg = self.registration
         if reg is not None:
@@ -339,8 +342,8 @@ class Runner:
     link : LinkStage
         table -> ids (N,) int64, with ``reset`` and ``warm_up``
     register : RegisterStage, optional
-        (raw frame, table) -> registration (shift, jump, quality), run in the compute thread
-        after the instances; its bad frames are bridged by the link stage. None: no
+        (raw frame, table) -> registration (shift, jump, quality), run after the instances
+        in the link thread; its bad frames are bridged by the link stage. None: no
         registration (``register_ms`` is then 0).
     denoise : callable (H, W) -> (H, W) float32, optional
         After preprocess, with ``reset()`` (a new series) and ``apply`` (``"segment"``: the
@@ -397,6 +400,7 @@ class Runner:
         self._track_ids: set[int] = set()
         self._t_first: float | None = None
         self._warm: set[tuple] = set()
+        self._warm_pending: collections.deque = collections.deque()  # compute -> link thread
         self._prepared = False
 
     # -- control -------------------------------------------------------------------------
@@ -416,9 +420,10 @@ class Runner:
         the instance stage also runs on probabilities with a few synthetic particles, and
         ``link.warm_up(table)``, where the link stage has one, links them on a throwaway
         linker (a cold cache after an install cost the demo 50 of its first 60 frames).
-        Nothing reaches the sinks and no track is started. Called by the compute thread when
-        a series start announces its frame size (``shape``, or ``height``/``width`` from a
-        DECTRIS start message), and by ``demo``.
+        Nothing reaches the sinks and no track is started. Called by :meth:`prepare` and by
+        ``demo``; when a series start announces a new frame size (``shape``, or
+        ``height``/``width`` from a DECTRIS start message) the compute thread warms its own
+        stages and the link thread the rest, each in its own thread.
 
         Parameters
         ----------
@@ -434,14 +439,29 @@ class Runner:
         """
         key = (int(shape[0]), int(shape[1]), np.dtype(dtype).str)
         t0 = time.perf_counter()
-        frame = np.zeros(key[:2], np.dtype(dtype))
+        frame, probabilities = self._warm_segment(key)
+        self._warm_measure(frame, probabilities)
+        self._warm.add(key)
+        took = time.perf_counter() - t0
+        log.info("compute stages warmed up for %dx%d %s frames in %.2f s", key[0], key[1],
+                 np.dtype(dtype).name, took)
+        return took
+
+    def _warm_segment(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """The compute thread's part of a warm-up: a blank frame of ``key`` (h, w, dtype)
+        through preprocess, denoise and segment; returns (frame, probabilities)."""
+        frame = np.zeros(key[:2], np.dtype(key[2]))
         image = self.preprocess(frame)
         if self.denoise is not None:
             denoised = self.denoise(image)
             self.denoise.reset()  # the blank frame is no part of the series
             if self.denoise.apply == "segment":
                 image = denoised
-        probabilities = self.segment(image)
+        return frame, self.segment(image)
+
+    def _warm_measure(self, frame: np.ndarray, probabilities: np.ndarray) -> None:
+        """The link thread's part: the instance, link and register stages on the blank frame
+        and on synthetic particles (their stateful parts are left as they were)."""
         self.instances(probabilities, frame)
         with_particles = synthetic_particles(probabilities)
         if with_particles is not None:
@@ -451,11 +471,6 @@ class Runner:
                 self.register(frame, dict(table))
                 self.register(frame, dict(table))
                 self.register.reset()
-        self._warm.add(key)
-        took = time.perf_counter() - t0
-        log.info("compute stages warmed up for %dx%d %s frames in %.2f s", key[0], key[1],
-                 np.dtype(dtype).name, took)
-        return took
 
     def prepare(self, dtypes=(np.uint16, np.float32)) -> float:
         """Compile (or load from numba's cache) the kernels that measure and link particles,
@@ -495,26 +510,31 @@ class Runner:
         log.info("particle kernels ready in %.2f s", took)
         return took
 
-    def _warm_up_for(self, meta: dict) -> None:
-        """Warm up for the frame size a series start announces (if it does, and is new)."""
+    def _warm_up_for(self, meta: dict) -> tuple | None:
+        """Warm up the compute stages for the frame size a series start announces (if it does,
+        and is new); returns (blank frame, probabilities) for the link thread's part."""
         shape = meta.get("shape") or (meta.get("height"), meta.get("width"))
         try:
             h, w = (int(v) for v in shape)
             dtype = np.dtype(meta.get("dtype") or meta.get("image_dtype") or np.uint16)
         except (TypeError, ValueError):
-            return
+            return None
         # the announcement comes from the network: only sizes and types a frame could have,
         # within the one MAX_PIXELS budget every allocation from wire sizes obeys
         if not (fits_budget(h, w) and dtype.kind in "uif" and dtype.itemsize <= 4):
             log.warning("series announces %r %s frames, beyond what a frame may be (%d px "
                         "at most): no warm-up", shape, dtype, MAX_PIXELS)
-            return
-        if (h, w, dtype.str) not in self._warm:
+            return None
+        key = (h, w, dtype.str)
+        if key not in self._warm:
+            self._warm.add(key)
             try:
-                self.warm_up((h, w), dtype)
+                # the stages after segment run in the link thread, which may still be busy
+                # with the last series: it warms them when it reaches this series' start
+                return self._warm_segment(key)
             except Exception as exc:  # noqa: BLE001 - a real frame will tell, if it matters
-                self._warm.add((h, w, dtype.str))
                 log.warning("warm-up on a blank %dx%d frame failed (%s); going on", h, w, exc)
+        return None
 
     @property
     def queue_depths(self) -> dict[str, int]:
@@ -649,29 +669,14 @@ class Runner:
                     name = "segment"
                     item.probabilities = self.segment(item.image)
                     s[name] = time.perf_counter()
-                    name = "instances"
-                    raw = item.frame.image
-                    if raw.dtype.kind == "f" and not np.isfinite(raw).all():
-                        raw = item.image  # the segmenter's input: NaN/inf pixels replaced
-                    if item.display is not None and self.denoise.apply == "segment":
-                        # the contrast tests weigh what was segmented: at 0.5 counts/px the
-                        # raw frame shows no particle (docs/eval_denoise.md, F1 0.16 vs 0.60)
-                        raw = item.display
-                    out = self.instances(item.probabilities, raw)
-                    item.labels, item.table = out[0], out[1]
-                    item.layer_labels = out[2] if len(out) > 2 else None
-                    s[name] = time.perf_counter()
-                    name = "register"
-                    if self.register is not None:
-                        item.registration = self.register(item.frame.image, item.table,
-                                                          item.index)
-                    s[name] = time.perf_counter()
                 elif isinstance(item, SeriesStart):
-                    self._warm_up_for(item.meta)
+                    blank = self._warm_up_for(item.meta)
+                    if blank is not None:
+                        self._warm_pending.append(blank)  # measured by the link thread
                     if self.denoise is not None:
                         self.denoise.reset()  # frames of another series are no history
-                    if self.register is not None:
-                        self.register.reset()  # a new series: its first frame is the origin
+                # the instances, registration and linking of this frame run in the next thread,
+                # beside the segmentation of the next frame (two cores both busy)
                 self.link_q.put(item, drop_oldest=False, stop=self._stop)
                 if item is _END:
                     return
@@ -688,6 +693,30 @@ class Runner:
             for sink in self.sinks:
                 sink.dropped(row)
 
+    def _measure(self, item: FrameResult) -> None:
+        """The instance and register stages of one segmented frame (the link thread)."""
+        s = item.stamps
+        raw = item.frame.image
+        if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+            raw = item.image  # the segmenter's input: NaN/inf pixels replaced
+        if item.display is not None and self.denoise.apply == "segment":
+            # the contrast tests weigh what was segmented: at 0.5 counts/px the raw frame
+            # shows no particle (docs/eval_denoise.md, F1 0.16 vs 0.60)
+            raw = item.display
+        out = self.instances(item.probabilities, raw)
+        item.labels, item.table = out[0], out[1]
+        item.layer_labels = out[2] if len(out) > 2 else None
+        s["instances"] = time.perf_counter()
+        if self.register is not None:
+            item.registration = self.register(item.frame.image, item.table, item.index)
+        s["register"] = time.perf_counter()
+
+    def _warm_measure_safely(self, frame: np.ndarray, probabilities: np.ndarray) -> None:
+        try:
+            self._warm_measure(frame, probabilities)
+        except Exception as exc:  # noqa: BLE001 - a real frame will tell, if it matters
+            log.warning("warm-up of the particle stages failed (%s); going on", exc)
+
     def _link_and_sink(self) -> None:
         item = None
         stage = "link"
@@ -702,17 +731,23 @@ class Runner:
                 if item is _END:
                     return
                 if isinstance(item, SeriesStart):
+                    while self._warm_pending:
+                        self._warm_measure_safely(*self._warm_pending.popleft())
                     if self.summary.processed:
                         self.link.reset()  # tracks never continue across series
+                    if self.register is not None:
+                        self.register.reset()  # a new series: its first frame is the origin
                     for sink in self.sinks:
                         sink.series_start(item)
                     continue
                 if isinstance(item, SeriesEnd):
                     continue
-                # frames that reach this queue were computed before any failing frame (the
-                # queue keeps order), so they are still linked and recorded after an error
-                stage = "link"
+                # frames that reach this queue were segmented before any failing frame (the
+                # queue keeps order), so they are still measured, linked and recorded
                 item.stamps["link_dequeued"] = time.perf_counter()
+                stage = "instances"
+                self._measure(item)
+                stage = "link"
                 reg = item.registration
                 h, w = item.frame.image.shape[:2]
                 sx, sy = (reg.shift_x, reg.shift_y) if reg is not None else (0.0, 0.0)
@@ -738,6 +773,8 @@ class Runner:
         except BaseException as exc:  # noqa: BLE001
             frame = item.index if isinstance(item, FrameResult) else None
             self._fail(stage, frame, exc)
+            if isinstance(item, FrameResult) and stage != "sinks":
+                self._drop(item.frame, "error")  # never written: accounted as dropped
         finally:
             self._flush_drops()
 
