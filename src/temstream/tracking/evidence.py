@@ -19,7 +19,7 @@ import cv2
 import numba
 import numpy as np
 
-from temstream.tracking.edges import RING_PX, _nearest_particle
+from temstream.tracking.edges import RING_PX, _nearest_particle, checked_labels
 
 #: half-sides (px) of the boxes whose means sample the frame's noise at each scale
 SCALES = (1, 2, 4, 8, 16, 32)
@@ -160,10 +160,7 @@ def significance(image: np.ndarray, labels: np.ndarray, *, which: np.ndarray | N
     >>> bool(z[0] > 5), bool(z[1] < 3)
     (True, True)
     """
-    labels = np.ascontiguousarray(labels, dtype=np.int32)
-    if labels.shape != np.shape(image) or labels.ndim != 2:
-        raise ValueError(f"image {np.shape(image)} and labels {labels.shape} must be the same "
-                         f"2-D shape")
+    labels = checked_labels(image, labels)
     n = int(labels.max(initial=0))
     if n == 0:
         return np.zeros(0)

@@ -182,6 +182,32 @@ class Particles:
         return np.where(self.keep[self.labels], self.labels, 0)
 
 
+def drop_small_seeds(labels: np.ndarray, bbox: np.ndarray, area: np.ndarray,
+                     min_area: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeds of fewer than ``min_area`` px removed and the rest labelled again.
+
+    Parameters
+    ----------
+    labels : (H, W) int32
+        Seed labels, 0 = none (changed in place where seeds are removed).
+    bbox, area : ndarray
+        :func:`label_mask`'s boxes and areas of ``labels`` (index 0 = background).
+    min_area : int
+        px.
+
+    Returns
+    -------
+    labels, bbox, area
+        As :func:`label_mask` returns them (the inputs, unchanged, when no seed is small).
+    """
+    small = area < min_area
+    small[0] = False
+    if not small.any():
+        return labels, bbox, area
+    labels[small[labels]] = 0
+    return label_mask(labels > 0)
+
+
 def find_particles(seg: Segmentation, settings: InstancesConfig) -> Particles:
     """Seeds, grown over the foreground, and fragments merged (boundary-class models).
 
@@ -196,12 +222,8 @@ def find_particles(seg: Segmentation, settings: InstancesConfig) -> Particles:
     if seg.extent is None:
         return Particles.of(labels, n)
     if n > 0 and settings.min_seed_area > 1:
-        small = area < settings.min_seed_area
-        small[0] = False
-        if small.any():
-            labels[small[labels]] = 0
-            labels, bbox, area = label_mask(labels > 0)
-            n = bbox.shape[0] - 1
+        labels, bbox, area = drop_small_seeds(labels, bbox, area, settings.min_seed_area)
+        n = bbox.shape[0] - 1
     if n > 0:
         _k.grow_seeds(labels, np.ascontiguousarray(seg.extent), bbox,
                       np.empty(labels.size, np.int64))

@@ -30,8 +30,8 @@ import numpy as np
 
 from temstream.config.schema import InstancesConfig
 from temstream.tracking import _instances_kernels as _k
-from temstream.tracking.instances import (TABLE_COLUMNS, Particles, Segmentation, empty_table,
-                                          label_mask, measure)
+from temstream.tracking.instances import (TABLE_COLUMNS, Particles, Segmentation,
+                                          drop_small_seeds, empty_table, label_mask, measure)
 from temstream.tracking.lattice import Lattice, fit_lattice
 
 __all__ = ["is_layered", "LayeredSegmentation", "layer_particles", "LayerLattices",
@@ -110,14 +110,8 @@ def layer_particles(seg: LayeredSegmentation, k: int, settings: InstancesConfig)
     pres = seg.presence[k]
     extent = pres > seg.threshold
     cores = (seg.centres[k] > CORE_LEVEL) & extent
-    labels, bbox, area = label_mask(cores)
+    labels, bbox, area = drop_small_seeds(*label_mask(cores), MIN_CORE_AREA)
     n = bbox.shape[0] - 1
-    small = area < MIN_CORE_AREA
-    small[0] = False
-    if small.any():
-        labels[small[labels]] = 0
-        labels, bbox, area = label_mask(labels > 0)
-        n = bbox.shape[0] - 1
     if n > 0:
         _k.grow_seeds(labels, np.ascontiguousarray(extent), bbox,
                       np.empty(labels.size, np.int64))
